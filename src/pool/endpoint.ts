@@ -1,0 +1,91 @@
+// A model-server endpoint (one pod and one target port) and the live state the
+// collector and the request path keep on it.
+import { isIP } from 'node:net';
+import type { ModelServerMetrics } from '../metrics/engines.ts';
+
+export interface EndpointSpec {
+  address: string;
+  port: number;
+  /** Display name, e.g. the pod name; defaults to the key. */
+  name?: string;
+  labels?: Record<string, string>;
+}
+
+export interface Endpoint {
+  /** `ip:port`, IPv6 in brackets: the value written to x-gateway-destination-endpoint. */
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  name: string;
+  labels: Record<string, string>;
+  /** Latest scraped metrics; undefined until the first successful scrape. */
+  metrics: ModelServerMetrics | undefined;
+  /** performance.now() of the last successful scrape (0 = never). */
+  metricsUpdatedAt: number;
+  /** Last scrape error, cleared by a successful scrape. */
+  scrapeError: string | undefined;
+  /** Requests routed here whose response has not finished. */
+  inFlight: number;
+}
+
+/** Go net.JoinHostPort: IPv6 addresses in brackets. */
+export function joinHostPort(address: string, port: number): string {
+  return isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Parse "ip:port" or "[v6]:port". Throws with a readable message. */
+export function parseHostPort(text: string): { address: string; port: number } {
+  const s = text.trim();
+  let address: string;
+  let portText: string;
+  if (s.startsWith('[')) {
+    const close = s.indexOf(']');
+    if (close < 0 || s[close + 1] !== ':') throw new Error(`"${text}": expected [ipv6]:port`);
+    address = s.slice(1, close);
+    portText = s.slice(close + 2);
+  } else {
+    const colon = s.lastIndexOf(':');
+    if (colon < 0) throw new Error(`"${text}": expected ip:port`);
+    address = s.slice(0, colon);
+    portText = s.slice(colon + 1);
+    if (address.includes(':')) throw new Error(`"${text}": IPv6 addresses must be written [addr]:port`);
+  }
+  return { address: checkAddress(address, text), port: checkPort(portText, text) };
+}
+
+export function checkAddress(address: string, context: string): string {
+  if (isIP(address) === 0) throw new Error(`"${context}": "${address}" is not an IP address`);
+  return address;
+}
+
+export function checkPort(port: unknown, context: string): number {
+  const n = typeof port === 'number' ? port : /^\d+$/.test(String(port)) ? Number(port) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`"${context}": port "${String(port)}" is not in 1-65535`);
+  return n;
+}
+
+export function createEndpoint(spec: EndpointSpec): Endpoint {
+  const key = joinHostPort(spec.address, spec.port);
+  return {
+    key,
+    address: spec.address,
+    port: spec.port,
+    name: spec.name ?? key,
+    labels: { ...(spec.labels ?? {}) },
+    metrics: undefined,
+    metricsUpdatedAt: 0,
+    scrapeError: undefined,
+    inFlight: 0,
+  };
+}
+
+/** The IP part of "ip:port", "[v6]:port" or a bare IP; the subset hint is matched by IP only. */
+export function hostOf(hostPort: string): string {
+  if (hostPort.startsWith('[')) {
+    const close = hostPort.indexOf(']');
+    return close > 0 ? hostPort.slice(1, close) : hostPort;
+  }
+  if (isIP(hostPort) !== 0) return hostPort;
+  const colon = hostPort.lastIndexOf(':');
+  return colon < 0 ? hostPort : hostPort.slice(0, colon);
+}
