@@ -1,0 +1,168 @@
+// Wires llm-epp together: pool source → datastore → metrics collector →
+// director + scheduler → ext_proc server, plus health and Prometheus.
+// main.ts runs it from flags; tests run it in-process with port 0.
+import type { Server } from '@grpc/grpc-js';
+import type { Server as HttpServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { Director } from './director.ts';
+import { bind, createExtProcServer, createHealthServer, shutdown } from './extproc/server.ts';
+import type { Options } from './flags.ts';
+import { HealthState } from './health.ts';
+import { createLogger, type Logger } from './log.ts';
+import { MetricsCollector } from './metrics/collector.ts';
+import { EppMetrics } from './observability/metrics.ts';
+import { startMetricsServer } from './observability/metrics-server.ts';
+import { Datastore } from './pool/datastore.ts';
+import { FileSource } from './pool/file-source.ts';
+import { parseEndpointList } from './pool/static-source.ts';
+import { LeastQueueScheduler } from './scheduling/least-queue.ts';
+import type { Scheduler } from './scheduling/types.ts';
+import { loadTlsMaterial, serverCredentials } from './tls.ts';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export interface AppDeps {
+  logger?: Logger;
+  scheduler?: Scheduler;
+  /** Host to bind every server on (tests use 127.0.0.1). */
+  host?: string;
+  poolName?: string;
+  processMetrics?: boolean;
+}
+
+export interface App {
+  readonly options: Options;
+  readonly log: Logger;
+  readonly datastore: Datastore;
+  readonly collector: MetricsCollector;
+  readonly metrics: EppMetrics;
+  readonly health: HealthState;
+  readonly director: Director;
+  readonly fileSource: FileSource | undefined;
+  /** Ports actually bound (differ from options when 0 was asked). */
+  readonly ports: { grpc: number; health: number; metrics: number };
+  /** PEM of the serving certificate when TLS is on. */
+  readonly certPem: Buffer | undefined;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startApp(options: Options, deps: AppDeps = {}): Promise<App> {
+  const log = deps.logger ?? createLogger(options.logLevel);
+  const host = deps.host ?? '0.0.0.0';
+  const datastore = new Datastore();
+  const metrics = new EppMetrics(datastore, {
+    poolName: deps.poolName ?? 'llm-epp',
+    stalenessThresholdMs: options.metricsStalenessThresholdMs,
+    version: VERSION,
+    processMetrics: deps.processMetrics ?? true,
+  });
+  const health = new HealthState();
+
+  // The pool first: a bad --endpoints or endpoints file stops start-up here.
+  let fileSource: FileSource | undefined;
+  if (options.endpointsFile) {
+    fileSource = new FileSource(options.endpointsFile, datastore, log);
+    await fileSource.start();
+  } else {
+    datastore.replaceAll(parseEndpointList(options.endpoints));
+    log.info({ endpoints: datastore.list().length }, 'static endpoint pool loaded');
+  }
+
+  const collector = new MetricsCollector(
+    datastore,
+    {
+      intervalMs: options.refreshMetricsIntervalMs,
+      timeoutMs: options.metricsScrapeTimeoutMs,
+      scheme: options.modelServerMetricsScheme,
+      path: options.modelServerMetricsPath,
+      port: options.modelServerMetricsPort,
+      insecureSkipVerify: options.modelServerMetricsHttpsInsecureSkipVerify,
+    },
+    log,
+    metrics,
+  );
+  collector.start();
+
+  const scheduler = deps.scheduler ?? new LeastQueueScheduler();
+  const director = new Director(
+    datastore,
+    scheduler,
+    {
+      metricsStalenessThresholdMs: options.metricsStalenessThresholdMs,
+      fallbackEndpoints: options.fallbackEndpoints,
+      disableEndpointSubsetFilter: options.disableEndpointSubsetFilter,
+    },
+    metrics,
+    log,
+  );
+
+  const tls = options.secureServing ? await loadTlsMaterial(options.certPath) : undefined;
+  const extProc = createExtProcServer(
+    {
+      director,
+      metrics,
+      log,
+      maxRequestBodyBytes: options.maxRequestBodyBytes,
+      maxResponseUsageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20),
+    },
+    health,
+    // BUFFERED mode sends the whole body in one message.
+    { maxReceiveMessageBytes: options.maxRequestBodyBytes + (1 << 20) },
+  );
+  const healthServer = createHealthServer(health);
+  let metricsServer: HttpServer | undefined;
+  const servers: Server[] = [extProc, healthServer];
+  try {
+    const grpcPort = await bind(extProc, `${host}:${options.grpcPort}`, serverCredentials(tls));
+    const healthPort = await bind(healthServer, `${host}:${options.grpcHealthPort}`, serverCredentials(undefined));
+    metricsServer = await startMetricsServer(metrics.registry, options.metricsPort, host);
+    const metricsAddr = metricsServer.address();
+    const metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
+
+    // Ready: the pool has been read and the ext_proc server accepts streams.
+    health.setReady(datastore.synced);
+    log.info(
+      {
+        version: VERSION,
+        grpcPort,
+        healthPort,
+        metricsPort,
+        tls: tls ? (tls.selfSigned ? 'self-signed' : options.certPath) : 'off',
+        scheduler: scheduler.name,
+      },
+      'llm-epp serving',
+    );
+
+    let stopping: Promise<void> | undefined;
+    return {
+      options,
+      log,
+      datastore,
+      collector,
+      metrics,
+      health,
+      director,
+      fileSource,
+      ports: { grpc: grpcPort, health: healthPort, metrics: metricsPort },
+      certPem: tls?.cert,
+      stop(graceMs = 5000) {
+        stopping ??= (async () => {
+          health.setReady(false);
+          fileSource?.stop();
+          await Promise.all([...servers.map((s) => shutdown(s, graceMs)), collector.stop()]);
+          await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+          metricsServer?.closeAllConnections();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    for (const s of servers) s.forceShutdown();
+    metricsServer?.close();
+    fileSource?.stop();
+    await collector.stop();
+    throw err;
+  }
+}

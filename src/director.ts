@@ -1,0 +1,97 @@
+// Request control between the ext_proc stream and the scheduler: which
+// endpoints may serve a request (ready, inside the gateway's subset hint),
+// the scheduling call and its metrics, and per-endpoint in-flight accounting.
+import { EppError } from './errors.ts';
+import type { Logger } from './log.ts';
+import type { EppMetrics } from './observability/metrics.ts';
+import type { EndpointPool } from './pool/datastore.ts';
+import { hostOf, type Endpoint } from './pool/endpoint.ts';
+import type { Scheduler, SchedulingRequest } from './scheduling/types.ts';
+
+export interface DirectorOptions {
+  metricsStalenessThresholdMs: number;
+  fallbackEndpoints: number;
+  disableEndpointSubsetFilter: boolean;
+}
+
+export class Director {
+  readonly #pool: EndpointPool;
+  readonly #scheduler: Scheduler;
+  readonly #opts: DirectorOptions;
+  readonly #metrics: EppMetrics;
+  readonly #log: Logger;
+
+  constructor(pool: EndpointPool, scheduler: Scheduler, opts: DirectorOptions, metrics: EppMetrics, log: Logger) {
+    this.#pool = pool;
+    this.#scheduler = scheduler;
+    this.#opts = opts;
+    this.#metrics = metrics;
+    this.#log = log;
+  }
+
+  get scheduler(): Scheduler {
+    return this.#scheduler;
+  }
+
+  /** Endpoints with fresh metrics, narrowed to the subset hint (matched by IP) when one is given. */
+  candidates(subset: readonly string[] | undefined): Endpoint[] {
+    const now = performance.now();
+    const stale = this.#opts.metricsStalenessThresholdMs;
+    let allowed: Set<string> | undefined;
+    if (subset !== undefined && !this.#opts.disableEndpointSubsetFilter) {
+      allowed = new Set();
+      for (const s of subset) allowed.add(hostOf(s.trim()));
+    }
+    const out: Endpoint[] = [];
+    for (const ep of this.#pool.list()) {
+      if (ep.metrics === undefined || now - ep.metricsUpdatedAt > stale) continue;
+      if (allowed && !allowed.has(ep.address)) continue;
+      out.push(ep);
+    }
+    return out;
+  }
+
+  /**
+   * Pick the primary endpoint and up to --fallback-endpoints next-best ones.
+   * Throws EppError 503 when nothing can serve the request.
+   */
+  pick(request: SchedulingRequest, subset: readonly string[] | undefined): Endpoint[] {
+    const candidates = this.candidates(subset);
+    if (candidates.length === 0) {
+      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
+      if (this.#pool.list().length === 0) throw new EppError('ServiceUnavailable', 'no endpoints in the pool');
+      if (subset !== undefined && !this.#opts.disableEndpointSubsetFilter) {
+        throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates: no ready endpoint in the subset hint');
+      }
+      throw new EppError('ServiceUnavailable', 'no ready endpoints: every endpoint\'s metrics are missing or stale');
+    }
+    const start = performance.now();
+    const result = this.#scheduler.schedule(request, candidates, 1 + this.#opts.fallbackEndpoints);
+    this.#metrics.schedulerE2E.observe((performance.now() - start) / 1000);
+    const endpoints = result.endpoints;
+    if (endpoints.length === 0) {
+      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
+      throw new EppError('ServiceUnavailable', 'failed to find target endpoint: the scheduler rejected every candidate');
+    }
+    const primary = endpoints[0];
+    this.#metrics.schedulerAttempts.inc({
+      status: 'success',
+      target_model_name: request.targetModel,
+      pod_name: primary.name,
+      namespace: primary.labels['namespace'] ?? '',
+      port: String(primary.port),
+    });
+    primary.inFlight++;
+    return endpoints as Endpoint[];
+  }
+
+  /** The routed request finished (or was abandoned): release what pick() took. */
+  done(request: SchedulingRequest, primary: Endpoint): void {
+    if (primary.inFlight > 0) primary.inFlight--;
+    try {
+      this.#scheduler.requestDone?.(request, primary);
+    } catch (err) {
+      this.#log.error({ err, requestId: request.requestId }, 'scheduler requestDone failed');
+    }
+  }
+}

@@ -1,0 +1,58 @@
+// Errors that end a request with an ImmediateResponse. The body follows OpenAI's
+// error shape so clients (OpenAI SDKs) surface a readable message.
+
+export type ErrorCode =
+  | 'BadRequest'
+  | 'PayloadTooLarge'
+  | 'ServiceUnavailable'
+  | 'ResourceExhausted'
+  | 'Internal';
+
+const STATUS: Record<ErrorCode, number> = {
+  BadRequest: 400,
+  PayloadTooLarge: 413,
+  ResourceExhausted: 429,
+  Internal: 500,
+  ServiceUnavailable: 503,
+};
+
+const OPENAI_TYPE: Record<ErrorCode, string> = {
+  BadRequest: 'invalid_request_error',
+  PayloadTooLarge: 'invalid_request_error',
+  ResourceExhausted: 'rate_limit_error',
+  Internal: 'server_error',
+  ServiceUnavailable: 'server_error',
+};
+
+export class EppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Request field the error is about, e.g. "model" (OpenAI's `param`). */
+  readonly param: string | null;
+
+  constructor(code: ErrorCode, message: string, param: string | null = null) {
+    super(message);
+    this.name = 'EppError';
+    this.code = code;
+    this.status = STATUS[code];
+    this.param = param;
+  }
+}
+
+export function badRequest(message: string, param: string | null = null): EppError {
+  return new EppError('BadRequest', message, param);
+}
+
+/** JSON body in OpenAI's error shape: {"error":{"message","type","param","code"}}. */
+export function openAIErrorBody(err: EppError): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      error: {
+        message: err.message,
+        type: OPENAI_TYPE[err.code],
+        param: err.param,
+        code: err.status,
+      },
+    }),
+  );
+}

@@ -1,0 +1,164 @@
+// Shapes of the ext_proc messages as @grpc/proto-loader decodes them, and the
+// builders for every ProcessingResponse llm-epp sends.
+//
+// Note: protobufjs ships google.protobuf.Struct/Value with camelCase field
+// names (structValue, stringValue, listValue) even with keepCase, so those
+// are spelled that way here while Envoy's own messages keep snake_case.
+
+export const BodySendMode = { NONE: 0, STREAMED: 1, BUFFERED: 2, BUFFERED_PARTIAL: 3, FULL_DUPLEX_STREAMED: 4, GRPC: 5 } as const;
+export type BodySendMode = (typeof BodySendMode)[keyof typeof BodySendMode];
+
+/** Envoy's recommended maximum per streamed body reply (the reference EPP uses 62,000). */
+export const BODY_CHUNK_LIMIT = 62_000;
+
+export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
+export const DESTINATION_NAMESPACE = 'envoy.lb';
+export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
+export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
+export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
+
+export interface PbValue {
+  nullValue?: number;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: PbStruct;
+  listValue?: { values?: PbValue[] };
+}
+export interface PbStruct {
+  fields?: Record<string, PbValue>;
+}
+
+export interface HeaderValue {
+  key: string;
+  value?: string;
+  raw_value?: Buffer;
+}
+
+export interface HttpHeaders {
+  headers?: { headers?: HeaderValue[] };
+  end_of_stream?: boolean;
+}
+export interface HttpBody {
+  body?: Buffer;
+  end_of_stream?: boolean;
+}
+export interface HttpTrailers {
+  trailers?: { headers?: HeaderValue[] };
+}
+
+export interface ProcessingRequest {
+  request?: 'request_headers' | 'response_headers' | 'request_body' | 'response_body' | 'request_trailers' | 'response_trailers';
+  request_headers?: HttpHeaders;
+  response_headers?: HttpHeaders;
+  request_body?: HttpBody;
+  response_body?: HttpBody;
+  request_trailers?: HttpTrailers;
+  response_trailers?: HttpTrailers;
+  metadata_context?: { filter_metadata?: Record<string, PbStruct> };
+  observability_mode?: boolean;
+  protocol_config?: { request_body_mode?: number; response_body_mode?: number; send_body_without_waiting_for_header_response?: boolean };
+}
+
+interface HeaderValueOption {
+  header: { key: string; raw_value: Buffer };
+}
+
+interface CommonResponse {
+  status?: number;
+  header_mutation?: { set_headers?: HeaderValueOption[]; remove_headers?: string[] };
+  body_mutation?: { body?: Buffer; streamed_response?: { body: Buffer; end_of_stream: boolean } };
+  clear_route_cache?: boolean;
+}
+
+export interface ProcessingResponse {
+  request_headers?: { response: CommonResponse };
+  response_headers?: { response: CommonResponse };
+  request_body?: { response: CommonResponse };
+  response_body?: { response: CommonResponse };
+  request_trailers?: Record<string, never>;
+  response_trailers?: Record<string, never>;
+  immediate_response?: {
+    status: { code: number };
+    headers?: { set_headers: HeaderValueOption[] };
+    body: Buffer;
+    details?: string;
+  };
+  dynamic_metadata?: PbStruct;
+}
+
+/** Read headers into a map: keys lower-cased, raw_value preferred over value. */
+export function readHeaders(h: HttpHeaders | HttpTrailers | undefined, into: Map<string, string>, dups?: Set<string>): void {
+  const list = (h as HttpHeaders | undefined)?.headers?.headers ?? (h as HttpTrailers | undefined)?.trailers?.headers;
+  if (!list) return;
+  for (const hv of list) {
+    const key = hv.key.toLowerCase();
+    const value = hv.raw_value && hv.raw_value.length > 0 ? hv.raw_value.toString('latin1') : (hv.value ?? '');
+    if (dups && into.has(key)) dups.add(key);
+    into.set(key, value);
+  }
+}
+
+/** A string value inside metadata_context.filter_metadata[namespace][key]. */
+export function metadataValue(req: ProcessingRequest, namespace: string, key: string): PbValue | undefined {
+  return req.metadata_context?.filter_metadata?.[namespace]?.fields?.[key];
+}
+
+export function header(key: string, value: string): HeaderValueOption {
+  // raw_value only: Envoy rejects a HeaderValue that sets both.
+  return { header: { key, raw_value: Buffer.from(value, 'latin1') } };
+}
+
+export function destinationMetadata(destination: string, extra?: Record<string, PbValue>): PbStruct {
+  const fields: Record<string, PbValue> = { [DESTINATION_HEADER]: { stringValue: destination } };
+  if (extra) Object.assign(fields, extra);
+  return { fields: { [DESTINATION_NAMESPACE]: { structValue: { fields } } } };
+}
+
+export function requestHeadersResponse(setHeaders: HeaderValueOption[], metadata: PbStruct | undefined): ProcessingResponse {
+  const res: ProcessingResponse = {
+    request_headers: { response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: setHeaders } } },
+  };
+  if (metadata) res.dynamic_metadata = metadata;
+  return res;
+}
+
+/** Plain CONTINUE for a direction/phase. */
+export function continueResponse(kind: 'request_headers' | 'response_headers' | 'request_body' | 'response_body'): ProcessingResponse {
+  return { [kind]: { response: {} } };
+}
+
+export function streamedBody(kind: 'request_body' | 'response_body', body: Buffer, endOfStream: boolean): ProcessingResponse {
+  return { [kind]: { response: { body_mutation: { streamed_response: { body, end_of_stream: endOfStream } } } } };
+}
+
+export function trailersResponse(kind: 'request_trailers' | 'response_trailers'): ProcessingResponse {
+  return { [kind]: {} };
+}
+
+export function immediateResponse(status: number, body: Buffer, details: string): ProcessingResponse {
+  return {
+    immediate_response: {
+      status: { code: status },
+      headers: { set_headers: [header('content-type', 'application/json')] },
+      body,
+      details,
+    },
+  };
+}
+
+/**
+ * Split a body into replies of at most BODY_CHUNK_LIMIT bytes, the last one
+ * carrying end_of_stream. Slices are views: the bytes are echoed unchanged
+ * and never copied. An empty body is one empty reply with end_of_stream.
+ */
+export function* chunkBody(kind: 'request_body' | 'response_body', body: Buffer, endOfStream: boolean): Generator<ProcessingResponse> {
+  if (body.length === 0) {
+    yield streamedBody(kind, body, endOfStream);
+    return;
+  }
+  for (let off = 0; off < body.length; off += BODY_CHUNK_LIMIT) {
+    const end = Math.min(off + BODY_CHUNK_LIMIT, body.length);
+    yield streamedBody(kind, body.subarray(off, end), endOfStream && end === body.length);
+  }
+}

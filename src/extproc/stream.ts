@@ -1,0 +1,441 @@
+// One ext_proc stream = one HTTP request. Drives the request path (hold the
+// headers reply until the body ends, route, answer headers + metadata, echo
+// the body) and the response path (pass-through, usage, TTFT/TPOT), in any of
+// the body modes a gateway may be configured with.
+import { randomUUID } from 'node:crypto';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { Director } from '../director.ts';
+import { EppError, openAIErrorBody } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { EppMetrics } from '../observability/metrics.ts';
+import { parseRequestBody, type ParsedRequest } from '../openai/request.ts';
+import { SseUsageReader, usageFromJson, type Usage } from '../openai/usage.ts';
+import type { Endpoint } from '../pool/endpoint.ts';
+import type { SchedulingRequest } from '../scheduling/types.ts';
+import {
+  BodySendMode,
+  DESTINATION_HEADER,
+  DESTINATION_NAMESPACE,
+  SERVED_KEY,
+  SUBSET_KEY,
+  SUBSET_NAMESPACE,
+  chunkBody,
+  continueResponse,
+  destinationMetadata,
+  header,
+  immediateResponse,
+  metadataValue,
+  readHeaders,
+  requestHeadersResponse,
+  trailersResponse,
+  type HttpBody,
+  type HttpHeaders,
+  type PbValue,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from './messages.ts';
+
+export interface StreamContext {
+  director: Director;
+  metrics: EppMetrics;
+  log: Logger;
+  maxRequestBodyBytes: number;
+  /** Bytes of a non-streaming response kept to read its usage. */
+  maxResponseUsageBytes: number;
+}
+
+// Headers the gateway owns; never echoed back to the upstream request.
+const SYSTEM_HEADERS = new Set([
+  'x-gateway-inference-fairness-id',
+  'x-gateway-inference-objective',
+  'x-gateway-model-name-rewrite',
+  'x-gateway-destination-endpoint-subset',
+  DESTINATION_HEADER,
+  SERVED_KEY,
+  'content-length',
+  'host',
+]);
+
+type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
+
+export class ExtProcStream {
+  readonly #call: Call;
+  readonly #ctx: StreamContext;
+
+  #closed = false;
+  #ended = false;
+  #observeOnly = false;
+  #requestBodyMode: number | undefined;
+  #responseBodyMode: number | undefined;
+  #metadata: ProcessingRequest['metadata_context'];
+
+  // Request path.
+  readonly #headers = new Map<string, string>();
+  readonly #dupHeaders = new Set<string>();
+  #requestId = '';
+  #requestIdGenerated = false;
+  #path = '/';
+  #receivedAt = 0;
+  #chunks: Buffer[] = [];
+  #bodyBytes = 0;
+  #requestDone = false;
+  /** STREAMED / BUFFERED_PARTIAL: routed on headers, body chunks just continue. */
+  #passBody = false;
+
+  // After routing.
+  #sched: SchedulingRequest | undefined;
+  #primary: Endpoint | undefined;
+  #completed = false;
+
+  // Response path.
+  #responseStatus = '';
+  #served: string | undefined;
+  #sse: SseUsageReader | undefined;
+  #respChunks: Buffer[] | undefined = [];
+  #respBytes = 0;
+  #firstByteAt = 0;
+  #lastByteAt = 0;
+
+  constructor(call: Call, ctx: StreamContext) {
+    this.#call = call;
+    this.#ctx = ctx;
+    call.on('data', (req: ProcessingRequest) => this.#onMessage(req));
+    // Envoy half-closed: finish our side too so the stream never hangs.
+    call.on('end', () => {
+      this.#release();
+      this.#end();
+    });
+    call.on('cancelled', () => this.#release());
+    call.on('error', (err) => {
+      this.#ctx.log.debug({ err: err.message, requestId: this.#requestId }, 'ext_proc stream error');
+      this.#release();
+    });
+    call.on('close', () => this.#release());
+  }
+
+  #onMessage(req: ProcessingRequest): void {
+    if (this.#closed) return;
+    try {
+      if (req.protocol_config) {
+        this.#requestBodyMode = req.protocol_config.request_body_mode ?? BodySendMode.NONE;
+        this.#responseBodyMode = req.protocol_config.response_body_mode ?? BodySendMode.NONE;
+      }
+      if (req.observability_mode) this.#observeOnly = true;
+      if (req.metadata_context) this.#metadata = req.metadata_context;
+      switch (req.request) {
+        case 'request_headers':
+          return this.#onRequestHeaders(req.request_headers ?? {});
+        case 'request_body':
+          return this.#onRequestBody(req.request_body ?? {});
+        case 'request_trailers':
+          return this.#onRequestTrailers();
+        case 'response_headers':
+          return this.#onResponseHeaders(req, req.response_headers ?? {});
+        case 'response_body':
+          return this.#onResponseBody(req.response_body ?? {});
+        case 'response_trailers':
+          this.#send(trailersResponse('response_trailers'));
+          return this.#complete();
+        default:
+          throw new EppError('BadRequest', 'ProcessingRequest without a request phase');
+      }
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  // ---- request path ----
+
+  #onRequestHeaders(h: HttpHeaders): void {
+    this.#receivedAt = performance.now();
+    readHeaders(h, this.#headers, this.#dupHeaders);
+    const id = this.#headers.get('x-request-id');
+    if (id) this.#requestId = id;
+    else {
+      this.#requestId = randomUUID();
+      this.#requestIdGenerated = true;
+    }
+    this.#path = this.#headers.get(':path') ?? '/';
+
+    const mode = this.#requestBodyMode;
+    if (h.end_of_stream || mode === BodySendMode.NONE) {
+      // No body will come (GET /v1/models, or body mode NONE): answer now.
+      this.#requestDone = true;
+      this.#route(undefined, 0, 'headers');
+    } else if (mode === BodySendMode.STREAMED || mode === BodySendMode.BUFFERED_PARTIAL) {
+      // Envoy waits for this reply before sending any body: route on headers.
+      this.#requestDone = true;
+      this.#passBody = true;
+      this.#route(undefined, 0, 'headers');
+    } else if (mode === BodySendMode.BUFFERED) {
+      // Envoy waits for this reply before sending the (single) body message;
+      // the destination goes on the body reply, where BUFFERED honours it.
+      this.#send(continueResponse('request_headers'));
+    }
+    // FULL_DUPLEX_STREAMED (or an Envoy too old to say): hold the reply.
+  }
+
+  #onRequestBody(b: HttpBody): void {
+    if (this.#passBody) {
+      this.#send(continueResponse('request_body'));
+      return;
+    }
+    if (this.#requestDone) return;
+    const chunk = b.body;
+    if (chunk && chunk.length > 0) {
+      this.#bodyBytes += chunk.length;
+      if (this.#bodyBytes > this.#ctx.maxRequestBodyBytes) {
+        throw new EppError('PayloadTooLarge', `request body exceeds ${this.#ctx.maxRequestBodyBytes} bytes`);
+      }
+      this.#chunks.push(chunk);
+    }
+    if (b.end_of_stream) this.#finishRequestBody(true);
+  }
+
+  #onRequestTrailers(): void {
+    // With trailers, the trailers (not end_of_stream) end the body.
+    if (!this.#requestDone) this.#finishRequestBody(false);
+    if (!this.#closed) this.#send(trailersResponse('request_trailers'));
+  }
+
+  #finishRequestBody(endOfStream: boolean): void {
+    this.#requestDone = true;
+    const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bodyBytes);
+    this.#chunks = [];
+    const parsed = parseRequestBody(body, this.#path);
+    const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
+    this.#route(parsed, body.length, buffered ? 'buffered' : 'duplex');
+    if (!buffered && !this.#closed) {
+      // Echo the original bytes: nothing was changed, so nothing is re-serialised.
+      for (const msg of chunkBody('request_body', body, endOfStream)) this.#send(msg);
+    }
+  }
+
+  /** Choose endpoints and send the reply that carries the destination. */
+  #route(parsed: ParsedRequest | undefined, bodyLength: number, reply: 'headers' | 'duplex' | 'buffered'): void {
+    const model = parsed?.model ?? '';
+    const sched: SchedulingRequest = {
+      requestId: this.#requestId,
+      model,
+      targetModel: model,
+      parsed,
+      headers: this.#headers,
+    };
+    const endpoints = this.#ctx.director.pick(sched, this.#subsetHint());
+    this.#sched = sched;
+    this.#primary = endpoints[0];
+    const destination = endpoints.map((e) => e.key).join(',');
+
+    const set = [header(DESTINATION_HEADER, destination)];
+    if (this.#requestIdGenerated) set.push(header('x-request-id', this.#requestId));
+    if (reply !== 'buffered') {
+      if (bodyLength > 0) set.push(header('content-length', String(bodyLength)));
+      for (const [k, v] of this.#headers) {
+        if (k.charCodeAt(0) === 58 /* ':' */ || SYSTEM_HEADERS.has(k) || this.#dupHeaders.has(k)) continue;
+        if (k === 'x-request-id') continue;
+        set.push(header(k, v));
+      }
+    }
+    const metadata = destinationMetadata(destination);
+    if (reply === 'buffered') {
+      this.#send({
+        request_body: { response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set } } },
+        dynamic_metadata: metadata,
+      });
+    } else {
+      this.#send(requestHeadersResponse(set, metadata));
+    }
+
+    const m = this.#ctx.metrics;
+    if (model) {
+      m.requestTotal.inc({ model_name: model, target_model_name: model, priority: '0' });
+      m.requestSizes.observe({ model_name: model, target_model_name: model }, bodyLength);
+      m.runningRequests.inc({ model_name: model });
+    }
+    const log = this.#ctx.log;
+    if (log.isLevelEnabled('debug')) {
+      log.debug(
+        {
+          requestId: this.#requestId,
+          model,
+          api: parsed?.api,
+          stream: parsed?.stream,
+          bodyBytes: bodyLength,
+          endpoint: endpoints[0].key,
+          fallbacks: endpoints.slice(1).map((e) => e.key),
+          queue: endpoints[0].metrics?.waitingQueueSize,
+          kvCache: endpoints[0].metrics?.kvCacheUsage,
+          scheduler: this.#ctx.director.scheduler.name,
+          latencyMs: +(performance.now() - this.#receivedAt).toFixed(3),
+        },
+        'request routed',
+      );
+    }
+  }
+
+  #subsetHint(): string[] | undefined {
+    const v: PbValue | undefined = this.#metadata?.filter_metadata?.[SUBSET_NAMESPACE]?.fields?.[SUBSET_KEY];
+    if (v === undefined) return undefined;
+    if (v.listValue) {
+      const out: string[] = [];
+      for (const item of v.listValue.values ?? []) if (typeof item.stringValue === 'string') out.push(item.stringValue);
+      return out;
+    }
+    // Lenient: a single "ip:port[,ip:port]" string.
+    if (typeof v.stringValue === 'string') return v.stringValue.split(',').filter((s) => s.trim() !== '');
+    return [];
+  }
+
+  // ---- response path ----
+
+  #onResponseHeaders(req: ProcessingRequest, h: HttpHeaders): void {
+    const headers = new Map<string, string>();
+    readHeaders(h, headers);
+    this.#responseStatus = headers.get(':status') ?? '';
+    const served = metadataValue(req, DESTINATION_NAMESPACE, SERVED_KEY)?.stringValue;
+    if (served) this.#served = served;
+    if ((headers.get('content-type') ?? '').includes('text/event-stream')) {
+      this.#sse = new SseUsageReader();
+      this.#respChunks = undefined;
+    }
+    this.#send(continueResponse('response_headers'));
+    if (this.#responseStatus && !this.#responseStatus.startsWith('2') && this.#sched?.model) {
+      this.#ctx.metrics.requestErrorTotal.inc({
+        model_name: this.#sched.model,
+        target_model_name: this.#sched.targetModel,
+        error_code: 'ModelServerError',
+      });
+    }
+    if (h.end_of_stream) this.#complete();
+  }
+
+  #onResponseBody(b: HttpBody): void {
+    const body = b.body ?? Buffer.alloc(0);
+    const eos = b.end_of_stream === true;
+    // Pass through first: accounting must never delay or block the bytes.
+    const mode = this.#responseBodyMode;
+    if (mode === undefined || mode === BodySendMode.FULL_DUPLEX_STREAMED) {
+      for (const msg of chunkBody('response_body', body, eos)) this.#send(msg);
+    } else {
+      this.#send(continueResponse('response_body'));
+    }
+    if (body.length > 0) {
+      const now = performance.now();
+      if (this.#firstByteAt === 0) this.#firstByteAt = now;
+      this.#lastByteAt = now;
+      this.#respBytes += body.length;
+      try {
+        if (this.#sse) this.#sse.push(body);
+        else if (this.#respChunks) {
+          if (this.#respBytes <= this.#ctx.maxResponseUsageBytes) this.#respChunks.push(body);
+          else this.#respChunks = undefined;
+        }
+      } catch (err) {
+        this.#ctx.log.warn({ err, requestId: this.#requestId }, 'response usage parsing failed');
+      }
+    }
+    if (eos) this.#complete();
+  }
+
+  /** The response has fully passed: record usage and latency metrics. */
+  #complete(): void {
+    if (this.#completed || !this.#sched || !this.#primary) return;
+    this.#completed = true;
+    const sched = this.#sched;
+    this.#ctx.director.done(sched, this.#primary);
+    const model = sched.model;
+    if (!model) return;
+    const labels = { model_name: model, target_model_name: sched.targetModel };
+    const m = this.#ctx.metrics;
+    m.runningRequests.dec({ model_name: model });
+    const now = performance.now();
+    m.requestDuration.observe(labels, (now - this.#receivedAt) / 1000);
+    m.responseSizes.observe(labels, this.#respBytes);
+
+    let usage: Usage | undefined;
+    if (this.#sse) {
+      this.#sse.end();
+      usage = this.#sse.usage;
+    } else if (this.#respChunks && this.#respChunks.length > 0) {
+      usage = usageFromJson(Buffer.concat(this.#respChunks));
+    }
+    this.#respChunks = undefined;
+    if (this.#firstByteAt > 0) m.ttft.observe(labels, (this.#firstByteAt - this.#receivedAt) / 1000);
+    if (usage) {
+      if (usage.promptTokens > 0) m.inputTokens.observe(labels, usage.promptTokens);
+      if (usage.completionTokens > 0) {
+        m.outputTokens.observe(labels, usage.completionTokens);
+        m.ntpot.observe(labels, (now - this.#receivedAt) / 1000 / usage.completionTokens);
+        if (usage.completionTokens > 1 && this.#lastByteAt > this.#firstByteAt) {
+          m.tpot.observe(labels, (this.#lastByteAt - this.#firstByteAt) / 1000 / (usage.completionTokens - 1));
+        }
+      }
+      if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(labels, usage.cachedTokens);
+    }
+    const log = this.#ctx.log;
+    if (log.isLevelEnabled('debug')) {
+      log.debug(
+        {
+          requestId: this.#requestId,
+          model,
+          endpoint: this.#primary.key,
+          served: this.#served,
+          status: this.#responseStatus,
+          ttftMs: this.#firstByteAt > 0 ? +(this.#firstByteAt - this.#receivedAt).toFixed(3) : undefined,
+          durationMs: +(now - this.#receivedAt).toFixed(3),
+          promptTokens: usage?.promptTokens,
+          completionTokens: usage?.completionTokens,
+        },
+        'request completed',
+      );
+    }
+  }
+
+  // ---- plumbing ----
+
+  #send(msg: ProcessingResponse): void {
+    if (this.#closed || this.#observeOnly) return;
+    this.#call.write(msg);
+  }
+
+  /** Answer with an ImmediateResponse and end the stream. */
+  #fail(err: unknown): void {
+    const e = err instanceof EppError ? err : new EppError('Internal', 'internal error');
+    if (!(err instanceof EppError)) this.#ctx.log.error({ err, requestId: this.#requestId }, 'internal error on ext_proc stream');
+    else this.#ctx.log.debug({ requestId: this.#requestId, status: e.status, reason: e.message }, 'request rejected');
+    const model = this.#sched?.model ?? '';
+    this.#ctx.metrics.requestErrorTotal.inc({ model_name: model, target_model_name: model, error_code: e.code });
+    // Failure after routing (should not happen): the response path is gone.
+    this.#releaseRouting();
+    this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`));
+    this.#end();
+  }
+
+  #end(): void {
+    this.#closed = true;
+    this.#chunks = [];
+    if (this.#ended) return;
+    this.#ended = true;
+    try {
+      this.#call.end();
+    } catch {
+      // Already torn down by the peer.
+    }
+  }
+
+  /** The stream is gone (cancel, reset, early close): free what it holds. */
+  #release(): void {
+    this.#chunks = [];
+    this.#respChunks = undefined;
+    this.#releaseRouting();
+    this.#closed = true;
+  }
+
+  #releaseRouting(): void {
+    if (this.#sched && this.#primary && !this.#completed) {
+      this.#completed = true;
+      this.#ctx.director.done(this.#sched, this.#primary);
+      if (this.#sched.model) this.#ctx.metrics.runningRequests.dec({ model_name: this.#sched.model });
+    }
+  }
+}

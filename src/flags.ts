@@ -1,0 +1,211 @@
+// Command-line flags. Names and defaults follow the GAIE EPP so existing Helm
+// values and scripts keep working. Both `--flag=value` and `--flag value` are
+// accepted, and Go-style single-dash long flags (`-grpc-port=9002`) too.
+import { parseArgs } from 'node:util';
+
+export interface Options {
+  grpcPort: number;
+  grpcHealthPort: number;
+  metricsPort: number;
+  secureServing: boolean;
+  certPath: string;
+  endpoints: string;
+  endpointsFile: string;
+  refreshMetricsIntervalMs: number;
+  metricsStalenessThresholdMs: number;
+  metricsScrapeTimeoutMs: number;
+  modelServerMetricsPath: string;
+  modelServerMetricsScheme: 'http' | 'https';
+  modelServerMetricsPort: number;
+  modelServerMetricsHttpsInsecureSkipVerify: boolean;
+  maxRequestBodyBytes: number;
+  fallbackEndpoints: number;
+  disableEndpointSubsetFilter: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  help: boolean;
+  version: boolean;
+}
+
+type Kind = 'int' | 'duration' | 'bool' | 'string' | 'bytes';
+
+interface FlagSpec {
+  name: string;
+  key: keyof Options;
+  kind: Kind;
+  def: string;
+  help: string;
+  choices?: readonly string[];
+}
+
+export const FLAGS: readonly FlagSpec[] = [
+  { name: 'grpc-port', key: 'grpcPort', kind: 'int', def: '9002', help: 'ext_proc gRPC port (Envoy calls envoy.service.ext_proc.v3.ExternalProcessor/Process here; gRPC health is served here too).' },
+  { name: 'grpc-health-port', key: 'grpcHealthPort', kind: 'int', def: '9003', help: 'Plaintext gRPC health port (grpc.health.v1: liveness, readiness, envoy.service.ext_proc.v3.ExternalProcessor).' },
+  { name: 'metrics-port', key: 'metricsPort', kind: 'int', def: '9090', help: 'Prometheus metrics port (GET /metrics).' },
+  { name: 'secure-serving', key: 'secureServing', kind: 'bool', def: 'true', help: 'Serve ext_proc over TLS. Uses --cert-path, else a self-signed certificate made at start-up.' },
+  { name: 'cert-path', key: 'certPath', kind: 'string', def: '', help: 'Directory holding tls.crt and tls.key for --secure-serving.' },
+  { name: 'endpoints', key: 'endpoints', kind: 'string', def: '', help: 'Static pool: comma-separated model-server endpoints ip:port (IPv6 as [addr]:port).' },
+  { name: 'endpoints-file', key: 'endpointsFile', kind: 'string', def: '', help: 'Pool from a YAML file (address, port, name, labels), reloaded when it changes.' },
+  { name: 'refresh-metrics-interval', key: 'refreshMetricsIntervalMs', kind: 'duration', def: '50ms', help: 'How often every endpoint\'s /metrics is scraped.' },
+  { name: 'metrics-staleness-threshold', key: 'metricsStalenessThresholdMs', kind: 'duration', def: '2s', help: 'Endpoints whose last successful scrape is older than this are not picked.' },
+  { name: 'metrics-scrape-timeout', key: 'metricsScrapeTimeoutMs', kind: 'duration', def: '1s', help: 'Timeout of one scrape; a slow pod never delays the others.' },
+  { name: 'model-server-metrics-path', key: 'modelServerMetricsPath', kind: 'string', def: '/metrics', help: 'Path of the model servers\' Prometheus page.' },
+  { name: 'model-server-metrics-scheme', key: 'modelServerMetricsScheme', kind: 'string', def: 'http', choices: ['http', 'https'], help: 'Scheme used to scrape model servers.' },
+  { name: 'model-server-metrics-port', key: 'modelServerMetricsPort', kind: 'int', def: '0', help: 'Port to scrape metrics on; 0 means the endpoint\'s own port.' },
+  { name: 'model-server-metrics-https-insecure-skip-verify', key: 'modelServerMetricsHttpsInsecureSkipVerify', kind: 'bool', def: 'true', help: 'Skip certificate verification when scraping over https.' },
+  { name: 'max-request-body-bytes', key: 'maxRequestBodyBytes', kind: 'bytes', def: '8388608', help: 'Largest request body accepted; larger bodies get 413. Accepts plain bytes or Ki/Mi/Gi suffixes.' },
+  { name: 'fallback-endpoints', key: 'fallbackEndpoints', kind: 'int', def: '2', help: 'How many next-best distinct endpoints follow the primary in x-gateway-destination-endpoint.' },
+  { name: 'disable-endpoint-subset-filter', key: 'disableEndpointSubsetFilter', kind: 'bool', def: 'false', help: 'Ignore the envoy.lb.subset_hint metadata sent by the gateway.' },
+  { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'Log level (debug logs one line per routed request). -v=4 is debug, -v=5 trace, as in the GAIE EPP.' },
+  { name: 'help', key: 'help', kind: 'bool', def: 'false', help: 'Print this help and exit.' },
+  { name: 'version', key: 'version', kind: 'bool', def: 'false', help: 'Print the version and exit.' },
+];
+
+export class FlagError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FlagError';
+  }
+}
+
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go time.ParseDuration syntax ("50ms", "1m30s", "0"), returned in milliseconds. */
+export function parseDuration(text: string): number {
+  const s = text.trim();
+  if (s === '0') return 0;
+  const re = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  while (pos < s.length) {
+    re.lastIndex = pos;
+    const m = re.exec(s);
+    if (!m) throw new Error(`invalid duration "${text}" (use a unit, e.g. 50ms, 2s, 1m)`);
+    total += Number(m[1]) * DURATION_UNITS[m[2]];
+    pos = re.lastIndex;
+  }
+  if (s.length === 0) throw new Error('empty duration');
+  return total;
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3 };
+
+export function parseBytes(text: string): number {
+  const m = /^\s*(\d+)\s*(k|m|g|ki|mi|gi)?b?\s*$/i.exec(text);
+  if (!m) throw new Error(`invalid byte size "${text}" (e.g. 8388608, 8Mi)`);
+  return Number(m[1]) * BYTE_UNITS[(m[2] ?? '').toLowerCase()];
+}
+
+function convert(spec: FlagSpec, raw: string): unknown {
+  switch (spec.kind) {
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw new FlagError(`--${spec.name}: "${raw}" is not an integer`);
+      const n = Number(raw);
+      if (n < 0) throw new FlagError(`--${spec.name}: must not be negative`);
+      return n;
+    }
+    case 'duration':
+      try {
+        return parseDuration(raw);
+      } catch (e) {
+        throw new FlagError(`--${spec.name}: ${(e as Error).message}`);
+      }
+    case 'bytes':
+      try {
+        return parseBytes(raw);
+      } catch (e) {
+        throw new FlagError(`--${spec.name}: ${(e as Error).message}`);
+      }
+    case 'bool': {
+      const v = raw.toLowerCase();
+      if (['true', '1', 't', 'yes'].includes(v)) return true;
+      if (['false', '0', 'f', 'no'].includes(v)) return false;
+      throw new FlagError(`--${spec.name}: "${raw}" is not a boolean`);
+    }
+    case 'string':
+      if (spec.choices && !spec.choices.includes(raw)) {
+        throw new FlagError(`--${spec.name}: "${raw}" is not one of ${spec.choices.join(', ')}`);
+      }
+      return raw;
+  }
+}
+
+const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
+
+/**
+ * Parse argv (without node and script). Booleans take `--x`, `--x=false` or
+ * `--x false`; `-v N` sets the log level from a Go-style verbosity.
+ */
+export function parseFlags(argv: readonly string[]): Options {
+  const normalised: string[] = [];
+  let verbosity: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    // Go's flag package accepts -name as well as --name.
+    if (/^-[a-z][a-z0-9-]+/.test(arg)) arg = '-' + arg;
+    const vm = /^--?v(?:=(\d+))?$/.exec(arg);
+    if (vm) {
+      const value = vm[1] ?? argv[++i];
+      if (value === undefined || !/^\d+$/.test(value)) throw new FlagError('-v: expects a number, e.g. -v=4');
+      verbosity = Number(value);
+      continue;
+    }
+    if (arg === '-h') arg = '--help';
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
+    if (m) {
+      const spec = BY_NAME.get(m[1]);
+      if (spec?.kind === 'bool') {
+        let value = m[2];
+        if (value === undefined && /^(true|false)$/i.test(argv[i + 1] ?? '')) value = argv[++i];
+        normalised.push(`--${m[1]}=${value ?? 'true'}`);
+        continue;
+      }
+    }
+    normalised.push(arg);
+  }
+
+  const options: Record<string, { type: 'string' }> = {};
+  for (const f of FLAGS) options[f.name] = { type: 'string' };
+  let values: Record<string, string | undefined>;
+  try {
+    const parsed = parseArgs({ args: normalised, options, strict: true, allowPositionals: false });
+    values = parsed.values as Record<string, string | undefined>;
+  } catch (e) {
+    throw new FlagError((e as Error).message.replace(/\. To specify.*$/s, ''));
+  }
+
+  const out: Record<string, unknown> = {};
+  for (const f of FLAGS) out[f.key] = convert(f, values[f.name] ?? f.def);
+  const opts = out as unknown as Options;
+  if (verbosity !== undefined && values['log-level'] === undefined) {
+    opts.logLevel = verbosity >= 5 ? 'trace' : verbosity >= 4 ? 'debug' : 'info';
+  }
+  validate(opts);
+  return opts;
+}
+
+function validate(o: Options): void {
+  if (o.help || o.version) return;
+  if (o.endpoints && o.endpointsFile) throw new FlagError('--endpoints and --endpoints-file are mutually exclusive');
+  if (!o.endpoints && !o.endpointsFile) {
+    throw new FlagError('no endpoint source: give --endpoints ip:port,... or --endpoints-file FILE');
+  }
+  for (const key of ['grpcPort', 'grpcHealthPort', 'metricsPort'] as const) {
+    if (o[key] > 65535) throw new FlagError(`${key}: ${o[key]} is not a port`);
+  }
+  if (o.modelServerMetricsPort > 65535) throw new FlagError('--model-server-metrics-port is not a port');
+  if (o.refreshMetricsIntervalMs <= 0) throw new FlagError('--refresh-metrics-interval must be positive');
+  if (o.metricsScrapeTimeoutMs <= 0) throw new FlagError('--metrics-scrape-timeout must be positive');
+  if (o.maxRequestBodyBytes <= 0) throw new FlagError('--max-request-body-bytes must be positive');
+  if (!o.modelServerMetricsPath.startsWith('/')) throw new FlagError('--model-server-metrics-path must start with /');
+}
+
+export function helpText(): string {
+  const lines = ['Usage: llm-epp [flags]', '', 'Flags:'];
+  for (const f of FLAGS) {
+    const def = f.kind === 'bool' ? ` (default ${f.def})` : f.def ? ` (default "${f.def}")` : '';
+    lines.push(`  --${f.name}${f.kind === 'bool' ? '' : ' VALUE'}`);
+    lines.push(`      ${f.help}${def}`);
+  }
+  lines.push('  -v N', '      Go-style verbosity: 4 = debug, 5 = trace.');
+  return lines.join('\n');
+}

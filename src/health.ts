@@ -1,0 +1,27 @@
+// grpc.health.v1 as the EPP protocol asks: `liveness` answers while the
+// process runs; `readiness`, "" and the ext_proc service name are SERVING once
+// the pool has been read and the ext_proc server accepts streams.
+import { HealthImplementation } from 'grpc-health-check';
+import { EXT_PROC_SERVICE_NAME } from './extproc/proto.ts';
+
+export const READINESS_SERVICES = ['', 'readiness', EXT_PROC_SERVICE_NAME] as const;
+
+export class HealthState {
+  readonly impl = new HealthImplementation({
+    liveness: 'SERVING',
+    readiness: 'NOT_SERVING',
+    '': 'NOT_SERVING',
+    [EXT_PROC_SERVICE_NAME]: 'NOT_SERVING',
+  });
+  #ready = false;
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  setReady(ready: boolean): void {
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    for (const s of READINESS_SERVICES) this.impl.setStatus(s, ready ? 'SERVING' : 'NOT_SERVING');
+  }
+}

@@ -1,0 +1,170 @@
+// Parsing of OpenAI-style request bodies. This is the one place that decides
+// what a request's routing text is (the text later cut into prefix blocks),
+// the same way for every API.
+import { isUtf8 } from 'node:buffer';
+import { badRequest } from '../errors.ts';
+
+export type ApiKind = 'completions' | 'chat' | 'responses' | 'embeddings';
+
+export interface ParsedRequest {
+  api: ApiKind;
+  model: string;
+  stream: boolean;
+  /** stream_options.include_usage: the response will carry a usage chunk. */
+  includeUsage: boolean;
+  cacheSalt: string | undefined;
+  /**
+   * Text that identifies the prompt's prefix, in prompt order. Deterministic:
+   * two requests sharing a prompt prefix share a prefix of this string.
+   */
+  routingText: string;
+  /** The decoded JSON body, for plugins that need other fields. */
+  body: Record<string, unknown>;
+}
+
+/** API selected from :path by suffix, as the GAIE EPP does; default completions. */
+export function apiForPath(path: string): ApiKind {
+  const q = path.indexOf('?');
+  let p = q >= 0 ? path.slice(0, q) : path;
+  while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  if (p.endsWith('/chat/completions')) return 'chat';
+  if (p.endsWith('/responses')) return 'responses';
+  if (p.endsWith('/embeddings')) return 'embeddings';
+  return 'completions';
+}
+
+export function parseRequestBody(raw: Buffer, path: string): ParsedRequest {
+  if (!isUtf8(raw)) throw badRequest('request body is not valid UTF-8');
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    throw badRequest(`request body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw badRequest('request body must be a JSON object');
+  }
+  const b = body as Record<string, unknown>;
+  if (typeof b.model !== 'string' || b.model === '') throw badRequest('"model" is required and must be a non-empty string', 'model');
+
+  const api = apiForPath(path);
+  let routingText: string;
+  switch (api) {
+    case 'completions':
+      routingText = promptText(b.prompt, 'prompt');
+      break;
+    case 'chat':
+      routingText = chatText(b);
+      break;
+    case 'responses':
+      routingText = responsesText(b);
+      break;
+    case 'embeddings':
+      routingText = promptText(b.input, 'input');
+      break;
+  }
+
+  const stream = b.stream === true;
+  let includeUsage = false;
+  if (b.stream_options !== undefined && b.stream_options !== null) {
+    if (typeof b.stream_options !== 'object' || Array.isArray(b.stream_options)) {
+      throw badRequest('"stream_options" must be an object', 'stream_options');
+    }
+    includeUsage = (b.stream_options as { include_usage?: unknown }).include_usage === true;
+  }
+  let cacheSalt: string | undefined;
+  if (b.cache_salt !== undefined && b.cache_salt !== null) {
+    if (typeof b.cache_salt !== 'string') throw badRequest('"cache_salt" must be a string', 'cache_salt');
+    cacheSalt = b.cache_salt;
+  }
+  return { api, model: b.model, stream, includeUsage, cacheSalt, routingText, body: b };
+}
+
+function isTokenList(v: unknown[]): boolean {
+  for (const t of v) if (!Number.isInteger(t)) return false;
+  return true;
+}
+
+// Token ids become decimal text, one separator each, so a shared token prefix
+// is a shared string prefix.
+function tokensText(tokens: readonly unknown[]): string {
+  return tokens.join(' ') + ' ';
+}
+
+/** prompt / input: string, list of strings, token ids, or list of token-id lists. */
+function promptText(value: unknown, field: string): string {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value) && value.length > 0) {
+    if (value.every((v) => typeof v === 'string')) return value.join('\n');
+    if (isTokenList(value)) return tokensText(value);
+    if (value.every((v) => Array.isArray(v) && v.length > 0 && isTokenList(v))) {
+      return (value as unknown[][]).map(tokensText).join('\n');
+    }
+  }
+  if (value === undefined || value === null) throw badRequest(`"${field}" is required`, field);
+  throw badRequest(`"${field}" must be a string, a list of strings, or token ids`, field);
+}
+
+function chatText(b: Record<string, unknown>): string {
+  const messages = b.messages;
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw badRequest('"messages" is required and must be a non-empty list', 'messages');
+  }
+  const parts: string[] = [];
+  // Tools are rendered ahead of the conversation by chat templates.
+  if (Array.isArray(b.tools) && b.tools.length > 0) parts.push(JSON.stringify(b.tools));
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as Record<string, unknown> | null;
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw badRequest(`messages[${i}] must be an object`, 'messages');
+    if (typeof m.role !== 'string') throw badRequest(`messages[${i}].role must be a string`, 'messages');
+    parts.push(m.role, '\n', contentText(m.content, `messages[${i}].content`, m.tool_calls !== undefined || m.role === 'assistant'), '\n');
+    if (m.tool_calls !== undefined && m.tool_calls !== null) parts.push(JSON.stringify(m.tool_calls), '\n');
+  }
+  return parts.join('');
+}
+
+/** Message content: a string, null (assistant tool calls), or a list of typed parts. */
+function contentText(content: unknown, where: string, mayBeNull: boolean): string {
+  if (typeof content === 'string') return content;
+  if (content === null || content === undefined) {
+    if (mayBeNull) return '';
+    throw badRequest(`${where} is required`, 'messages');
+  }
+  if (!Array.isArray(content)) throw badRequest(`${where} must be a string or a list of content parts`, 'messages');
+  let out = '';
+  for (let j = 0; j < content.length; j++) {
+    const part = content[j] as Record<string, unknown> | null;
+    if (part === null || typeof part !== 'object' || typeof part.type !== 'string') {
+      throw badRequest(`${where}[${j}] must be an object with a "type"`, 'messages');
+    }
+    if (typeof part.text === 'string') out += part.text;
+    else if (part.type === 'image_url' && typeof (part.image_url as { url?: unknown } | undefined)?.url === 'string') {
+      out += (part.image_url as { url: string }).url;
+    } else {
+      // Other media (audio, video, files): their JSON identifies them well enough.
+      out += JSON.stringify(part);
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+/** Responses API: optional instructions, then input (string or list of items). */
+function responsesText(b: Record<string, unknown>): string {
+  let out = '';
+  if (typeof b.instructions === 'string') out += 'instructions\n' + b.instructions + '\n';
+  const input = b.input;
+  if (typeof input === 'string') return out + input;
+  if (!Array.isArray(input) || input.length === 0) throw badRequest('"input" is required and must be a string or a non-empty list', 'input');
+  for (let i = 0; i < input.length; i++) {
+    const item = input[i] as Record<string, unknown> | null;
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw badRequest(`input[${i}] must be an object`, 'input');
+    if (typeof item.role === 'string') {
+      out += item.role + '\n' + contentText(item.content, `input[${i}].content`, true) + '\n';
+    } else {
+      // function_call, function_call_output, reasoning, ...: keep them in order.
+      out += JSON.stringify(item) + '\n';
+    }
+  }
+  return out;
+}

@@ -1,0 +1,34 @@
+// The interface between the request path and scheduling. The pluggable
+// pipeline (profiles of filters, weighted scorers and a picker, configured by
+// EndpointPickerConfig) implements Scheduler; the ext_proc server only ever
+// sees this interface.
+import type { Endpoint } from '../pool/endpoint.ts';
+import type { ParsedRequest } from '../openai/request.ts';
+
+export interface SchedulingRequest {
+  readonly requestId: string;
+  /** Model named by the client. */
+  readonly model: string;
+  /** Model the request is sent to (after rewrites). */
+  readonly targetModel: string;
+  /** Parsed body; undefined for headers-only requests (e.g. GET /v1/models). */
+  readonly parsed: ParsedRequest | undefined;
+  /** Request headers, keys lower-cased. */
+  readonly headers: ReadonlyMap<string, string>;
+}
+
+export interface SchedulingResult {
+  /** Chosen endpoints, best first and distinct: the primary, then fallbacks. */
+  readonly endpoints: readonly Endpoint[];
+}
+
+export interface Scheduler {
+  readonly name: string;
+  /**
+   * Rank `candidates` (non-empty, all ready) and return up to `maxEndpoints`.
+   * Must not throw for ordinary input; an empty result means no endpoint fits.
+   */
+  schedule(request: SchedulingRequest, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult;
+  /** Called once the routed request has finished (response done, cancelled or failed). */
+  requestDone?(request: SchedulingRequest, endpoint: Endpoint): void;
+}
