@@ -15,8 +15,11 @@ import { startMetricsServer } from './observability/metrics-server.ts';
 import { Datastore } from './pool/datastore.ts';
 import { FileSource } from './pool/file-source.ts';
 import { parseEndpointList } from './pool/static-source.ts';
-import { LeastQueueScheduler } from './scheduling/least-queue.ts';
+import { createRegistry } from './scheduling/builtin-plugins.ts';
+import { DEFAULT_CONFIG, loadConfig, parseConfigText } from './scheduling/config.ts';
+import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
+import { readFile } from 'node:fs/promises';
 import { loadTlsMaterial, serverCredentials } from './tls.ts';
 
 export const VERSION: string = (
@@ -30,6 +33,43 @@ export interface AppDeps {
   host?: string;
   poolName?: string;
   processMetrics?: boolean;
+  /** Random source for pickers and tie-breaks (tests seed it). */
+  random?: () => number;
+}
+
+export async function buildScheduler(
+  options: Pick<Options, 'configFile' | 'configText'>,
+  pool: Datastore,
+  log: Logger,
+  metrics: EppMetrics | undefined,
+  random: () => number = Math.random,
+): Promise<PipelineScheduler> {
+  let text = DEFAULT_CONFIG;
+  let source = 'default config';
+  if (options.configFile) {
+    source = options.configFile;
+    text = await readFile(options.configFile, 'utf8').catch((err: Error) => {
+      throw new Error(`--config-file ${options.configFile}: ${err.message}`);
+    });
+  } else if (options.configText) {
+    source = '--config-text';
+    text = options.configText;
+  }
+  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random }, source);
+  log.info(
+    {
+      source,
+      profiles: [...config.profiles.values()].map((p) => ({
+        name: p.name,
+        filters: p.filters.map((f) => f.name),
+        scorers: p.scorers.map((s) => `${s.scorer.name}:${s.weight}`),
+        picker: p.picker.name,
+      })),
+      profileHandler: config.profileHandler.name,
+    },
+    'scheduling config loaded',
+  );
+  return new PipelineScheduler(config, log, metrics);
 }
 
 export interface App {
@@ -45,6 +85,8 @@ export interface App {
   readonly ports: { grpc: number; health: number; metrics: number };
   /** PEM of the serving certificate when TLS is on. */
   readonly certPem: Buffer | undefined;
+  /** Request bytes held right now over all streams, and the cap. */
+  readonly bufferBudget: { readonly used: number; readonly limit: number };
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -59,6 +101,13 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     processMetrics: deps.processMetrics ?? true,
   });
   const health = new HealthState();
+
+  // The scheduling config is validated before anything listens: a bad config
+  // never starts a half-working picker.
+  const scheduler = deps.scheduler ?? (await buildScheduler(options, datastore, log, metrics, deps.random));
+
+  const bufferBudget = { used: 0, limit: options.maxBufferedRequestBytes };
+  const tls = options.secureServing ? await loadTlsMaterial(options.certPath) : undefined;
 
   // The pool first: a bad --endpoints or endpoints file stops start-up here.
   let fileSource: FileSource | undefined;
@@ -85,7 +134,6 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   );
   collector.start();
 
-  const scheduler = deps.scheduler ?? new LeastQueueScheduler();
   const director = new Director(
     datastore,
     scheduler,
@@ -98,7 +146,6 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     log,
   );
 
-  const tls = options.secureServing ? await loadTlsMaterial(options.certPath) : undefined;
   const extProc = createExtProcServer(
     {
       director,
@@ -106,6 +153,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       log,
       maxRequestBodyBytes: options.maxRequestBodyBytes,
       maxResponseUsageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20),
+      emitEndpointScores: options.emitEndpointScores,
+      bufferBudget,
     },
     health,
     // BUFFERED mode sends the whole body in one message.
@@ -147,6 +196,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       fileSource,
       ports: { grpc: grpcPort, health: healthPort, metrics: metricsPort },
       certPem: tls?.cert,
+      bufferBudget,
       stop(graceMs = 5000) {
         stopping ??= (async () => {
           health.setReady(false);

@@ -6,7 +6,7 @@ import type { Logger } from './log.ts';
 import type { EppMetrics } from './observability/metrics.ts';
 import type { EndpointPool } from './pool/datastore.ts';
 import { hostOf, type Endpoint } from './pool/endpoint.ts';
-import type { Scheduler, SchedulingRequest } from './scheduling/types.ts';
+import type { Scheduler, SchedulingRequest, SchedulingResult } from './scheduling/types.ts';
 
 export interface DirectorOptions {
   metricsStalenessThresholdMs: number;
@@ -55,7 +55,7 @@ export class Director {
    * Pick the primary endpoint and up to --fallback-endpoints next-best ones.
    * Throws EppError 503 when nothing can serve the request.
    */
-  pick(request: SchedulingRequest, subset: readonly string[] | undefined): Endpoint[] {
+  pick(request: SchedulingRequest, subset: readonly string[] | undefined): Routing {
     const candidates = this.candidates(subset);
     if (candidates.length === 0) {
       this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
@@ -65,33 +65,59 @@ export class Director {
       }
       throw new EppError('ServiceUnavailable', 'no ready endpoints: every endpoint\'s metrics are missing or stale');
     }
+    const max = 1 + this.#opts.fallbackEndpoints;
     const start = performance.now();
-    const result = this.#scheduler.schedule(request, candidates, 1 + this.#opts.fallbackEndpoints);
+    const result = this.#scheduler.schedule(request, candidates, max);
     this.#metrics.schedulerE2E.observe((performance.now() - start) / 1000);
-    const endpoints = result.endpoints;
-    if (endpoints.length === 0) {
+    if (result.endpoints.length === 0) {
       this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
-      throw new EppError('ServiceUnavailable', 'failed to find target endpoint: the scheduler rejected every candidate');
+      throw new EppError('ServiceUnavailable', 'failed to find target endpoint: no candidate passed the scheduling filters');
     }
-    const primary = endpoints[0];
+    const primary = result.endpoints[0];
     this.#metrics.schedulerAttempts.inc({
       status: 'success',
       target_model_name: request.targetModel,
       pod_name: primary.name,
-      namespace: primary.labels['namespace'] ?? '',
+      namespace: primary.namespace,
       port: String(primary.port),
     });
+    // Prompt tokens estimated at 4 characters each, as the prefix index does.
+    const tokens = Math.ceil((request.parsed?.routingText.length ?? 0) / 4);
     primary.inFlight++;
-    return endpoints as Endpoint[];
+    primary.inFlightTokens += tokens;
+    return { request, result, endpoints: result.endpoints, primary, tokens };
   }
 
   /** The routed request finished (or was abandoned): release what pick() took. */
-  done(request: SchedulingRequest, primary: Endpoint): void {
+  done(routing: Routing): void {
+    const { primary } = routing;
     if (primary.inFlight > 0) primary.inFlight--;
+    primary.inFlightTokens = Math.max(0, primary.inFlightTokens - routing.tokens);
     try {
-      this.#scheduler.requestDone?.(request, primary);
+      this.#scheduler.requestDone?.(routing.request, routing.result, primary);
     } catch (err) {
-      this.#log.error({ err, requestId: request.requestId }, 'scheduler requestDone failed');
+      this.#log.error({ err, requestId: routing.request.requestId }, 'scheduler requestDone failed');
     }
   }
+
+  /** Response headers the scheduler wants the client to get (e.g. a session token). */
+  responseHeaders(routing: Routing, servedKey: string | undefined): [string, string][] {
+    const served = (servedKey && this.#pool.get(servedKey)) || routing.primary;
+    try {
+      return this.#scheduler.responseHeaders?.(routing.request, routing.result, served) ?? [];
+    } catch (err) {
+      this.#log.error({ err, requestId: routing.request.requestId }, 'scheduler responseHeaders failed');
+      return [];
+    }
+  }
+}
+
+/** One routed request: what pick() took and done() gives back. */
+export interface Routing {
+  readonly request: SchedulingRequest;
+  readonly result: SchedulingResult;
+  /** Primary first, then fallbacks. */
+  readonly endpoints: readonly Endpoint[];
+  readonly primary: Endpoint;
+  readonly tokens: number;
 }

@@ -19,8 +19,12 @@ export interface Options {
   modelServerMetricsPort: number;
   modelServerMetricsHttpsInsecureSkipVerify: boolean;
   maxRequestBodyBytes: number;
+  maxBufferedRequestBytes: number;
   fallbackEndpoints: number;
   disableEndpointSubsetFilter: boolean;
+  configFile: string;
+  configText: string;
+  emitEndpointScores: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   help: boolean;
   version: boolean;
@@ -53,8 +57,12 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'model-server-metrics-port', key: 'modelServerMetricsPort', kind: 'int', def: '0', help: 'Port to scrape metrics on; 0 means the endpoint\'s own port.' },
   { name: 'model-server-metrics-https-insecure-skip-verify', key: 'modelServerMetricsHttpsInsecureSkipVerify', kind: 'bool', def: 'true', help: 'Skip certificate verification when scraping over https.' },
   { name: 'max-request-body-bytes', key: 'maxRequestBodyBytes', kind: 'bytes', def: '8388608', help: 'Largest request body accepted; larger bodies get 413. Accepts plain bytes or Ki/Mi/Gi suffixes.' },
+  { name: 'max-buffered-request-bytes', key: 'maxBufferedRequestBytes', kind: 'bytes', def: '1Gi', help: 'Cap on request bytes held at once over all streams while bodies arrive; beyond it requests get 429, so a burst of large bodies cannot exhaust memory.' },
   { name: 'fallback-endpoints', key: 'fallbackEndpoints', kind: 'int', def: '2', help: 'How many next-best distinct endpoints follow the primary in x-gateway-destination-endpoint.' },
   { name: 'disable-endpoint-subset-filter', key: 'disableEndpointSubsetFilter', kind: 'bool', def: 'false', help: 'Ignore the envoy.lb.subset_hint metadata sent by the gateway.' },
+  { name: 'config-file', key: 'configFile', kind: 'string', def: '', help: 'EndpointPickerConfig YAML file (GAIE / llm-d format). Without it and --config-text, the GAIE default: queue-scorer 2, kv-cache-utilization-scorer 2, prefix-cache-scorer 3, max-score-picker.' },
+  { name: 'config-text', key: 'configText', kind: 'string', def: '', help: 'EndpointPickerConfig YAML given inline.' },
+  { name: 'emit-endpoint-scores', key: 'emitEndpointScores', kind: 'bool', def: 'false', help: 'Also return each candidate\'s total score in dynamic metadata envoy.lb / x-gateway-destination-endpoint-scores.' },
   { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'Log level (debug logs one line per routed request). -v=4 is debug, -v=5 trace, as in the GAIE EPP.' },
   { name: 'help', key: 'help', kind: 'bool', def: 'false', help: 'Print this help and exit.' },
   { name: 'version', key: 'version', kind: 'bool', def: 'false', help: 'Print the version and exit.' },
@@ -186,6 +194,7 @@ export function parseFlags(argv: readonly string[]): Options {
 function validate(o: Options): void {
   if (o.help || o.version) return;
   if (o.endpoints && o.endpointsFile) throw new FlagError('--endpoints and --endpoints-file are mutually exclusive');
+  if (o.configFile && o.configText) throw new FlagError('--config-file and --config-text are mutually exclusive');
   if (!o.endpoints && !o.endpointsFile) {
     throw new FlagError('no endpoint source: give --endpoints ip:port,... or --endpoints-file FILE');
   }
@@ -196,6 +205,10 @@ function validate(o: Options): void {
   if (o.refreshMetricsIntervalMs <= 0) throw new FlagError('--refresh-metrics-interval must be positive');
   if (o.metricsScrapeTimeoutMs <= 0) throw new FlagError('--metrics-scrape-timeout must be positive');
   if (o.maxRequestBodyBytes <= 0) throw new FlagError('--max-request-body-bytes must be positive');
+  if (o.maxBufferedRequestBytes < o.maxRequestBodyBytes) throw new FlagError('--max-buffered-request-bytes must be at least --max-request-body-bytes');
+  if (o.metricsStalenessThresholdMs <= o.refreshMetricsIntervalMs) {
+    throw new FlagError('--metrics-staleness-threshold must be longer than --refresh-metrics-interval, or every endpoint is always stale');
+  }
   if (!o.modelServerMetricsPath.startsWith('/')) throw new FlagError('--model-server-metrics-path must start with /');
 }
 

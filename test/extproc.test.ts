@@ -191,6 +191,35 @@ describe('ext_proc server against fake pods', () => {
     expect(await metricValue(app, 'inference_objective_running_requests', 'cancel-model')).toBe(0);
   });
 
+  it('serves BUFFERED mode with trailers: routes on the single body message without waiting for end_of_stream', async () => {
+    const r = await client.send({ body: JSON.stringify({ model: 'm', prompt: 'buffered with trailers' }), mode: BUFFERED, trailers: { 'x-t': '1' } });
+    expectClean(r);
+    expect(destination(r)).toBeDefined();
+  });
+
+  it('answers in `value` when Envoy sends `value` (send_header_raw_value off), keeping UTF-8 bytes intact', async () => {
+    const r = await client.send({ body: JSON.stringify({ model: 'm', prompt: 'v' }), useValue: true, headers: { 'x-user': 'café ☃' } });
+    expectClean(r);
+    expect(r.headerFields.get('x-gateway-destination-endpoint')).toBe('value');
+    expect(r.setHeaders.get('x-user')).toBe('café ☃');
+    const raw = await client.send({ body: JSON.stringify({ model: 'm', prompt: 'v' }), headers: { 'x-user': 'café ☃' } });
+    expect(raw.headerFields.get('x-gateway-destination-endpoint')).toBe('raw_value');
+    expect(raw.setHeaders.get('x-user')).toBe('café ☃');
+  });
+
+  it('answers 400, not 500, for pathologically nested JSON', async () => {
+    let tools = '1';
+    for (let i = 0; i < 100_000; i++) tools = `[${tools}]`;
+    const r = await client.send({ path: '/v1/chat/completions', body: `{"model":"m","tools":[${tools}],"messages":[{"role":"user","content":"x"}]}`, chunkSize: 65_536 });
+    expect(r.immediate?.status).toBe(400);
+  });
+
+  it('keeps prompt text out of JSON error messages', async () => {
+    const r = await client.send({ body: '{"model":"m","prompt":"secret words here" oops}' });
+    expect(r.immediate?.status).toBe(400);
+    expect(r.immediate?.body).not.toContain('secret');
+  });
+
   it('answers 1,000 concurrent streams', async () => {
     const body = JSON.stringify({ model: 'm', prompt: 'concurrent' });
     const results = await Promise.all(Array.from({ length: 1000 }, () => client.send({ body }, 30_000)));

@@ -24,7 +24,8 @@ describe('flags', () => {
     expect(parseFlags([...base, '--grpc-port=1234']).grpcPort).toBe(1234);
     expect(parseFlags([...base, '--grpc-port', '1234']).grpcPort).toBe(1234);
     expect(parseFlags([...base, '-grpc-port=1234']).grpcPort).toBe(1234);
-    expect(parseFlags(['--endpoints', '10.0.0.1:1', '--refresh-metrics-interval', '1m30s']).refreshMetricsIntervalMs).toBe(90_000);
+    expect(parseFlags(['--endpoints', '10.0.0.1:1', '--refresh-metrics-interval', '1m30s', '--metrics-staleness-threshold=2m']).refreshMetricsIntervalMs).toBe(90_000);
+    expect(() => parseFlags([...base, '--metrics-staleness-threshold=10ms'])).toThrow(/always stale/);
   });
 
   it('parses booleans as --x, --x=false and --x false', () => {

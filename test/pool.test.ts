@@ -3,8 +3,6 @@ import { Datastore } from '../src/pool/datastore.ts';
 import { hostOf, joinHostPort, parseHostPort } from '../src/pool/endpoint.ts';
 import { parseEndpointsYaml } from '../src/pool/file-source.ts';
 import { parseEndpointList } from '../src/pool/static-source.ts';
-import { LeastQueueScheduler } from '../src/scheduling/least-queue.ts';
-import type { SchedulingRequest } from '../src/scheduling/types.ts';
 
 describe('endpoints', () => {
   it('formats and parses ip:port with IPv6 in brackets', () => {
@@ -52,32 +50,5 @@ describe('endpoints', () => {
     expect(ds.get('10.0.0.2:1')).toBeUndefined();
     expect(changes).toEqual([[2, 0], [1, 1]]);
     expect(ds.synced).toBe(true);
-  });
-});
-
-describe('least-queue scheduler', () => {
-  const req: SchedulingRequest = { requestId: 'r', model: 'm', targetModel: 'm', parsed: undefined, headers: new Map() };
-  const ds = new Datastore();
-  ds.replaceAll([0, 1, 2, 3].map((i) => ({ address: `10.0.0.${i}`, port: 80 })));
-  const eps = ds.list();
-  const setQ = (qs: number[]) => eps.forEach((e, i) => (e.metrics = { waitingQueueSize: qs[i], runningRequests: 0, kvCacheUsage: 0 }));
-
-  it('ranks by waiting queue and returns distinct fallbacks', () => {
-    setQ([4, 1, 3, 2]);
-    const r = new LeastQueueScheduler().schedule(req, eps, 3);
-    expect(r.endpoints.map((e) => e.address)).toEqual(['10.0.0.1', '10.0.0.3', '10.0.0.2']);
-    expect(new LeastQueueScheduler().schedule(req, eps, 10).endpoints.length).toBe(4);
-  });
-
-  it('breaks ties at random, roughly evenly', () => {
-    setQ([0, 0, 0, 5]);
-    const s = new LeastQueueScheduler();
-    const counts = new Map<string, number>();
-    for (let i = 0; i < 3000; i++) {
-      const k = s.schedule(req, eps, 1).endpoints[0].address;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
-    }
-    expect(counts.get('10.0.0.3')).toBeUndefined();
-    for (const k of ['10.0.0.0', '10.0.0.1', '10.0.0.2']) expect(counts.get(k)!).toBeGreaterThan(800);
   });
 });

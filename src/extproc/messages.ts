@@ -14,6 +14,7 @@ export const BODY_CHUNK_LIMIT = 62_000;
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
 export const DESTINATION_NAMESPACE = 'envoy.lb';
 export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
+export const SCORES_KEY = 'x-gateway-destination-endpoint-scores';
 export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
 export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
 
@@ -61,7 +62,7 @@ export interface ProcessingRequest {
 }
 
 interface HeaderValueOption {
-  header: { key: string; raw_value: Buffer };
+  header: { key: string; raw_value?: Buffer; value?: string };
 }
 
 interface CommonResponse {
@@ -87,16 +88,33 @@ export interface ProcessingResponse {
   dynamic_metadata?: PbStruct;
 }
 
-/** Read headers into a map: keys lower-cased, raw_value preferred over value. */
-export function readHeaders(h: HttpHeaders | HttpTrailers | undefined, into: Map<string, string>, dups?: Set<string>): void {
+/**
+ * Read headers into a map: keys lower-cased, raw_value preferred over value
+ * (raw bytes are kept as latin1 so no byte is lost). Returns whether Envoy
+ * used raw_value, so replies can use the same field: an Envoy running with
+ * send_header_raw_value off also reads only `value` from mutations.
+ */
+export function readHeaders(
+  h: HttpHeaders | HttpTrailers | undefined,
+  into: Map<string, string>,
+  dups?: Set<string>,
+  originals?: Map<string, HeaderValue>,
+): boolean {
   const list = (h as HttpHeaders | undefined)?.headers?.headers ?? (h as HttpTrailers | undefined)?.trailers?.headers;
-  if (!list) return;
+  let raw = false;
+  if (!list) return true;
   for (const hv of list) {
     const key = hv.key.toLowerCase();
-    const value = hv.raw_value && hv.raw_value.length > 0 ? hv.raw_value.toString('latin1') : (hv.value ?? '');
+    let value: string;
+    if (hv.raw_value && hv.raw_value.length > 0) {
+      raw = true;
+      value = hv.raw_value.toString('latin1');
+    } else value = hv.value ?? '';
     if (dups && into.has(key)) dups.add(key);
     into.set(key, value);
+    originals?.set(key, hv);
   }
+  return raw || list.length === 0;
 }
 
 /** A string value inside metadata_context.filter_metadata[namespace][key]. */
@@ -104,9 +122,15 @@ export function metadataValue(req: ProcessingRequest, namespace: string, key: st
   return req.metadata_context?.filter_metadata?.[namespace]?.fields?.[key];
 }
 
-export function header(key: string, value: string): HeaderValueOption {
-  // raw_value only: Envoy rejects a HeaderValue that sets both.
-  return { header: { key, raw_value: Buffer.from(value, 'latin1') } };
+/** A header to set, in the field Envoy uses (never both: Envoy rejects that). */
+export function header(key: string, value: string, raw = true): HeaderValueOption {
+  return raw ? { header: { key, raw_value: Buffer.from(value, 'utf8') } } : { header: { key, value } };
+}
+
+/** Echo an original header unchanged, byte for byte. */
+export function echoHeader(key: string, original: HeaderValue, raw: boolean): HeaderValueOption {
+  if (raw) return { header: { key, raw_value: original.raw_value && original.raw_value.length ? original.raw_value : Buffer.from(original.value ?? '', 'utf8') } };
+  return { header: { key, value: original.value ?? original.raw_value?.toString('utf8') ?? '' } };
 }
 
 export function destinationMetadata(destination: string, extra?: Record<string, PbValue>): PbStruct {

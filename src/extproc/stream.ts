@@ -4,24 +4,25 @@
 // the body modes a gateway may be configured with.
 import { randomUUID } from 'node:crypto';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { Director } from '../director.ts';
+import type { Director, Routing } from '../director.ts';
 import { EppError, openAIErrorBody } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { parseRequestBody, type ParsedRequest } from '../openai/request.ts';
 import { SseUsageReader, usageFromJson, type Usage } from '../openai/usage.ts';
-import type { Endpoint } from '../pool/endpoint.ts';
 import type { SchedulingRequest } from '../scheduling/types.ts';
 import {
   BodySendMode,
   DESTINATION_HEADER,
   DESTINATION_NAMESPACE,
+  SCORES_KEY,
   SERVED_KEY,
   SUBSET_KEY,
   SUBSET_NAMESPACE,
   chunkBody,
   continueResponse,
   destinationMetadata,
+  echoHeader,
   header,
   immediateResponse,
   metadataValue,
@@ -29,6 +30,7 @@ import {
   requestHeadersResponse,
   trailersResponse,
   type HttpBody,
+  type HeaderValue,
   type HttpHeaders,
   type PbValue,
   type ProcessingRequest,
@@ -42,6 +44,10 @@ export interface StreamContext {
   maxRequestBodyBytes: number;
   /** Bytes of a non-streaming response kept to read its usage. */
   maxResponseUsageBytes: number;
+  /** Add x-gateway-destination-endpoint-scores to the envoy.lb metadata. */
+  emitEndpointScores: boolean;
+  /** Process-wide cap on request bytes held while bodies stream in. */
+  bufferBudget: { used: number; readonly limit: number };
 }
 
 // Headers the gateway owns; never echoed back to the upstream request.
@@ -72,19 +78,23 @@ export class ExtProcStream {
   // Request path.
   readonly #headers = new Map<string, string>();
   readonly #dupHeaders = new Set<string>();
+  readonly #originalHeaders = new Map<string, HeaderValue>();
+  /** Envoy sends and reads header values as raw_value (else as value). */
+  #rawHeaders = true;
   #requestId = '';
   #requestIdGenerated = false;
   #path = '/';
   #receivedAt = 0;
   #chunks: Buffer[] = [];
   #bodyBytes = 0;
+  /** Bytes of #chunks counted against the shared buffer budget. */
+  #reserved = 0;
   #requestDone = false;
   /** STREAMED / BUFFERED_PARTIAL: routed on headers, body chunks just continue. */
   #passBody = false;
 
   // After routing.
-  #sched: SchedulingRequest | undefined;
-  #primary: Endpoint | undefined;
+  #routing: Routing | undefined;
   #completed = false;
 
   // Response path.
@@ -148,7 +158,7 @@ export class ExtProcStream {
 
   #onRequestHeaders(h: HttpHeaders): void {
     this.#receivedAt = performance.now();
-    readHeaders(h, this.#headers, this.#dupHeaders);
+    this.#rawHeaders = readHeaders(h, this.#headers, this.#dupHeaders, this.#originalHeaders);
     const id = this.#headers.get('x-request-id');
     if (id) this.#requestId = id;
     else {
@@ -187,9 +197,17 @@ export class ExtProcStream {
       if (this.#bodyBytes > this.#ctx.maxRequestBodyBytes) {
         throw new EppError('PayloadTooLarge', `request body exceeds ${this.#ctx.maxRequestBodyBytes} bytes`);
       }
+      const budget = this.#ctx.bufferBudget;
+      if (budget.used + chunk.length > budget.limit) {
+        throw new EppError('ResourceExhausted', 'llm-epp is holding too many request bytes; retry shortly');
+      }
+      budget.used += chunk.length;
+      this.#reserved += chunk.length;
       this.#chunks.push(chunk);
     }
-    if (b.end_of_stream) this.#finishRequestBody(true);
+    // BUFFERED sends the whole body in one message; with trailers its
+    // end_of_stream is false and Envoy waits for our reply before the trailers.
+    if (b.end_of_stream || this.#requestBodyMode === BodySendMode.BUFFERED) this.#finishRequestBody(b.end_of_stream === true);
   }
 
   #onRequestTrailers(): void {
@@ -201,7 +219,7 @@ export class ExtProcStream {
   #finishRequestBody(endOfStream: boolean): void {
     this.#requestDone = true;
     const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bodyBytes);
-    this.#chunks = [];
+    this.#dropChunks();
     const parsed = parseRequestBody(body, this.#path);
     const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
     this.#route(parsed, body.length, buffered ? 'buffered' : 'duplex');
@@ -213,6 +231,9 @@ export class ExtProcStream {
 
   /** Choose endpoints and send the reply that carries the destination. */
   #route(parsed: ParsedRequest | undefined, bodyLength: number, reply: 'headers' | 'duplex' | 'buffered'): void {
+    // In observability mode Envoy ignores replies: picking would only skew
+    // in-flight counts and metrics for a destination nobody uses.
+    if (this.#observeOnly) return;
     const model = parsed?.model ?? '';
     const sched: SchedulingRequest = {
       requestId: this.#requestId,
@@ -221,22 +242,29 @@ export class ExtProcStream {
       parsed,
       headers: this.#headers,
     };
-    const endpoints = this.#ctx.director.pick(sched, this.#subsetHint());
-    this.#sched = sched;
-    this.#primary = endpoints[0];
+    const routing = this.#ctx.director.pick(sched, this.#subsetHint());
+    this.#routing = routing;
+    const endpoints = routing.endpoints;
     const destination = endpoints.map((e) => e.key).join(',');
 
-    const set = [header(DESTINATION_HEADER, destination)];
-    if (this.#requestIdGenerated) set.push(header('x-request-id', this.#requestId));
+    const raw = this.#rawHeaders;
+    const set = [header(DESTINATION_HEADER, destination, raw)];
+    if (this.#requestIdGenerated) set.push(header('x-request-id', this.#requestId, raw));
     if (reply !== 'buffered') {
-      if (bodyLength > 0) set.push(header('content-length', String(bodyLength)));
-      for (const [k, v] of this.#headers) {
+      if (bodyLength > 0) set.push(header('content-length', String(bodyLength), raw));
+      for (const [k, original] of this.#originalHeaders) {
         if (k.charCodeAt(0) === 58 /* ':' */ || SYSTEM_HEADERS.has(k) || this.#dupHeaders.has(k)) continue;
         if (k === 'x-request-id') continue;
-        set.push(header(k, v));
+        set.push(echoHeader(k, original, raw));
       }
     }
-    const metadata = destinationMetadata(destination);
+    let scores: Record<string, PbValue> | undefined;
+    if (this.#ctx.emitEndpointScores && routing.result.scores) {
+      const fields: Record<string, PbValue> = {};
+      for (const [ep, score] of routing.result.scores) fields[ep.key] = { numberValue: score };
+      scores = { [SCORES_KEY]: { structValue: { fields } } };
+    }
+    const metadata = destinationMetadata(destination, scores);
     if (reply === 'buffered') {
       this.#send({
         request_body: { response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set } } },
@@ -248,9 +276,11 @@ export class ExtProcStream {
 
     const m = this.#ctx.metrics;
     if (model) {
-      m.requestTotal.inc({ model_name: model, target_model_name: model, priority: '0' });
-      m.requestSizes.observe({ model_name: model, target_model_name: model }, bodyLength);
-      m.runningRequests.inc({ model_name: model });
+      const ml = m.modelLabel(model);
+      const tl = m.modelLabel(sched.targetModel);
+      m.requestTotal.inc({ model_name: ml, target_model_name: tl, priority: '0' });
+      m.requestSizes.observe({ model_name: ml, target_model_name: tl }, bodyLength);
+      m.runningRequests.inc({ model_name: ml });
     }
     const log = this.#ctx.log;
     if (log.isLevelEnabled('debug')) {
@@ -266,6 +296,7 @@ export class ExtProcStream {
           queue: endpoints[0].metrics?.waitingQueueSize,
           kvCache: endpoints[0].metrics?.kvCacheUsage,
           scheduler: this.#ctx.director.scheduler.name,
+          scores: routing.result.explain?.(),
           latencyMs: +(performance.now() - this.#receivedAt).toFixed(3),
         },
         'request routed',
@@ -283,14 +314,21 @@ export class ExtProcStream {
     }
     // Lenient: a single "ip:port[,ip:port]" string.
     if (typeof v.stringValue === 'string') return v.stringValue.split(',').filter((s) => s.trim() !== '');
-    return [];
+    // Not a list (as GAIE): no restriction.
+    return undefined;
   }
 
   // ---- response path ----
 
   #onResponseHeaders(req: ProcessingRequest, h: HttpHeaders): void {
+    if (!this.#requestDone) {
+      // A local reply (e.g. an Envoy timeout) overtook the request phase: the
+      // request will never be routed, so drop what it holds.
+      this.#requestDone = true;
+      this.#dropChunks();
+    }
     const headers = new Map<string, string>();
-    readHeaders(h, headers);
+    const raw = readHeaders(h, headers);
     this.#responseStatus = headers.get(':status') ?? '';
     const served = metadataValue(req, DESTINATION_NAMESPACE, SERVED_KEY)?.stringValue;
     if (served) this.#served = served;
@@ -298,11 +336,17 @@ export class ExtProcStream {
       this.#sse = new SseUsageReader();
       this.#respChunks = undefined;
     }
-    this.#send(continueResponse('response_headers'));
-    if (this.#responseStatus && !this.#responseStatus.startsWith('2') && this.#sched?.model) {
+    const extra = this.#routing ? this.#ctx.director.responseHeaders(this.#routing, this.#served) : [];
+    if (extra.length > 0) {
+      this.#send({ response_headers: { response: { status: 0, header_mutation: { set_headers: extra.map(([k, v]) => header(k, v, raw)) } } } });
+    } else {
+      this.#send(continueResponse('response_headers'));
+    }
+    const sched = this.#routing?.request;
+    if (this.#responseStatus && !this.#responseStatus.startsWith('2') && sched?.model) {
       this.#ctx.metrics.requestErrorTotal.inc({
-        model_name: this.#sched.model,
-        target_model_name: this.#sched.targetModel,
+        model_name: this.#ctx.metrics.modelLabel(sched.model),
+        target_model_name: this.#ctx.metrics.modelLabel(sched.targetModel),
         error_code: 'ModelServerError',
       });
     }
@@ -339,15 +383,16 @@ export class ExtProcStream {
 
   /** The response has fully passed: record usage and latency metrics. */
   #complete(): void {
-    if (this.#completed || !this.#sched || !this.#primary) return;
+    const routing = this.#routing;
+    if (this.#completed || !routing) return;
     this.#completed = true;
-    const sched = this.#sched;
-    this.#ctx.director.done(sched, this.#primary);
+    const sched = routing.request;
+    this.#ctx.director.done(routing);
     const model = sched.model;
     if (!model) return;
-    const labels = { model_name: model, target_model_name: sched.targetModel };
     const m = this.#ctx.metrics;
-    m.runningRequests.dec({ model_name: model });
+    const labels = { model_name: m.modelLabel(model), target_model_name: m.modelLabel(sched.targetModel) };
+    m.runningRequests.dec({ model_name: labels.model_name });
     const now = performance.now();
     m.requestDuration.observe(labels, (now - this.#receivedAt) / 1000);
     m.responseSizes.observe(labels, this.#respBytes);
@@ -378,7 +423,7 @@ export class ExtProcStream {
         {
           requestId: this.#requestId,
           model,
-          endpoint: this.#primary.key,
+          endpoint: routing.primary.key,
           served: this.#served,
           status: this.#responseStatus,
           ttftMs: this.#firstByteAt > 0 ? +(this.#firstByteAt - this.#receivedAt).toFixed(3) : undefined,
@@ -403,8 +448,9 @@ export class ExtProcStream {
     const e = err instanceof EppError ? err : new EppError('Internal', 'internal error');
     if (!(err instanceof EppError)) this.#ctx.log.error({ err, requestId: this.#requestId }, 'internal error on ext_proc stream');
     else this.#ctx.log.debug({ requestId: this.#requestId, status: e.status, reason: e.message }, 'request rejected');
-    const model = this.#sched?.model ?? '';
-    this.#ctx.metrics.requestErrorTotal.inc({ model_name: model, target_model_name: model, error_code: e.code });
+    const model = this.#routing?.request.model ?? '';
+    const ml = this.#ctx.metrics.modelLabel(model);
+    this.#ctx.metrics.requestErrorTotal.inc({ model_name: ml, target_model_name: ml, error_code: e.code });
     // Failure after routing (should not happen): the response path is gone.
     this.#releaseRouting();
     this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`));
@@ -413,7 +459,7 @@ export class ExtProcStream {
 
   #end(): void {
     this.#closed = true;
-    this.#chunks = [];
+    this.#dropChunks();
     if (this.#ended) return;
     this.#ended = true;
     try {
@@ -425,17 +471,26 @@ export class ExtProcStream {
 
   /** The stream is gone (cancel, reset, early close): free what it holds. */
   #release(): void {
-    this.#chunks = [];
+    this.#dropChunks();
     this.#respChunks = undefined;
     this.#releaseRouting();
     this.#closed = true;
   }
 
+  #dropChunks(): void {
+    this.#chunks = [];
+    if (this.#reserved > 0) {
+      this.#ctx.bufferBudget.used -= this.#reserved;
+      this.#reserved = 0;
+    }
+  }
+
   #releaseRouting(): void {
-    if (this.#sched && this.#primary && !this.#completed) {
+    const routing = this.#routing;
+    if (routing && !this.#completed) {
       this.#completed = true;
-      this.#ctx.director.done(this.#sched, this.#primary);
-      if (this.#sched.model) this.#ctx.metrics.runningRequests.dec({ model_name: this.#sched.model });
+      this.#ctx.director.done(routing);
+      if (routing.request.model) this.#ctx.metrics.runningRequests.dec({ model_name: this.#ctx.metrics.modelLabel(routing.request.model) });
     }
   }
 }

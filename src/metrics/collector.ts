@@ -80,18 +80,30 @@ export class MetricsCollector {
       if (this.#targets.has(ep.key)) continue;
       const port = this.#opts.port || ep.port;
       const origin = `${this.#opts.scheme}://${joinHostPort(ep.address, port)}`;
-      const client = new Client(origin, {
+      let client: Client;
+      try {
+        client = this.#client(origin);
+      } catch (err) {
+        // One bad endpoint must not stop the others from being scraped.
+        ep.scrapeError = (err as Error).message;
+        this.#log.error({ endpoint: ep.key, err: ep.scrapeError }, 'cannot scrape endpoint');
+        continue;
+      }
+      const t: Target = { endpoint: ep, client, timer: undefined, stopped: false, failures: 0 };
+      this.#targets.set(ep.key, t);
+      void this.#loop(t);
+    }
+  }
+
+  #client(origin: string): Client {
+    return new Client(origin, {
         keepAliveTimeout: 60_000,
         headersTimeout: this.#opts.timeoutMs,
         bodyTimeout: this.#opts.timeoutMs,
         connectTimeout: this.#opts.timeoutMs,
         pipelining: 1,
         connect: this.#opts.scheme === 'https' ? { rejectUnauthorized: !this.#opts.insecureSkipVerify } : undefined,
-      });
-      const t: Target = { endpoint: ep, client, timer: undefined, stopped: false, failures: 0 };
-      this.#targets.set(ep.key, t);
-      void this.#loop(t);
-    }
+    });
   }
 
   async #loop(t: Target): Promise<void> {

@@ -37,8 +37,12 @@ export interface EppMetricsOptions {
   processMetrics?: boolean;
 }
 
+/** Distinct model names kept as label values; later ones share "other". */
+export const MAX_MODEL_LABELS = 1000;
+
 export class EppMetrics {
   readonly registry = new Registry();
+  readonly #models = new Set<string>();
   readonly requestTotal: Counter<'model_name' | 'target_model_name' | 'priority'>;
   readonly requestErrorTotal: Counter<'model_name' | 'target_model_name' | 'error_code'>;
   readonly requestDuration: Histogram<'model_name' | 'target_model_name'>;
@@ -55,6 +59,20 @@ export class EppMetrics {
   readonly schedulerAttempts: Counter<'status' | 'target_model_name' | 'pod_name' | 'namespace' | 'port'>;
   readonly pluginDuration: Histogram<'extension_point' | 'plugin_type' | 'plugin_name'>;
   readonly scrapeErrors: Counter<'model_server_pod'>;
+  readonly prefixIndexerSize: Gauge<string>;
+  readonly prefixHitRatio: Histogram<string>;
+  readonly prefixHitBytes: Histogram<string>;
+
+  /**
+   * The label value for a client-chosen model name: clients can send any
+   * string, and every distinct one would otherwise be a new series forever.
+   */
+  modelLabel(model: string): string {
+    if (this.#models.has(model)) return model;
+    if (this.#models.size >= MAX_MODEL_LABELS) return 'other';
+    this.#models.add(model);
+    return model;
+  }
 
   constructor(pool: EndpointPool, opts: EppMetricsOptions) {
     const r = this.registry;
@@ -105,6 +123,23 @@ export class EppMetrics {
       help: ALPHA + 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.',
       labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
       buckets: SCHEDULER_BUCKETS,
+      registers,
+    });
+    this.prefixIndexerSize = new Gauge({
+      name: 'inference_extension_prefix_indexer_size',
+      help: ALPHA + 'Size of the prefix indexer (blocks held over all endpoints).',
+      registers,
+    });
+    this.prefixHitRatio = new Histogram({
+      name: 'inference_extension_prefix_indexer_hit_ratio',
+      help: ALPHA + 'Ratio of prefix length matched to total prefix length in the cache lookup.',
+      buckets: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+      registers,
+    });
+    this.prefixHitBytes = new Histogram({
+      name: 'inference_extension_prefix_indexer_hit_bytes',
+      help: ALPHA + 'Length of the prefix match in number of bytes in the cache lookup.',
+      buckets: [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536],
       registers,
     });
     this.scrapeErrors = new Counter({

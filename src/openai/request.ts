@@ -39,7 +39,10 @@ export function parseRequestBody(raw: Buffer, path: string): ParsedRequest {
   try {
     body = JSON.parse(raw.toString('utf8'));
   } catch (e) {
-    throw badRequest(`request body is not valid JSON: ${(e as Error).message}`);
+    // V8's message quotes the body around the error; keep only the position so
+    // no prompt text reaches logs.
+    const pos = /position (\d+)/.exec((e as Error).message)?.[1];
+    throw badRequest(`request body is not valid JSON${pos ? ` (error at byte ${pos})` : ''}`);
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw badRequest('request body must be a JSON object');
@@ -49,21 +52,30 @@ export function parseRequestBody(raw: Buffer, path: string): ParsedRequest {
 
   const api = apiForPath(path);
   let routingText: string;
+  try {
+    routingText = extractRoutingText(api, b);
+  } catch (e) {
+    // Pathologically nested parts overflow JSON.stringify: still the client's fault.
+    if (e instanceof RangeError) throw badRequest('request body is nested too deeply');
+    throw e;
+  }
+  return finish(api, b as Record<string, unknown> & { model: string }, routingText);
+}
+
+function extractRoutingText(api: ApiKind, b: Record<string, unknown>): string {
   switch (api) {
     case 'completions':
-      routingText = promptText(b.prompt, 'prompt');
-      break;
+      return promptText(b.prompt, 'prompt');
     case 'chat':
-      routingText = chatText(b);
-      break;
+      return chatText(b);
     case 'responses':
-      routingText = responsesText(b);
-      break;
+      return responsesText(b);
     case 'embeddings':
-      routingText = promptText(b.input, 'input');
-      break;
+      return promptText(b.input, 'input');
   }
+}
 
+function finish(api: ApiKind, b: Record<string, unknown> & { model: string }, routingText: string): ParsedRequest {
   const stream = b.stream === true;
   let includeUsage = false;
   if (b.stream_options !== undefined && b.stream_options !== null) {

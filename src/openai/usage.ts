@@ -52,37 +52,63 @@ const USAGE_MARK = Buffer.from('"usage"');
  * decoded, so a 200-chunk stream costs one scan per chunk, not 200 parses.
  */
 export class SseUsageReader {
-  #partial: Buffer | undefined;
+  /** Pieces of a line that spans chunks; joined only once its newline arrives. */
+  #partial: Buffer[] | undefined;
+  #partialBytes = 0;
+  /** The current line passed 1 MiB: not an SSE event we read; skip to its end. */
+  #overflow = false;
   usage: Usage | undefined;
   /** Number of SSE data events seen (excluding [DONE]). */
   events = 0;
 
   push(chunk: Buffer): void {
-    let buf = chunk;
-    if (this.#partial) {
-      buf = Buffer.concat([this.#partial, chunk]);
-      this.#partial = undefined;
-    }
     let start = 0;
+    if (this.#partial || this.#overflow) {
+      const first = chunk.indexOf(10);
+      if (first < 0) {
+        this.#keep(chunk, 0);
+        return;
+      }
+      if (this.#partial) {
+        this.#partial.push(chunk.subarray(0, first));
+        const line = Buffer.concat(this.#partial);
+        this.#partial = undefined;
+        this.#line(line, 0, line.length);
+      }
+      this.#partialBytes = 0;
+      this.#overflow = false;
+      start = first + 1;
+    }
     for (;;) {
-      const nl = buf.indexOf(10, start);
+      const nl = chunk.indexOf(10, start);
       if (nl < 0) break;
-      this.#line(buf, start, nl);
+      this.#line(chunk, start, nl);
       start = nl + 1;
     }
-    if (start < buf.length) {
-      // Bound the carried tail: a stream without newlines is not SSE.
-      this.#partial = buf.length - start > 1 << 20 ? undefined : Buffer.from(buf.subarray(start));
-    }
+    if (start < chunk.length) this.#keep(chunk, start);
   }
 
   /** Flush a final line that had no trailing newline. */
   end(): void {
     if (this.#partial) {
-      const p = this.#partial;
+      const line = Buffer.concat(this.#partial);
       this.#partial = undefined;
-      this.#line(p, 0, p.length);
+      this.#line(line, 0, line.length);
     }
+    this.#partialBytes = 0;
+    this.#overflow = false;
+  }
+
+  #keep(chunk: Buffer, from: number): void {
+    if (this.#overflow) return;
+    this.#partialBytes += chunk.length - from;
+    if (this.#partialBytes > 1 << 20) {
+      this.#partial = undefined;
+      this.#overflow = true;
+      return;
+    }
+    // Copy: the chunk's memory belongs to the gRPC message.
+    (this.#partial ??= []).push(Buffer.from(chunk.subarray(from)));
   }
 
   #line(buf: Buffer, start: number, end: number): void {
@@ -93,8 +119,8 @@ export class SseUsageReader {
     if (buf[s] === 32) s++;
     if (end - s === 6 && buf.toString('latin1', s, end) === '[DONE]') return;
     this.events++;
-    const idx = buf.indexOf(USAGE_MARK, s);
-    if (idx < 0 || idx >= end) return;
+    // Search this line only (not the rest of the chunk).
+    if (buf.subarray(s, end).indexOf(USAGE_MARK) < 0) return;
     try {
       const ev = JSON.parse(buf.toString('utf8', s, end)) as Record<string, unknown>;
       let u: Usage | undefined;

@@ -47,6 +47,7 @@ export class Datastore extends EventEmitter implements EndpointPool {
       const existing = this.#byKey.get(fresh.key);
       if (existing) {
         existing.name = fresh.name;
+        existing.namespace = fresh.namespace;
         existing.labels = fresh.labels;
         next.set(fresh.key, existing);
       } else {

@@ -8,6 +8,8 @@ export interface EndpointSpec {
   port: number;
   /** Display name, e.g. the pod name; defaults to the key. */
   name?: string;
+  /** Namespace of the pod (session tokens name namespace/name); defaults to "default". */
+  namespace?: string;
   labels?: Record<string, string>;
 }
 
@@ -17,6 +19,7 @@ export interface Endpoint {
   readonly address: string;
   readonly port: number;
   name: string;
+  namespace: string;
   labels: Record<string, string>;
   /** Latest scraped metrics; undefined until the first successful scrape. */
   metrics: ModelServerMetrics | undefined;
@@ -26,6 +29,8 @@ export interface Endpoint {
   scrapeError: string | undefined;
   /** Requests routed here whose response has not finished. */
   inFlight: number;
+  /** Estimated prompt tokens of those requests. */
+  inFlightTokens: number;
 }
 
 /** Go net.JoinHostPort: IPv6 addresses in brackets. */
@@ -55,6 +60,8 @@ export function parseHostPort(text: string): { address: string; port: number } {
 
 export function checkAddress(address: string, context: string): string {
   if (isIP(address) === 0) throw new Error(`"${context}": "${address}" is not an IP address`);
+  // Zone ids (fe80::1%eth0) cannot be written in an ip:port destination or URL.
+  if (address.includes('%')) throw new Error(`"${context}": "${address}": IPv6 zone ids are not supported`);
   return address;
 }
 
@@ -71,11 +78,13 @@ export function createEndpoint(spec: EndpointSpec): Endpoint {
     address: spec.address,
     port: spec.port,
     name: spec.name ?? key,
+    namespace: spec.namespace ?? 'default',
     labels: { ...(spec.labels ?? {}) },
     metrics: undefined,
     metricsUpdatedAt: 0,
     scrapeError: undefined,
     inFlight: 0,
+    inFlightTokens: 0,
   };
 }
 

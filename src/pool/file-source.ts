@@ -8,11 +8,11 @@ import type { Logger } from '../log.ts';
 import type { Datastore } from './datastore.ts';
 import { checkAddress, checkPort, type EndpointSpec } from './endpoint.ts';
 
-const FIELDS = new Set(['address', 'port', 'name', 'labels']);
+const FIELDS = new Set(['address', 'port', 'name', 'namespace', 'labels']);
 
 /**
  * Accepts `endpoints: [...]` or a bare list. Each entry:
- * `{address: 10.0.0.1, port: 8000, name?: vllm-0, labels?: {k: v}}`.
+ * `{address: 10.0.0.1, port: 8000, name?: vllm-0, namespace?: ns, labels?: {k: v}}`.
  */
 export function parseEndpointsYaml(text: string, file = 'endpoints file'): EndpointSpec[] {
   let doc: unknown;
@@ -39,6 +39,10 @@ export function parseEndpointsYaml(text: string, file = 'endpoints file'): Endpo
     if (e.name !== undefined) {
       if (typeof e.name !== 'string' || e.name === '') throw new Error(`${where}: "name" must be a non-empty string`);
       spec.name = e.name;
+    }
+    if (e.namespace !== undefined) {
+      if (typeof e.namespace !== 'string' || e.namespace === '') throw new Error(`${where}: "namespace" must be a non-empty string`);
+      spec.namespace = e.namespace;
     }
     if (e.labels !== undefined && e.labels !== null) {
       if (typeof e.labels !== 'object' || Array.isArray(e.labels)) throw new Error(`${where}: "labels" must be a mapping`);

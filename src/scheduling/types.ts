@@ -20,6 +20,12 @@ export interface SchedulingRequest {
 export interface SchedulingResult {
   /** Chosen endpoints, best first and distinct: the primary, then fallbacks. */
   readonly endpoints: readonly Endpoint[];
+  /** Total score per endpoint (primary profile), when the scheduler scores. */
+  readonly scores?: ReadonlyMap<Endpoint, number>;
+  /** Per-plugin scores of the chosen and runner-up endpoints, computed only when logged. */
+  readonly explain?: () => Record<string, unknown>;
+  /** Scheduler state handed back on requestDone / responseHeaders. */
+  readonly cycle?: unknown;
 }
 
 export interface Scheduler {
@@ -29,6 +35,8 @@ export interface Scheduler {
    * Must not throw for ordinary input; an empty result means no endpoint fits.
    */
   schedule(request: SchedulingRequest, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult;
-  /** Called once the routed request has finished (response done, cancelled or failed). */
-  requestDone?(request: SchedulingRequest, endpoint: Endpoint): void;
+  /** The routed request finished (response done, cancelled or failed). */
+  requestDone?(request: SchedulingRequest, result: SchedulingResult, primary: Endpoint): void;
+  /** Headers to add to the response for the client (e.g. a session token). */
+  responseHeaders?(request: SchedulingRequest, result: SchedulingResult, served: Endpoint): [string, string][];
 }

@@ -30,6 +30,8 @@ export interface EnvoyRequest {
   response?: EnvoyResponse;
   /** Cancel the stream after sending this many body chunks (client gone mid-body). */
   cancelAfterChunks?: number;
+  /** Send header values in `value` (Envoy with send_header_raw_value off) instead of raw_value. */
+  useValue?: boolean;
 }
 
 export interface EnvoyResponse {
@@ -44,6 +46,8 @@ export interface EnvoyResponse {
 export interface EnvoyResult {
   /** Headers set by the request-headers reply (or the BUFFERED body reply). */
   setHeaders: Map<string, string>;
+  /** Which HeaderValue field each set header used. */
+  headerFields: Map<string, 'raw_value' | 'value'>;
   headerValueErrors: string[];
   clearRouteCache: boolean;
   dynamicMetadata: PbStruct | undefined;
@@ -82,6 +86,7 @@ export class EnvoyClient {
     const inbox = new Inbox(call);
     const result: EnvoyResult = {
       setHeaders: new Map(),
+      headerFields: new Map(),
       headerValueErrors: [],
       clearRouteCache: false,
       dynamicMetadata: undefined,
@@ -107,10 +112,12 @@ export class EnvoyClient {
     if (body && !req.headers?.['content-type']) headers.push(['content-type', 'application/json']);
     if (body) headers.push(['content-length', String(body.length)]);
 
+    const hv = ([key, v]: [string, string]) => (req.useValue ? { key, value: v } : { key, raw_value: Buffer.from(v) });
     const first: ProcessingRequest = {
-      request_headers: { headers: { headers: headers.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: headersOnly },
+      request_headers: { headers: { headers: headers.map(hv) }, end_of_stream: headersOnly },
     };
-    if (!req.noProtocolConfig) first.protocol_config = { request_body_mode: headersOnly ? 0 : mode, response_body_mode: mode };
+    // Envoy announces the configured modes even for a request without a body.
+    if (!req.noProtocolConfig) first.protocol_config = { request_body_mode: mode, response_body_mode: mode };
     if (req.subset) {
       first.metadata_context = {
         filter_metadata: {
@@ -155,7 +162,8 @@ export class EnvoyClient {
             call.cancel();
             return result;
           }
-          call.write({ request_body: { body: chunks[i], end_of_stream: !req.trailers && i === chunks.length - 1 } });
+          // Envoy attaches the forwarded metadata namespaces to every message.
+          call.write({ request_body: { body: chunks[i], end_of_stream: !req.trailers && i === chunks.length - 1 }, metadata_context: first.metadata_context });
         }
         if (chunks.length === 0) call.write({ request_body: { body: Buffer.alloc(0), end_of_stream: !req.trailers } });
         if (req.trailers) {
@@ -278,7 +286,8 @@ export class EnvoyClient {
     for (const o of common?.header_mutation?.set_headers ?? []) {
       const hv = o.header as { key: string; value?: string; raw_value?: Buffer };
       if (hv.value && hv.raw_value && hv.raw_value.length) result.headerValueErrors.push(`${hv.key}: both value and raw_value set`);
-      result.setHeaders.set(hv.key, hv.raw_value && hv.raw_value.length ? Buffer.from(hv.raw_value).toString('latin1') : (hv.value ?? ''));
+      result.setHeaders.set(hv.key, hv.raw_value && hv.raw_value.length ? Buffer.from(hv.raw_value).toString('utf8') : (hv.value ?? ''));
+      result.headerFields.set(hv.key, hv.raw_value && hv.raw_value.length ? 'raw_value' : 'value');
     }
     result.dynamicMetadata = msg.dynamic_metadata;
   }

@@ -1,0 +1,100 @@
+// approx-prefix-cache-producer: hashes the request's routing text into
+// prefix blocks, looks them up in the prefix index (which endpoints were sent
+// which blocks), and after the pick records the blocks for the chosen
+// endpoint. prefix-cache-scorer, prefix-cache-affinity-filter and
+// no-hit-lru-scorer read its result from the cycle state.
+import type { CycleState, DataProducer, PluginContext, PreRequest, ProfileResult } from '../scheduling/framework.ts';
+import { ConfigError, type Params } from '../scheduling/params.ts';
+import type { Endpoint } from '../pool/endpoint.ts';
+import { blockHashes, type BlockHashes } from './hash.ts';
+import { PrefixIndex } from './indexer.ts';
+
+/** Average characters per token used to turn block tokens into bytes (as GAIE). */
+export const CHARS_PER_TOKEN = 4;
+/** Cycle-state key of the latest prefix result. */
+export const PREFIX_STATE_KEY = 'approx-prefix-cache';
+
+export const PREFIX_PARAMS = {
+  autoTune: { type: 'boolean', default: true, doc: 'Take block size and per-endpoint capacity from the endpoint\'s cache_config_info (block_size, num_gpu_blocks).' },
+  blockSizeTokens: { type: 'number', integer: true, min: 1, doc: 'Block size in tokens (× 4 characters). Default 16, vLLM\'s block size.' },
+  blockSize: { type: 'number', integer: true, min: 1, doc: 'Deprecated: block size in characters. Use blockSizeTokens.' },
+  maxPrefixBlocksToMatch: { type: 'number', integer: true, min: 1, default: 8192, doc: 'Most blocks hashed per request (8192 × 16 tokens = 131,072 tokens).' },
+  maxPrefixTokensToMatch: { type: 'number', integer: true, min: 0, default: 0, doc: 'If > 0, caps hashed blocks at this many tokens instead.' },
+  lruCapacityPerServer: { type: 'number', integer: true, min: 1, default: 31250, doc: 'Blocks remembered per endpoint (≈ 500K tokens of an 8B model on an H100).' },
+} as const;
+
+export interface PrefixResult {
+  readonly hashes: BlockHashes;
+  readonly blockTokens: number;
+  readonly total: number;
+  readonly matched: ReadonlyMap<string, number>;
+  /** Largest matched block count over the candidates. */
+  readonly best: number;
+}
+
+export class ApproxPrefixProducer implements DataProducer, PreRequest {
+  readonly type: string;
+  readonly name: string;
+  readonly index = new PrefixIndex();
+  readonly #p: Params<typeof PREFIX_PARAMS>;
+  readonly #blockTokens: number;
+  readonly #ctx: PluginContext;
+
+  constructor(type: string, name: string, params: Params<typeof PREFIX_PARAMS>, ctx: PluginContext) {
+    this.type = type;
+    this.name = name;
+    this.#p = params;
+    this.#ctx = ctx;
+    if (params.blockSize !== undefined && params.blockSizeTokens === undefined) {
+      throw new ConfigError(`plugin "${name}" (${type}): parameter "blockSize" (characters) is deprecated; set blockSizeTokens instead`);
+    }
+    this.#blockTokens = params.blockSizeTokens ?? 16;
+    // Endpoints that leave the pool are purged at once.
+    ctx.pool.on('change', (change) => {
+      for (const ep of change.removed) this.index.removeEndpoint(ep.key);
+    });
+  }
+
+  produce(state: CycleState, candidates: readonly Endpoint[]): void {
+    const parsed = state.request.parsed;
+    if (!parsed) return;
+    const p = this.#p;
+    let blockTokens = this.#blockTokens;
+    if (p.autoTune) {
+      const reported = candidates[0]?.metrics?.cacheBlockSize;
+      if (reported && reported > 0) blockTokens = reported;
+    }
+    const maxBlocks = p.maxPrefixTokensToMatch > 0 ? Math.max(1, Math.floor(p.maxPrefixTokensToMatch / blockTokens)) : p.maxPrefixBlocksToMatch;
+    for (const ep of candidates) {
+      const reported = p.autoTune ? ep.metrics?.cacheNumGpuBlocks : undefined;
+      this.index.ensureEndpoint(ep.key, reported && reported > 0 ? reported : p.lruCapacityPerServer);
+    }
+    const hashes = blockHashes(parsed.routingText, state.request.targetModel, parsed.cacheSalt, blockTokens * CHARS_PER_TOKEN, maxBlocks);
+    const { matched, total } = this.index.match(hashes);
+    let best = 0;
+    for (const v of matched.values()) if (v > best) best = v;
+    const result: PrefixResult = { hashes, blockTokens, total, matched, best };
+    state.set(PREFIX_STATE_KEY, result);
+  }
+
+  preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
+    const r = state.get<PrefixResult>(PREFIX_STATE_KEY);
+    if (!r || r.total === 0) return;
+    this.index.add(primary.key, r.hashes);
+    // With prefill/decode disaggregation the prefill endpoint computes the prefix too.
+    const prefill = results.get('prefill')?.endpoints[0];
+    if (prefill && prefill !== primary) this.index.add(prefill.key, r.hashes);
+    const m = this.#ctx.metrics;
+    if (m) {
+      const hit = r.matched.get(primary.key) ?? 0;
+      const charsPerBlock = r.blockTokens * CHARS_PER_TOKEN;
+      m.prefixHitRatio.observe(hit / r.total);
+      m.prefixHitBytes.observe(hit * charsPerBlock);
+      m.prefixIndexerSize.set(this.index.size);
+    }
+  }
+}
+
+export function prefixResult(state: CycleState): PrefixResult | undefined {
+  return state.get<PrefixResult>(PREFIX_STATE_KEY);
+}

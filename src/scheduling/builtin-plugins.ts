@@ -1,0 +1,36 @@
+// The registry of every plugin llm-epp ships: filters, pickers and the
+// profile handler here, scorers from scorers/index.ts.
+import { SCORERS } from '../../scorers/index.ts';
+import { ApproxPrefixProducer, PREFIX_PARAMS } from '../prefix/producer.ts';
+import { byLabelFilter } from './filters/by-label.ts';
+import { labelSelectorFilter } from './filters/label-selector.ts';
+import { prefixCacheAffinityFilter } from './filters/prefix-cache-affinity.ts';
+import { decodeFilter, prefillFilter } from './filters/role.ts';
+import { maxScorePicker } from './pickers/max-score.ts';
+import { randomPicker } from './pickers/random.ts';
+import { weightedRandomPicker } from './pickers/weighted-random.ts';
+import { singleProfileHandler } from './profile-handlers/single.ts';
+import { definePlugin, PluginRegistry } from './registry.ts';
+
+const approxPrefixCacheProducer = definePlugin({
+  type: 'approx-prefix-cache-producer',
+  description: 'The approximate prefix index on its own (prefix-cache-scorer already includes one).',
+  params: PREFIX_PARAMS,
+  create: (name, p, ctx) => new ApproxPrefixProducer('approx-prefix-cache-producer', name, p, ctx),
+});
+
+export function createRegistry(): PluginRegistry {
+  const r = new PluginRegistry();
+  for (const def of SCORERS) r.register(def);
+  r.register(decodeFilter);
+  r.register(prefillFilter);
+  r.register(labelSelectorFilter);
+  r.register(byLabelFilter);
+  r.register(prefixCacheAffinityFilter);
+  r.register(maxScorePicker);
+  r.register(randomPicker);
+  r.register(weightedRandomPicker);
+  r.register(singleProfileHandler);
+  r.register(approxPrefixCacheProducer);
+  return r;
+}

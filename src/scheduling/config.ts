@@ -1,0 +1,195 @@
+// EndpointPickerConfig loading, validation and defaulting, following the GAIE /
+// llm-d loader so that their configs run unchanged. Everything is checked at
+// start-up; any error names the plugin or profile and the field, and nothing
+// half-configured is ever returned.
+import { parse as parseYaml } from 'yaml';
+import { isFilter, isPicker, isProfileHandler, isScorer, type Plugin, type PluginContext, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
+import { ConfigError } from './params.ts';
+import type { PipelineConfig } from './pipeline.ts';
+import type { PluginRegistry } from './registry.ts';
+
+export const API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
+
+/** GAIE's built-in default: queue 2, KV-cache 2, prefix 3, max-score picker, single profile. */
+export const DEFAULT_CONFIG = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: max-score-picker
+- type: single-profile-handler
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+  - pluginRef: max-score-picker
+`;
+
+const TOP_LEVEL = new Set(['apiVersion', 'kind', 'plugins', 'schedulingProfiles', 'featureGates', 'saturationDetector', 'data', 'dataLayer', 'flowControl', 'parser']);
+// Gates whose behaviour llm-epp always has (data layer) or that only change
+// legacy metric plumbing: accepted as no-ops.
+const ACCEPTED_GATES = new Set(['dataLayer', 'enableLegacyMetrics']);
+const UNSUPPORTED_SECTIONS: Record<string, string> = {
+  flowControl: 'flow control is not implemented in llm-epp yet',
+  saturationDetector: 'saturation detection is not implemented in llm-epp yet',
+  data: 'llm-epp configures its data layer with flags (--refresh-metrics-interval, --model-server-metrics-*), not the "data" section',
+  dataLayer: 'llm-epp configures its data layer with flags (--refresh-metrics-interval, --model-server-metrics-*), not the "dataLayer" section',
+  parser: 'llm-epp has one request parser (OpenAI); remove the "parser" section',
+};
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function strictKeys(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw new ConfigError(`${where}: unknown field "${k}" (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+/** Parse the YAML text of an EndpointPickerConfig. */
+export function parseConfigText(text: string, source: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { uniqueKeys: true });
+  } catch (e) {
+    throw new ConfigError(`${source}: invalid YAML: ${(e as Error).message}`);
+  }
+  if (!isMap(doc)) throw new ConfigError(`${source}: the config must be a YAML mapping (an EndpointPickerConfig)`);
+  return doc;
+}
+
+export interface LoadedConfig extends PipelineConfig {
+  readonly featureGates: readonly string[];
+  readonly apiVersion: string;
+}
+
+export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistry, baseCtx: Omit<PluginContext, 'plugins'>, source = 'config'): LoadedConfig {
+  for (const k of Object.keys(doc)) {
+    if (!TOP_LEVEL.has(k)) throw new ConfigError(`${source}: unknown field "${k}"`);
+  }
+  for (const [k, why] of Object.entries(UNSUPPORTED_SECTIONS)) {
+    if (doc[k] !== undefined) throw new ConfigError(`${source}: "${k}": ${why}`);
+  }
+  const apiVersion = doc.apiVersion;
+  if (typeof apiVersion !== 'string' || !(API_VERSIONS as readonly string[]).includes(apiVersion)) {
+    throw new ConfigError(`${source}: apiVersion must be one of ${API_VERSIONS.join(', ')}, got ${JSON.stringify(apiVersion)}`);
+  }
+  if (doc.kind !== 'EndpointPickerConfig') throw new ConfigError(`${source}: kind must be EndpointPickerConfig, got ${JSON.stringify(doc.kind)}`);
+
+  const featureGates: string[] = [];
+  if (doc.featureGates !== undefined && doc.featureGates !== null) {
+    if (!Array.isArray(doc.featureGates)) throw new ConfigError(`${source}: featureGates must be a list of gate names`);
+    for (const g of doc.featureGates) {
+      if (typeof g !== 'string') throw new ConfigError(`${source}: featureGates entries must be strings`);
+      if (g === 'flowControl') throw new ConfigError(`${source}: featureGates: flowControl: ${UNSUPPORTED_SECTIONS.flowControl}`);
+      if (!ACCEPTED_GATES.has(g)) throw new ConfigError(`${source}: featureGates: unknown gate "${g}" (known: ${[...ACCEPTED_GATES, 'flowControl'].join(', ')})`);
+      featureGates.push(g);
+    }
+  }
+
+  // Plugins, created in declaration order so later ones can find earlier ones.
+  const rawPlugins = doc.plugins ?? [];
+  if (!Array.isArray(rawPlugins)) throw new ConfigError(`${source}: plugins must be a list`);
+  const plugins = new Map<string, Plugin>();
+  const ctx: PluginContext = { ...baseCtx, plugins };
+  rawPlugins.forEach((raw, i) => {
+    const where = `${source}: plugins[${i}]`;
+    if (!isMap(raw)) throw new ConfigError(`${where}: must be a mapping with "type"`);
+    strictKeys(raw, ['name', 'type', 'parameters'], where);
+    if (typeof raw.type !== 'string' || raw.type === '') throw new ConfigError(`${where}: "type" is required`);
+    const name = raw.name === undefined ? raw.type : raw.name;
+    if (typeof name !== 'string' || name === '') throw new ConfigError(`${where}: "name" must be a non-empty string`);
+    if (plugins.has(name)) throw new ConfigError(`${where}: plugin name "${name}" is used twice`);
+    plugins.set(name, registry.create(raw.type, name, raw.parameters, ctx));
+  });
+
+  // Profiles.
+  const profiles = new Map<string, SchedulerProfile>();
+  let rawProfiles = doc.schedulingProfiles;
+  if (rawProfiles === undefined || rawProfiles === null || (Array.isArray(rawProfiles) && rawProfiles.length === 0)) {
+    // GAIE: no profiles ⇒ one "default" profile with every filter, scorer and picker.
+    rawProfiles = [
+      {
+        name: 'default',
+        plugins: [...plugins.values()].filter((p) => isFilter(p) || isScorer(p) || isPicker(p)).map((p) => ({ pluginRef: p.name })),
+      },
+    ];
+  }
+  if (!Array.isArray(rawProfiles)) throw new ConfigError(`${source}: schedulingProfiles must be a list`);
+  const addPlugin = (type: string): Plugin => {
+    const existing = plugins.get(type);
+    if (existing) return existing;
+    const p = registry.create(type, type, undefined, ctx);
+    plugins.set(type, p);
+    return p;
+  };
+  rawProfiles.forEach((raw, i) => {
+    const where0 = `${source}: schedulingProfiles[${i}]`;
+    if (!isMap(raw)) throw new ConfigError(`${where0}: must be a mapping with "name" and "plugins"`);
+    strictKeys(raw, ['name', 'plugins'], where0);
+    if (typeof raw.name !== 'string' || raw.name === '') throw new ConfigError(`${where0}: "name" is required`);
+    const where = `${source}: profile "${raw.name}"`;
+    if (profiles.has(raw.name)) throw new ConfigError(`${where}: profile name used twice`);
+    const refs = raw.plugins ?? [];
+    if (!Array.isArray(refs)) throw new ConfigError(`${where}: "plugins" must be a list`);
+    const filters: Filter[] = [];
+    const scorers: WeightedScorer[] = [];
+    let picker: Picker | undefined;
+    refs.forEach((ref, j) => {
+      const w = `${where}: plugins[${j}]`;
+      if (!isMap(ref)) throw new ConfigError(`${w}: must be a mapping with "pluginRef"`);
+      strictKeys(ref, ['pluginRef', 'weight'], w);
+      if (typeof ref.pluginRef !== 'string') throw new ConfigError(`${w}: "pluginRef" is required`);
+      const plugin = plugins.get(ref.pluginRef);
+      if (!plugin) throw new ConfigError(`${w}: pluginRef "${ref.pluginRef}" names no plugin (declared: ${[...plugins.keys()].join(', ') || 'none'})`);
+      if (ref.weight !== undefined && ref.weight !== null && (typeof ref.weight !== 'number' || !Number.isFinite(ref.weight) || ref.weight < 0)) {
+        throw new ConfigError(`${w}: weight of "${ref.pluginRef}" must be a number ≥ 0, got ${JSON.stringify(ref.weight)}`);
+      }
+      let used = false;
+      if (isFilter(plugin)) {
+        filters.push(plugin);
+        used = true;
+      }
+      if (isScorer(plugin)) {
+        scorers.push({ scorer: plugin, weight: typeof ref.weight === 'number' ? ref.weight : 1 });
+        used = true;
+      } else if (ref.weight !== undefined && ref.weight !== null) {
+        throw new ConfigError(`${w}: "${ref.pluginRef}" is not a scorer; only scorers take a weight`);
+      }
+      if (isPicker(plugin)) {
+        if (picker) throw new ConfigError(`${where}: more than one picker ("${picker.name}", "${plugin.name}")`);
+        picker = plugin;
+        used = true;
+      }
+      if (!used) throw new ConfigError(`${w}: "${ref.pluginRef}" (${plugin.type}) is not a filter, scorer or picker and cannot be part of a profile`);
+    });
+    // GAIE: a profile without a picker gets max-score-picker.
+    if (!picker) {
+      const p = addPlugin('max-score-picker');
+      if (!isPicker(p)) throw new ConfigError(`${where}: no picker, and the plugin named "max-score-picker" is not a picker`);
+      picker = p;
+    }
+    profiles.set(raw.name, { name: raw.name, filters, scorers, picker });
+  });
+
+  const handlers = [...plugins.values()].filter(isProfileHandler);
+  if (handlers.length > 1) throw new ConfigError(`${source}: more than one profile handler (${handlers.map((h) => h.name).join(', ')})`);
+  let profileHandler = handlers[0];
+  if (!profileHandler) {
+    if (profiles.size !== 1) throw new ConfigError(`${source}: ${profiles.size} scheduling profiles need a profile handler plugin`);
+    const p = addPlugin('single-profile-handler');
+    if (!isProfileHandler(p)) throw new ConfigError(`${source}: the plugin named "single-profile-handler" is not a profile handler`);
+    profileHandler = p;
+  }
+  if (profileHandler.type === 'single-profile-handler' && profiles.size !== 1) {
+    throw new ConfigError(`${source}: single-profile-handler needs exactly one scheduling profile, found ${profiles.size}`);
+  }
+  return { plugins, profiles, profileHandler, featureGates, apiVersion };
+}

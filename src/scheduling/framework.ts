@@ -1,0 +1,143 @@
+// Plugin interfaces of the scheduling framework, after the GAIE / llm-d EPP:
+// data producers run once per request; each scheduling profile narrows the
+// candidates with Filters, adds up weight × score from Scorers and lets a
+// Picker rank what is left; a ProfileHandler decides which profiles run.
+// PreRequest and RequestDone hooks see the outcome (e.g. to update the prefix
+// index or in-flight counts). Plugins are created by type name from the
+// registry (registry.ts) with their validated parameters.
+import type { Logger } from '../log.ts';
+import type { EppMetrics } from '../observability/metrics.ts';
+import type { EndpointPool } from '../pool/datastore.ts';
+import type { Endpoint } from '../pool/endpoint.ts';
+import type { SchedulingRequest } from './types.ts';
+
+export interface Plugin {
+  /** Registered type name, e.g. "queue-scorer". */
+  readonly type: string;
+  /** Instance name from the config (defaults to the type). */
+  readonly name: string;
+}
+
+/** Per-request scratch space shared by the plugins of one scheduling cycle. */
+export class CycleState {
+  readonly request: SchedulingRequest;
+  readonly #data = new Map<string, unknown>();
+
+  constructor(request: SchedulingRequest) {
+    this.request = request;
+  }
+
+  get<T>(key: string): T | undefined {
+    return this.#data.get(key) as T | undefined;
+  }
+
+  set(key: string, value: unknown): void {
+    this.#data.set(key, value);
+  }
+}
+
+/** Runs before the profiles: computes request data that scorers/filters read. */
+export interface DataProducer extends Plugin {
+  produce(state: CycleState, candidates: readonly Endpoint[]): void;
+}
+
+export interface Filter extends Plugin {
+  /** Return the endpoints to keep (may be the same array). */
+  filter(state: CycleState, endpoints: readonly Endpoint[]): readonly Endpoint[];
+}
+
+export type ScorerCategory = 'affinity' | 'distribution' | 'balance';
+
+export interface Scorer extends Plugin {
+  readonly category: ScorerCategory;
+  /** One score per endpoint, aligned with `endpoints`; the framework clamps to [0, 1]. */
+  score(state: CycleState, endpoints: readonly Endpoint[]): Float64Array;
+}
+
+export interface ScoredEndpoint {
+  readonly endpoint: Endpoint;
+  /** Σ weight × clamped score. */
+  readonly score: number;
+}
+
+export interface Picker extends Plugin {
+  /** Endpoints in preference order, distinct, at most `max` (≥ 1). */
+  pick(state: CycleState, scored: readonly ScoredEndpoint[], max: number): Endpoint[];
+  /** maxNumOfEndpoints when configured; otherwise the server decides (1 + --fallback-endpoints). */
+  readonly maxEndpoints: number | undefined;
+}
+
+export interface ProfileResult {
+  readonly endpoints: readonly Endpoint[];
+  /** Per-endpoint total score (for explanations). */
+  readonly scores: ReadonlyMap<Endpoint, number>;
+}
+
+export interface ProfileHandler extends Plugin {
+  /** Profiles to run next given the results so far; empty = done. */
+  pickProfiles(state: CycleState, profiles: ReadonlyMap<string, SchedulerProfile>, results: ReadonlyMap<string, ProfileResult>): SchedulerProfile[];
+  /** Name of the profile whose result routes the request. */
+  primaryProfile(state: CycleState, results: ReadonlyMap<string, ProfileResult>): string;
+}
+
+/** After the pick, before the request is forwarded. */
+export interface PreRequest extends Plugin {
+  preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void;
+}
+
+/** The routed request finished (response complete, cancelled or failed). */
+export interface RequestDone extends Plugin {
+  requestDone(state: CycleState, primary: Endpoint): void;
+}
+
+/** Response headers to add for the client (e.g. x-session-token). */
+export interface ResponseHeaders extends Plugin {
+  responseHeaders(state: CycleState, served: Endpoint): [string, string][];
+}
+
+export interface WeightedScorer {
+  readonly scorer: Scorer;
+  readonly weight: number;
+}
+
+export interface SchedulerProfile {
+  readonly name: string;
+  readonly filters: readonly Filter[];
+  readonly scorers: readonly WeightedScorer[];
+  readonly picker: Picker;
+}
+
+/** What a plugin factory may use. */
+export interface PluginContext {
+  readonly pool: EndpointPool;
+  readonly log: Logger;
+  readonly metrics: EppMetrics | undefined;
+  readonly random: () => number;
+  /** Plugins already created, by name (a scorer may depend on a producer). */
+  readonly plugins: ReadonlyMap<string, Plugin>;
+}
+
+export function isFilter(p: Plugin): p is Filter {
+  return typeof (p as Filter).filter === 'function';
+}
+export function isScorer(p: Plugin): p is Scorer {
+  return typeof (p as Scorer).score === 'function';
+}
+export function isPicker(p: Plugin): p is Picker {
+  return typeof (p as Picker).pick === 'function';
+}
+export function isProfileHandler(p: Plugin): p is ProfileHandler {
+  return typeof (p as ProfileHandler).pickProfiles === 'function';
+}
+export function isDataProducer(p: Plugin): p is DataProducer {
+  return typeof (p as DataProducer).produce === 'function';
+}
+export function isPreRequest(p: Plugin): p is PreRequest {
+  return typeof (p as PreRequest).preRequest === 'function';
+}
+export function isRequestDone(p: Plugin): p is RequestDone {
+  return typeof (p as RequestDone).requestDone === 'function';
+}
+export function isResponseHeaders(p: Plugin): p is ResponseHeaders {
+  return typeof (p as ResponseHeaders).responseHeaders === 'function';
+}
