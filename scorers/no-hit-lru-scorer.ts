@@ -16,14 +16,16 @@ class NoHitLruScorer implements Scorer, PreRequest {
   // Endpoint key → sequence number of its last cold request.
   readonly #lru: LRUCache<string, number>;
   #seq = 0;
+  readonly #prefixPlugin: string;
 
-  constructor(name: string, size: number) {
+  constructor(name: string, size: number, prefixPlugin: string) {
     this.name = name;
     this.#lru = new LRUCache({ max: size });
+    this.#prefixPlugin = prefixPlugin;
   }
 
   #cold(state: CycleState): boolean {
-    const r = prefixResult(state);
+    const r = prefixResult(state, this.#prefixPlugin);
     return !r || r.best === 0;
   }
 
@@ -52,8 +54,8 @@ export const noHitLruScorer = definePlugin({
   description: 'For requests without any prefix hit: endpoints least recently given such a request score highest (never ⇒ 1.0). Requests with a hit ⇒ 0.5 for all.',
   params: {
     lruSize: { type: 'number', integer: true, min: 1, default: 1024, doc: 'Endpoints remembered.' },
-    prefixPluginType: { type: 'string', default: 'prefix-cache-scorer', doc: 'Type of the prefix plugin whose result decides "no hit".' },
-    prefixPluginName: { type: 'string', default: 'prefix-cache-scorer', doc: 'Name of that plugin.' },
+    prefixPluginType: { type: 'string', default: 'prefix-cache-scorer', doc: 'Type of the prefix plugin whose result decides "no hit" (llm-d compatibility; the plugin is found by name).' },
+    prefixPluginName: { type: 'string', default: 'prefix-cache-scorer', doc: 'Name of that plugin; without a result from it, the config\'s prefix plugin is used.' },
   },
-  create: (name, p) => new NoHitLruScorer(name, p.lruSize),
+  create: (name, p) => new NoHitLruScorer(name, p.lruSize, p.prefixPluginName),
 });

@@ -75,6 +75,8 @@ export class ApproxPrefixProducer implements DataProducer, PreRequest {
     for (const v of matched.values()) if (v > best) best = v;
     const result: PrefixResult = { hashes, blockTokens, total, matched, best };
     state.set(PREFIX_STATE_KEY, result);
+    // Also by plugin name, for consumers that name their prefix plugin (no-hit-lru-scorer).
+    state.set(`${PREFIX_STATE_KEY}:${this.name}`, result);
   }
 
   preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
@@ -95,6 +97,7 @@ export class ApproxPrefixProducer implements DataProducer, PreRequest {
   }
 }
 
-export function prefixResult(state: CycleState): PrefixResult | undefined {
-  return state.get<PrefixResult>(PREFIX_STATE_KEY);
+/** The prefix result of this cycle: of the named prefix plugin, else the latest one. */
+export function prefixResult(state: CycleState, pluginName?: string): PrefixResult | undefined {
+  return (pluginName && state.get<PrefixResult>(`${PREFIX_STATE_KEY}:${pluginName}`)) || state.get<PrefixResult>(PREFIX_STATE_KEY);
 }

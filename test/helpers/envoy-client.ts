@@ -57,6 +57,8 @@ export interface EnvoyResult {
   immediate: { status: number; body: string; headers: Map<string, string> } | undefined;
   /** Response body bytes as passed back, per reply. */
   responseEcho: Buffer[];
+  /** Headers set on the response by the response-headers reply. */
+  responseSetHeaders: Map<string, string>;
   messages: ProcessingResponse[];
   violations: string[];
   /** Milliseconds from the first message to the destination reply. */
@@ -94,6 +96,7 @@ export class EnvoyClient {
       echoedChunkSizes: [],
       immediate: undefined,
       responseEcho: [],
+      responseSetHeaders: new Map(),
       messages: inbox.all,
       violations: [],
       routeLatencyMs: 0,
@@ -238,6 +241,9 @@ export class EnvoyClient {
     call.write(msg);
     const h = await inbox.next(deadline);
     if (!h.response_headers) result.violations.push(`expected response_headers reply, got ${Object.keys(h).join(',')}`);
+    for (const o of h.response_headers?.response?.header_mutation?.set_headers ?? []) {
+      result.responseSetHeaders.set(o.header.key, Buffer.from(o.header.raw_value ?? Buffer.from(o.header.value ?? '')).toString());
+    }
     for (let i = 0; i < res.chunks.length; i++) {
       const c = res.chunks[i];
       const buf = typeof c === 'string' ? Buffer.from(c) : c;
