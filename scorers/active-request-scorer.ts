@@ -24,8 +24,8 @@ class ActiveRequestScorer implements Scorer {
     for (const e of endpoints) if (e.inFlight > max) max = e.inFlight;
     for (let i = 0; i < endpoints.length; i++) {
       const c = endpoints[i].inFlight;
-      if (c <= this.#idle) out[i] = 1;
-      else out[i] = max > this.#idle ? (this.#maxBusy * (max - c)) / (max - this.#idle) : 1;
+      // As llm-d: busy endpoints get maxBusyScore × (max − n) / max.
+      out[i] = c <= this.#idle ? 1 : (this.#maxBusy * (max - c)) / max;
     }
     return out;
   }
@@ -33,7 +33,7 @@ class ActiveRequestScorer implements Scorer {
 
 export const activeRequestScorer = definePlugin({
   type: 'active-request-scorer',
-  description: 'In-flight requests per endpoint (tracked by llm-epp): ≤ idleThreshold ⇒ 1.0; busier ones maxBusyScore × (max − n) / (max − idleThreshold).',
+  description: 'In-flight requests per endpoint (tracked by llm-epp): ≤ idleThreshold ⇒ 1.0; busier ones maxBusyScore × (max − n) / max, the busiest 0.',
   params: {
     idleThreshold: { type: 'number', integer: true, min: 0, default: 0, doc: 'In-flight requests that still count as idle.' },
     maxBusyScore: { type: 'number', min: 0, max: 1, default: 1, doc: 'Score ceiling for busy endpoints.' },

@@ -1,12 +1,13 @@
 // no-hit-lru-scorer (llm-d): spreads "cold" requests (no prefix hit on any
 // candidate) over the endpoints that were least recently given a cold request,
-// so new prefixes land where they evict the least. Endpoints never given one
-// score 1.0; the others (m of them) score (m − rank) / (m + 1), the most recent
-// lowest. Requests with a prefix hit score 0.5 everywhere.
+// so new prefixes land where they evict the least. As llm-d ranks them: never
+// used endpoints first, then used ones from least to most recently used; the
+// endpoint at position i of n scores 1 − i / (n − 1) (n = 1 ⇒ 1.0). Requests
+// with a prefix hit score 0.5 everywhere.
 import { LRUCache } from 'lru-cache';
 import type { Endpoint } from '../src/pool/endpoint.ts';
 import { prefixResult } from '../src/prefix/producer.ts';
-import type { CycleState, PreRequest, Scorer } from '../src/scheduling/framework.ts';
+import type { CycleState, PreRequest, ProfileResult, Scorer } from '../src/scheduling/framework.ts';
 import { definePlugin } from '../src/scheduling/registry.ts';
 
 class NoHitLruScorer implements Scorer, PreRequest {
@@ -32,26 +33,27 @@ class NoHitLruScorer implements Scorer, PreRequest {
   score(state: CycleState, endpoints: readonly Endpoint[]): Float64Array {
     const out = new Float64Array(endpoints.length);
     if (!this.#cold(state)) return out.fill(0.5);
-    const used: { i: number; seq: number }[] = [];
-    for (let i = 0; i < endpoints.length; i++) {
-      const seq = this.#lru.peek(endpoints[i].key);
-      if (seq === undefined) out[i] = 1;
-      else used.push({ i, seq });
-    }
-    used.sort((a, b) => a.seq - b.seq); // least recent first
-    const m = used.length;
-    used.forEach((u, rank) => (out[u.i] = (m - rank) / (m + 1)));
+    const n = endpoints.length;
+    if (n === 1) return out.fill(1);
+    const order: { i: number; seq: number }[] = [];
+    for (let i = 0; i < n; i++) order.push({ i, seq: this.#lru.peek(endpoints[i].key) ?? -1 });
+    // Never used (seq −1) first, then least recent first; stable for equal keys.
+    order.sort((a, b) => a.seq - b.seq);
+    order.forEach((o, pos) => (out[o.i] = Math.max(0, 1 - pos / (n - 1))));
     return out;
   }
 
-  preRequest(state: CycleState, primary: Endpoint): void {
-    if (this.#cold(state)) this.#lru.set(primary.key, ++this.#seq);
+  preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
+    if (!this.#cold(state)) return;
+    this.#lru.set(primary.key, ++this.#seq);
+    const prefill = results.get('prefill')?.endpoints[0];
+    if (prefill && prefill !== primary) this.#lru.set(prefill.key, ++this.#seq);
   }
 }
 
 export const noHitLruScorer = definePlugin({
   type: 'no-hit-lru-scorer',
-  description: 'For requests without any prefix hit: endpoints least recently given such a request score highest (never ⇒ 1.0). Requests with a hit ⇒ 0.5 for all.',
+  description: 'For requests without any prefix hit: never-used endpoints first, then least recently used; position i of n scores 1 − i/(n − 1). Requests with a hit ⇒ 0.5 for all.',
   params: {
     lruSize: { type: 'number', integer: true, min: 1, default: 1024, doc: 'Endpoints remembered.' },
     prefixPluginType: { type: 'string', default: 'prefix-cache-scorer', doc: 'Type of the prefix plugin whose result decides "no hit" (llm-d compatibility; the plugin is found by name).' },

@@ -15,22 +15,28 @@ export class PrefixCacheScorer implements Scorer, DataProducer, PreRequest {
   readonly name: string;
   readonly producer: ApproxPrefixProducer;
 
+  /** False when a declared approx-prefix-cache-producer runs the index (it is then a plugin of its own). */
+  readonly #ownsProducer: boolean;
+
   constructor(name: string, params: Params<typeof PREFIX_PARAMS>, ctx: PluginContext) {
     this.name = name;
-    this.producer = new ApproxPrefixProducer('prefix-cache-scorer', name, params, ctx);
+    // Reuse a declared producer rather than keeping a second index of the same requests.
+    const declared = [...ctx.plugins.values()].find((p): p is ApproxPrefixProducer => p instanceof ApproxPrefixProducer);
+    this.producer = declared ?? new ApproxPrefixProducer('prefix-cache-scorer', name, params, ctx);
+    this.#ownsProducer = declared === undefined;
   }
 
   produce(state: CycleState, candidates: readonly Endpoint[]): void {
-    this.producer.produce(state, candidates);
+    if (this.#ownsProducer) this.producer.produce(state, candidates);
   }
 
   preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
-    this.producer.preRequest(state, primary, results);
+    if (this.#ownsProducer) this.producer.preRequest(state, primary, results);
   }
 
   score(state: CycleState, endpoints: readonly Endpoint[]): Float64Array {
     const out = new Float64Array(endpoints.length);
-    const r = prefixResult(state);
+    const r = prefixResult(state, this.producer.name);
     if (!r || r.total === 0 || r.best === 0) return out;
     for (let i = 0; i < endpoints.length; i++) out[i] = (r.matched.get(endpoints[i].key) ?? 0) / r.total;
     return out;

@@ -143,3 +143,20 @@ describe('serving', () => {
     expect(app.health.ready).toBe(false);
   });
 });
+
+describe('operator certificate', () => {
+  it('serves the certificate from --cert-path (tls.crt, tls.key) and fails clearly when it is missing', async () => {
+    const { loadTlsMaterial } = await import('../src/tls.ts');
+    const made = await loadTlsMaterial('');
+    const dir = mkdtempSync(join(tmpdir(), 'llm-epp-cert-'));
+    writeFileSync(join(dir, 'tls.crt'), made.cert);
+    writeFileSync(join(dir, 'tls.key'), made.key);
+    const pod = new FakePod();
+    const { app, client } = await setup([pod], () => [`--endpoints=${pod.key}`, '--secure-serving', `--cert-path=${dir}`]);
+    expect(app.certPem?.equals(made.cert)).toBe(true);
+    const r = await client.send({ body });
+    expect(r.violations).toEqual([]);
+    expect(r.setHeaders.get('x-gateway-destination-endpoint')).toBe(pod.key);
+    await expect(loadTlsMaterial(join(dir, 'nope'))).rejects.toThrow(/cannot read tls.crt and tls.key/);
+  });
+});

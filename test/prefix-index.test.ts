@@ -63,6 +63,14 @@ describe('prefix index', () => {
     expect(idx.match(hashes('4444')).matched.get('a')).toBe(1);
   });
 
+  it('keeps matching when the lookup stamp wraps around', () => {
+    const idx = new PrefixIndex(16);
+    idx.ensureEndpoint('a', 10);
+    idx.add('a', hashes('AAAABBBB'));
+    idx.setStampForTest(0x7fffffff - 3);
+    for (let i = 0; i < 10; i++) expect(idx.match(hashes('AAAABBBB')).matched.get('a')).toBe(2);
+  });
+
   it('grows past its initial size, and removing an endpoint frees its entries', () => {
     const idx = new PrefixIndex(16);
     idx.ensureEndpoint('a', 10_000);

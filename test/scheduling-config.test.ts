@@ -49,6 +49,17 @@ describe('EndpointPickerConfig', () => {
     expect(c.profileHandler.type).toBe('single-profile-handler');
   });
 
+  it('ignores a weight on a non-scorer and reuses a declared picker, as the GAIE loader does', () => {
+    const c = load(head + 'plugins:\n- type: queue-scorer\n- type: random-picker\nschedulingProfiles:\n- name: d\n  plugins:\n  - {pluginRef: queue-scorer, weight: 2}\n');
+    expect(c.profiles.get('d')!.picker.type).toBe('random-picker');
+    const w = load(head + 'plugins:\n- type: random-picker\nschedulingProfiles:\n- name: d\n  plugins:\n  - {pluginRef: random-picker, weight: 2}\n');
+    expect(w.profiles.get('d')!.picker.type).toBe('random-picker');
+  });
+
+  it('accepts llm-d\'s inflight-load-producer declaration', () => {
+    expect(() => load('apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: inflight-load-producer\n- type: token-load-scorer\n')).not.toThrow();
+  });
+
   it('accepts the llm-d apiVersion and old plugin names', () => {
     const c = load('apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: by-label-selector\n  parameters: {matchLabels: {a: b}}\n- type: kv-cache-scorer\n');
     expect([...c.plugins.values()].map((p) => p.type)).toContain('label-selector-filter');
@@ -76,7 +87,6 @@ describe('EndpointPickerConfig', () => {
     ['a duplicate plugin name', head + 'plugins:\n- type: queue-scorer\n- type: queue-scorer\n', /plugin name "queue-scorer" is used twice/],
     ['a pluginRef to no plugin', head + 'plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue\n', /profile "default": plugins\[0\]: pluginRef "queue" names no plugin \(declared: queue-scorer\)/],
     ['a negative weight', head + 'plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: d\n  plugins:\n  - {pluginRef: queue-scorer, weight: -1}\n', /weight of "queue-scorer" must be a number ≥ 0/],
-    ['a weight on a picker', head + 'plugins:\n- type: random-picker\nschedulingProfiles:\n- name: d\n  plugins:\n  - {pluginRef: random-picker, weight: 2}\n', /not a scorer; only scorers take a weight/],
     ['two pickers in a profile', head + 'plugins:\n- type: random-picker\n- type: max-score-picker\nschedulingProfiles:\n- name: d\n  plugins:\n  - pluginRef: random-picker\n  - pluginRef: max-score-picker\n', /more than one picker/],
     ['a profile handler inside a profile', head + 'plugins:\n- type: single-profile-handler\nschedulingProfiles:\n- name: d\n  plugins:\n  - pluginRef: single-profile-handler\n', /cannot be part of a profile/],
     ['two profiles with the single handler', head + 'plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: a\n  plugins: [{pluginRef: queue-scorer}]\n- name: b\n  plugins: [{pluginRef: queue-scorer}]\n', /2 scheduling profiles need a profile handler/],

@@ -20,9 +20,27 @@ export interface BlockHashes {
 
 const EMPTY: BlockHashes = { hi: new Uint32Array(0), lo: new Uint32Array(0), count: 0 };
 const encoder = new TextEncoder();
+let window = new Uint8Array(1 << 16);
 
+/** UTF-8 of the first `limit` bytes' worth of `text`, in a reused buffer (valid until the next call). */
+function encodeWindow(text: string, limit: number): Uint8Array {
+  if (window.length < limit) window = new Uint8Array(Math.max(limit, window.length * 2));
+  const { written } = encoder.encodeInto(text, window.subarray(0, limit));
+  return window.subarray(0, written);
+}
+
+const seeds = new Map<string, bigint>();
+
+/** XXH64(model ‖ cache_salt), cached: a pool serves few models and salts. */
 export function seedHash(model: string, cacheSalt: string | undefined): bigint {
-  return h64Raw(encoder.encode(cacheSalt ? model + cacheSalt : model), 0n);
+  const key = cacheSalt ? model + cacheSalt : model;
+  let h = seeds.get(key);
+  if (h === undefined) {
+    h = h64Raw(encoder.encode(key), 0n);
+    if (seeds.size > 10_000) seeds.clear();
+    seeds.set(key, h);
+  }
+  return h;
 }
 
 /**
@@ -30,7 +48,9 @@ export function seedHash(model: string, cacheSalt: string | undefined): bigint {
  * text and one 72-byte scratch buffer: no per-block strings or allocations.
  */
 export function blockHashes(text: string | Uint8Array, model: string, cacheSalt: string | undefined, blockBytes: number, maxBlocks: number): BlockHashes {
-  const bytes = typeof text === 'string' ? encoder.encode(text) : text;
+  // Encode only what can be hashed (a 10 MB prompt with a 512 KB window
+  // encodes 512 KB), into a buffer reused across requests.
+  const bytes = typeof text === 'string' ? encodeWindow(text, Math.min(maxBlocks * blockBytes, text.length * 3)) : text;
   const count = Math.min(Math.floor(bytes.length / blockBytes), maxBlocks);
   if (count <= 0) return EMPTY;
   const hi = new Uint32Array(count);

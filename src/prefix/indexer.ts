@@ -47,6 +47,11 @@ export class PrefixIndex {
   #matchStamp = new Int32Array(64);
   #stamp = 0;
 
+  /** Test hook: continue stamping from `n` (to exercise the wrap-around). */
+  setStampForTest(n: number): void {
+    this.#stamp = n;
+  }
+
   constructor(initialEntries = INITIAL_ENTRIES) {
     const n = 1 << Math.ceil(Math.log2(Math.max(16, initialEntries)));
     this.#hi = new Uint32Array(n);
@@ -138,7 +143,12 @@ export class PrefixIndex {
     const matched = new Map<string, number>();
     const { hi, lo, count } = hashes;
     if (count === 0 || this.#size === 0) return { matched, total: count };
-    const stamp = ++this.#stamp;
+    // Stamps live in an Int32Array: restart them before they would overflow.
+    if (++this.#stamp >= 0x7fffffff) {
+      this.#matchStamp.fill(0);
+      this.#stamp = 1;
+    }
+    const stamp = this.#stamp;
     const mb = this.#matchBlock;
     const ms = this.#matchStamp;
     const chain = this.#chain;

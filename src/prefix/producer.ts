@@ -80,19 +80,23 @@ export class ApproxPrefixProducer implements DataProducer, PreRequest {
   }
 
   preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
-    const r = state.get<PrefixResult>(PREFIX_STATE_KEY);
+    const r = state.get<PrefixResult>(`${PREFIX_STATE_KEY}:${this.name}`);
     if (!r || r.total === 0) return;
-    this.index.add(primary.key, r.hashes);
     // With prefill/decode disaggregation the prefill endpoint computes the prefix too.
     const prefill = results.get('prefill')?.endpoints[0];
-    if (prefill && prefill !== primary) this.index.add(prefill.key, r.hashes);
+    // Recording the blocks is off the request's critical path (as GAIE does it
+    // asynchronously): the destination reply goes out first.
+    setImmediate(() => {
+      this.index.add(primary.key, r.hashes);
+      if (prefill && prefill !== primary) this.index.add(prefill.key, r.hashes);
+      this.#ctx.metrics?.prefixIndexerSize.set(this.index.size);
+    });
     const m = this.#ctx.metrics;
     if (m) {
       const hit = r.matched.get(primary.key) ?? 0;
       const charsPerBlock = r.blockTokens * CHARS_PER_TOKEN;
       m.prefixHitRatio.observe(hit / r.total);
       m.prefixHitBytes.observe(hit * charsPerBlock);
-      m.prefixIndexerSize.set(this.index.size);
     }
   }
 }

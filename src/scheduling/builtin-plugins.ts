@@ -19,6 +19,16 @@ const approxPrefixCacheProducer = definePlugin({
   create: (name, p, ctx) => new ApproxPrefixProducer('approx-prefix-cache-producer', name, p, ctx),
 });
 
+// llm-d configs declare this producer next to token-load-scorer and
+// active-request-scorer. llm-epp always counts in-flight requests and prompt
+// tokens per endpoint (director.ts), so the declaration is all there is to it.
+const inflightLoadProducer = definePlugin({
+  type: 'inflight-load-producer',
+  description: 'Accepted for llm-d configs: llm-epp always tracks in-flight requests and prompt tokens per endpoint, which active-request-scorer and token-load-scorer read.',
+  params: {},
+  create: (name) => ({ type: 'inflight-load-producer', name }),
+});
+
 export function createRegistry(): PluginRegistry {
   const r = new PluginRegistry();
   for (const def of SCORERS) r.register(def);
@@ -32,5 +42,6 @@ export function createRegistry(): PluginRegistry {
   r.register(weightedRandomPicker);
   r.register(singleProfileHandler);
   r.register(approxPrefixCacheProducer);
+  r.register(inflightLoadProducer);
   return r;
 }

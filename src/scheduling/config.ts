@@ -161,7 +161,8 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
         scorers.push({ scorer: plugin, weight: typeof ref.weight === 'number' ? ref.weight : 1 });
         used = true;
       } else if (ref.weight !== undefined && ref.weight !== null) {
-        throw new ConfigError(`${w}: "${ref.pluginRef}" is not a scorer; only scorers take a weight`);
+        // GAIE ignores weights on non-scorers; so do we, but say so.
+        baseCtx.log.warn({ source, profile: raw.name, plugin: ref.pluginRef }, 'weight ignored: only scorers take a weight');
       }
       if (isPicker(plugin)) {
         if (picker) throw new ConfigError(`${where}: more than one picker ("${picker.name}", "${plugin.name}")`);
@@ -170,9 +171,10 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
       }
       if (!used) throw new ConfigError(`${w}: "${ref.pluginRef}" (${plugin.type}) is not a filter, scorer or picker and cannot be part of a profile`);
     });
-    // GAIE: a profile without a picker gets max-score-picker.
+    // GAIE: a profile without a picker gets the first declared picker, else max-score-picker.
     if (!picker) {
-      const p = addPlugin('max-score-picker');
+      const declared = [...plugins.values()].find(isPicker);
+      const p = declared ?? addPlugin('max-score-picker');
       if (!isPicker(p)) throw new ConfigError(`${where}: no picker, and the plugin named "max-score-picker" is not a picker`);
       picker = p;
     }

@@ -61,7 +61,7 @@ export class PipelineScheduler implements Scheduler {
 
   schedule(request: SchedulingRequest, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult {
     const state = new CycleState(request);
-    for (const p of this.#producers) this.#timed('PrepareData', p, () => p.produce(state, candidates));
+    for (const p of this.#producers) this.#guarded('PrepareData', p, () => p.produce(state, candidates), undefined);
 
     const results = new Map<string, ProfileRun>();
     const handler = this.config.profileHandler;
@@ -74,7 +74,7 @@ export class PipelineScheduler implements Scheduler {
     const primary = results.get(primaryName) ?? EMPTY;
     if (primary.endpoints.length === 0) return { endpoints: [], cycle: state };
     const chosen = primary.endpoints[0];
-    for (const p of this.#preRequest) this.#timed('PreRequest', p, () => p.preRequest(state, chosen, results));
+    for (const p of this.#preRequest) this.#guarded('PreRequest', p, () => p.preRequest(state, chosen, results), undefined);
     return {
       endpoints: primary.endpoints,
       scores: primary.scores,
@@ -106,14 +106,17 @@ export class PipelineScheduler implements Scheduler {
   #runProfile(profile: SchedulerProfile, state: CycleState, candidates: readonly Endpoint[], maxEndpoints: number): ProfileRun {
     let eps = candidates;
     for (const f of profile.filters) {
-      eps = this.#timed('Filter', f, () => f.filter(state, eps));
+      // A failing filter passes everything through rather than failing the request.
+      const before = eps;
+      eps = this.#guarded('Filter', f, () => f.filter(state, before), before);
       if (eps.length === 0) return EMPTY;
     }
     const n = eps.length;
     const totals = new Float64Array(n);
     const perScorer: ProfileRun['perScorer'] = [];
     for (const { scorer, weight } of profile.scorers) {
-      const raw = this.#timed('Scorer', scorer, () => scorer.score(state, eps));
+      // A failing scorer scores 0 everywhere.
+      const raw = this.#guarded('Scorer', scorer, () => scorer.score(state, eps), new Float64Array(n));
       const clamped = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const s = raw[i];
@@ -133,6 +136,16 @@ export class PipelineScheduler implements Scheduler {
     const max = profile.picker.maxEndpoints ?? maxEndpoints;
     const endpoints = this.#timed('Picker', profile.picker, () => profile.picker.pick(state, scored, max));
     return { endpoints, scores, perScorer, candidates: eps };
+  }
+
+  /** Run a plugin call; on an exception log it and use `fallback`: one bad plugin must not fail every request. */
+  #guarded<T>(point: string, plugin: Plugin, fn: () => T, fallback: T): T {
+    try {
+      return this.#timed(point, plugin, fn);
+    } catch (err) {
+      this.#log.error({ err, plugin: plugin.name, type: plugin.type, extensionPoint: point }, 'scheduling plugin failed; continuing without it');
+      return fallback;
+    }
   }
 
   #timed<T>(point: string, plugin: Plugin, fn: () => T): T {

@@ -1,0 +1,46 @@
+// A fleet of fake model servers for the EPP benchmark, in one process: each
+// pod serves a realistic vLLM /metrics page (~25 KB, histograms included)
+// whose waiting/running/KV values drift every 100 ms, so every scrape parses
+// fresh numbers. Started as a child process; prints its ports as JSON.
+//   node bench/epp/fleet.ts --pods 64
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import { syntheticVllmPage } from '../lib/vllm-page.ts';
+
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '8' } } });
+const n = Number(values.pods);
+
+interface Pod {
+  server: Server;
+  page: Buffer;
+  waiting: number;
+  running: number;
+  kv: number;
+}
+
+const pods: Pod[] = [];
+for (let i = 0; i < n; i++) {
+  const pod: Pod = { server: undefined as unknown as Server, page: Buffer.alloc(0), waiting: i % 4, running: 8 + (i % 8), kv: 0.2 + (i % 10) / 20 };
+  pod.page = Buffer.from(syntheticVllmPage(pod));
+  pod.server = createServer((req, res) => {
+    if (req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(pod.page);
+    else res.writeHead(404).end();
+  });
+  pod.server.keepAliveTimeout = 60_000;
+  pods.push(pod);
+}
+await Promise.all(pods.map((p) => new Promise<void>((r) => p.server.listen(0, '127.0.0.1', r))));
+
+// Drift: a small random walk, so scores change but stay comparable.
+setInterval(() => {
+  for (const p of pods) {
+    p.waiting = Math.max(0, Math.min(20, p.waiting + Math.round(Math.random() * 2 - 1)));
+    p.running = Math.max(0, Math.min(64, p.running + Math.round(Math.random() * 4 - 2)));
+    p.kv = Math.max(0, Math.min(1, p.kv + (Math.random() - 0.5) * 0.02));
+    p.page = Buffer.from(syntheticVllmPage(p));
+  }
+}, 100).unref();
+
+process.stdout.write(JSON.stringify({ ports: pods.map((p) => (p.server.address() as AddressInfo).port) }) + '\n');
+process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,459 @@
+// `npm run bench:epp`: llm-epp's hot path measured the way Envoy drives it.
+// For each scenario it starts a fake vLLM fleet (real metric pages, scraped
+// for real), llm-epp, and a bare ext_proc echo server on the same gRPC stack;
+// the load generator (this process) sends the same streams to both, so every
+// latency is also given as a ratio to that floor. Results: a JSON file in
+// bench/results/ and a Markdown section appended to bench/RESULTS.md.
+//
+//   npm run bench:epp                          all scenarios (≈ 3–4 min)
+//   npm run bench:epp -- --scenario headline   one scenario
+//   npm run bench:epp -- --duration 2s --no-append
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../../src/flags.ts';
+import { round, summarize, type Summary } from '../lib/stats.ts';
+import { ExtProcLoad, requestShape, sseResponse, type LoadResult, type RequestShape } from './load.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLK_TCK = 100;
+
+// ---------- processes ----------
+
+interface Child {
+  proc: ChildProcess;
+  info: Record<string, number>;
+}
+
+function start(args: string[], ready: (line: string) => Record<string, number> | undefined): Promise<Child> {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 20_000);
+    rl.on('line', (line) => {
+      const info = ready(line);
+      if (info) {
+        clearTimeout(timer);
+        resolve({ proc, info });
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
+  });
+}
+
+const json = (line: string) => {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+};
+
+function startFleet(pods: number) {
+  return start(['bench/epp/fleet.ts', `--pods=${pods}`], (l) => {
+    const j = json(l) as { ports?: number[] } | undefined;
+    return j?.ports ? Object.fromEntries(j.ports.map((p, i) => [String(i), p])) : undefined;
+  });
+}
+
+function startEcho() {
+  return start(['bench/epp/echo-server.ts', '--port=0'], (l) => {
+    const j = json(l) as { port?: number } | undefined;
+    return j?.port ? { port: j.port } : undefined;
+  });
+}
+
+/** Extra node flags for the llm-epp process, e.g. --cpu-prof (set by --epp-node-args). */
+let eppNodeArgs: string[] = [];
+
+function startEpp(ports: number[], extra: string[]) {
+  const args = [
+    ...eppNodeArgs,
+    'src/main.ts',
+    `--endpoints=${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+    '--grpc-port=0',
+    '--grpc-health-port=0',
+    '--metrics-port=0',
+    '--secure-serving=false',
+    '--log-level=info',
+    ...extra,
+  ];
+  return start(args, (l) => {
+    const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
+    return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
+  });
+}
+
+async function stop(c: Child | undefined): Promise<void> {
+  if (!c || c.proc.exitCode !== null) return;
+  // SIGTERM first so a --cpu-prof profile gets written; SIGKILL if it lingers.
+  const exited = new Promise<void>((r) => c.proc.once('exit', () => r()));
+  c.proc.kill('SIGTERM');
+  const t = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
+}
+
+function rssMB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function eppMetric(metricsPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+async function waitReady(metricsPort: number, pods: number): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    if ((await eppMetric(metricsPort, 'inference_pool_ready_pods')) >= pods) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('pods never became ready in llm-epp');
+}
+
+// ---------- workloads ----------
+
+function words(seed: number, chars: number): string {
+  let s = '';
+  for (let i = 0; s.length < chars; i++) s += `w${(seed * 7919 + i * 104729) % 50021} `;
+  return s.slice(0, chars);
+}
+
+/** 8k-token chat prompts: one of `groups` shared ~6k-token system prompts + a unique ~2k-token question. */
+function chatWorkload(count: number, groups: number, systemChars = 24_000, questionChars = 8_000): RequestShape[] {
+  const systems = Array.from({ length: groups }, (_, g) => `System prompt ${g}. ` + words(g + 1, systemChars));
+  return Array.from({ length: count }, (_, i) =>
+    requestShape(
+      '/v1/chat/completions',
+      Buffer.from(
+        JSON.stringify({
+          model: 'meta-llama/Llama-3.1-8B-Instruct',
+          stream: true,
+          stream_options: { include_usage: true },
+          messages: [
+            { role: 'system', content: systems[i % groups] },
+            { role: 'user', content: `Question ${i}: ` + words(100_000 + i, questionChars) },
+          ],
+        }),
+      ),
+    ),
+  );
+}
+
+/** ≈100k-token completions prompts (≈ 400 KB bodies), each distinct. */
+function longWorkload(count: number, chars = 400_000): RequestShape[] {
+  return Array.from({ length: count }, (_, i) =>
+    requestShape('/v1/completions', Buffer.from(JSON.stringify({ model: 'meta-llama/Llama-3.1-8B-Instruct', prompt: `Doc ${i}. ` + words(i + 7, chars) }))),
+  );
+}
+
+// ---------- measuring ----------
+
+interface Phase {
+  name: string;
+  target: 'epp' | 'echo';
+  mode: string;
+  requests: number;
+  errors: number;
+  errorKinds?: Record<string, number>;
+  throughput: number;
+  decisionMs: Summary;
+  addedMs: Summary;
+  responseMs?: Summary;
+  scheduleDelayP99Ms?: number;
+  cpuMsPerRequest?: number;
+  cpuCorePercent?: number;
+  eventLoopLagP99Ms?: number;
+  eventLoopLagMaxMs?: number;
+  rssMB?: number;
+}
+
+function roundSummary(s: Summary): Summary {
+  return { count: s.count, mean: round(s.mean), p50: round(s.p50), p90: round(s.p90), p99: round(s.p99), p999: round(s.p999), max: round(s.max) };
+}
+
+async function measure(
+  name: string,
+  target: 'epp' | 'echo',
+  child: Child,
+  run: (load: ExtProcLoad) => Promise<LoadResult>,
+  mode: string,
+): Promise<Phase> {
+  const load = new ExtProcLoad(`127.0.0.1:${child.info.port}`);
+  // Warm-up: connections, JIT, first scrapes.
+  await load.closedLoop(4, 300, (i) => warm[i % warm.length]);
+  if (target === 'epp') await eppMetric(child.info.metricsPort, 'nodejs_eventloop_lag_p99_seconds'); // resets the lag window
+  const cpu0 = cpuSeconds(child.proc.pid!);
+  const r = await run(load);
+  const cpu = cpuSeconds(child.proc.pid!) - cpu0;
+  load.close();
+  const n = r.samples.length;
+  const phase: Phase = {
+    name,
+    target,
+    mode,
+    requests: n,
+    errors: r.errors,
+    throughput: round(n / (r.elapsedMs / 1000), 1),
+    decisionMs: roundSummary(summarize(r.samples.map((s) => s.decisionMs))),
+    addedMs: roundSummary(summarize(r.samples.map((s) => s.addedMs))),
+    cpuMsPerRequest: n ? round((cpu * 1000) / n, 4) : undefined,
+    cpuCorePercent: round((cpu / (r.elapsedMs / 1000)) * 100, 1),
+    rssMB: round(rssMB(child.proc.pid!), 1),
+  };
+  if (r.errors) phase.errorKinds = r.errorKinds;
+  if (r.samples.some((s) => s.responseMs > 0)) phase.responseMs = roundSummary(summarize(r.samples.map((s) => s.responseMs)));
+  if (r.scheduleDelayMs.length) phase.scheduleDelayP99Ms = round(summarize(r.scheduleDelayMs).p99);
+  if (target === 'epp') {
+    phase.eventLoopLagP99Ms = round((await eppMetric(child.info.metricsPort, 'nodejs_eventloop_lag_p99_seconds')) * 1000);
+    phase.eventLoopLagMaxMs = round((await eppMetric(child.info.metricsPort, 'nodejs_eventloop_lag_max_seconds')) * 1000);
+  }
+  log(`  ${name} [${target}] ${mode}: ${phase.throughput} req/s, added p50 ${phase.addedMs.p50} ms p99 ${phase.addedMs.p99} ms, decision p50 ${phase.decisionMs.p50} ms p99 ${phase.decisionMs.p99} ms${r.errors ? `, ${r.errors} errors ${JSON.stringify(r.errorKinds)}` : ''}`);
+  return phase;
+}
+
+let warm: RequestShape[] = [];
+const log = (s: string) => process.stderr.write(s + '\n');
+
+// ---------- scenarios ----------
+
+interface ScenarioResult {
+  scenario: string;
+  description: string;
+  pods: number;
+  phases: Phase[];
+  extra?: Record<string, number>;
+}
+
+interface Ctx {
+  durationMs: number;
+  rates: number[];
+  quick: boolean;
+}
+
+async function withProcesses<T>(pods: number, eppFlags: string[], fn: (fleet: Child, epp: Child, echo: Child) => Promise<T>): Promise<T> {
+  let fleet: Child | undefined;
+  let epp: Child | undefined;
+  let echo: Child | undefined;
+  try {
+    fleet = await startFleet(pods);
+    const ports = Object.values(fleet.info);
+    [epp, echo] = await Promise.all([startEpp(ports, eppFlags), startEcho()]);
+    await waitReady(epp.info.metricsPort, pods);
+    return await fn(fleet, epp, echo);
+  } finally {
+    await Promise.all([stop(epp), stop(echo), stop(fleet)]);
+  }
+}
+
+const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<ScenarioResult> }> = {
+  headline: {
+    description: '8k-token chat prompts (32 shared ~6k-token system prompts + unique ~2k-token questions), 64 pods, default scorers, request path only',
+    async run(c) {
+      const pods = c.quick ? 4 : 64;
+      const reqs = chatWorkload(c.quick ? 64 : 1024, 32);
+      warm = reqs.slice(0, 16);
+      const pick = (i: number) => reqs[i % reqs.length];
+      const phases: Phase[] = [];
+      await withProcesses(pods, [], async (_f, epp, echo) => {
+        for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
+          phases.push(await measure('saturation', t, child, (l) => l.closedLoop(64, c.durationMs, pick), 'closed loop, 64 streams'));
+        }
+        for (const rate of c.rates) {
+          for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
+            phases.push(await measure(`${rate} req/s`, t, child, (l) => l.openLoop(rate, c.durationMs, pick), `open loop ${rate}/s`));
+          }
+        }
+      });
+      return { scenario: 'headline', description: this.description, pods, phases };
+    },
+  },
+  long: {
+    description: '≈100k-token prompts (≈400 KB bodies in 16 KB chunks), 64 pods, default scorers: 1 stream, then 100 concurrent streams',
+    async run(c) {
+      const pods = c.quick ? 4 : 64;
+      const reqs = longWorkload(c.quick ? 8 : 200);
+      warm = reqs.slice(0, 2);
+      const pick = (i: number) => reqs[i % reqs.length];
+      const phases: Phase[] = [];
+      await withProcesses(pods, [], async (_f, epp, echo) => {
+        for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
+          phases.push(await measure('1 stream', t, child, (l) => l.closedLoop(1, c.durationMs, pick), 'closed loop, 1 stream'));
+        }
+        for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
+          phases.push(await measure('100 streams', t, child, (l) => l.closedLoop(c.quick ? 8 : 100, c.durationMs, pick), `closed loop, ${c.quick ? 8 : 100} streams`));
+        }
+      });
+      return { scenario: 'long', description: this.description, pods, phases };
+    },
+  },
+  scrape: {
+    description: '128 pods with realistic vLLM pages (histograms, ~25 KB) scraped every 50 ms: idle scrape cost, and decision latency at 1,000 req/s against scraping every 2 s',
+    async run(c) {
+      const pods = c.quick ? 8 : 128;
+      const reqs = chatWorkload(c.quick ? 64 : 1024, 32);
+      warm = reqs.slice(0, 16);
+      const pick = (i: number) => reqs[i % reqs.length];
+      const rate = c.quick ? 100 : 1000;
+      const phases: Phase[] = [];
+      const extra: Record<string, number> = {};
+      await withProcesses(pods, [], async (_f, epp) => {
+        const cpu0 = cpuSeconds(epp.proc.pid!);
+        const t0 = performance.now();
+        await new Promise((r) => setTimeout(r, c.durationMs));
+        extra.idleScrapeCorePercent = round(((cpuSeconds(epp.proc.pid!) - cpu0) / ((performance.now() - t0) / 1000)) * 100, 1);
+        log(`  idle, ${pods} pods scraped every 50 ms: ${extra.idleScrapeCorePercent} % of a core`);
+        phases.push(await measure(`${rate} req/s, scrape 50ms`, 'epp', epp, (l) => l.openLoop(rate, c.durationMs, pick), `open loop ${rate}/s`));
+      });
+      await withProcesses(pods, ['--refresh-metrics-interval=2s', '--metrics-staleness-threshold=10s'], async (_f, epp) => {
+        phases.push(await measure(`${rate} req/s, scrape 2s`, 'epp', epp, (l) => l.openLoop(rate, c.durationMs, pick), `open loop ${rate}/s`));
+      });
+      extra.decisionP99DeltaMs = round(phases[0].decisionMs.p99 - phases[1].decisionMs.p99);
+      return { scenario: 'scrape', description: this.description, pods, phases, extra };
+    },
+  },
+  response: {
+    description: 'headline workload with the response path: 200-chunk SSE responses (usage at the end) passing through',
+    async run(c) {
+      const pods = c.quick ? 4 : 64;
+      const reqs = chatWorkload(c.quick ? 64 : 1024, 32);
+      warm = reqs.slice(0, 16);
+      const pick = (i: number) => reqs[i % reqs.length];
+      const sse = sseResponse(200);
+      const rate = c.quick ? 50 : 500;
+      const phases: Phase[] = [];
+      await withProcesses(pods, [], async (_f, epp, echo) => {
+        for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
+          phases.push(await measure('saturation + SSE', t, child, (l) => l.closedLoop(64, c.durationMs, pick, sse), 'closed loop, 64 streams'));
+        }
+        for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
+          phases.push(await measure(`${rate} req/s + SSE`, t, child, (l) => l.openLoop(rate, c.durationMs, pick, sse), `open loop ${rate}/s`));
+        }
+      });
+      return { scenario: 'response', description: this.description, pods, phases };
+    },
+  },
+  memory: {
+    description: '128 pods, prefix indexes filled to capacity (31,250 blocks each) by distinct ≈100k-token prompts; resident memory',
+    async run(c) {
+      const pods = c.quick ? 4 : 128;
+      const count = c.quick ? 8 : Math.ceil((pods * 31_250) / 6_250) + 40;
+      const extra: Record<string, number> = {};
+      const phases: Phase[] = [];
+      await withProcesses(pods, [], async (_f, epp) => {
+        const load = new ExtProcLoad(`127.0.0.1:${epp.info.port}`);
+        let made = 0;
+        const t0 = performance.now();
+        const worker = async () => {
+          while (made < count) {
+            const body = JSON.stringify({ model: 'meta-llama/Llama-3.1-8B-Instruct', prompt: `Doc ${made} ` + words(made * 13 + 5, 400_000) });
+            made++;
+            await load.one(requestShape('/v1/completions', Buffer.from(body))).catch(() => undefined);
+          }
+        };
+        await Promise.all([worker(), worker(), worker(), worker()]);
+        load.close();
+        await new Promise((r) => setTimeout(r, 500));
+        extra.fillSeconds = round((performance.now() - t0) / 1000, 1);
+        extra.prefixIndexerBlocks = await eppMetric(epp.info.metricsPort, 'inference_extension_prefix_indexer_size');
+        extra.rssMB = round(rssMB(epp.proc.pid!), 1);
+        extra.heapUsedMB = round((await eppMetric(epp.info.metricsPort, 'nodejs_heap_size_used_bytes')) / 1024 / 1024, 1);
+        log(`  ${count} distinct 100k-token prompts: index ${extra.prefixIndexerBlocks} blocks, RSS ${extra.rssMB} MB`);
+      });
+      return { scenario: 'memory', description: this.description, pods, phases, extra };
+    },
+  },
+};
+
+// ---------- report ----------
+
+function markdown(results: ScenarioResult[], meta: Record<string, unknown>): string {
+  const out: string[] = [`## EPP hot path — ${meta.date} (\`npm run bench:epp${meta.args ? ' -- ' + meta.args : ''}\`)`, ''];
+  out.push(`Machine: ${meta.cpu} × ${meta.cores}, ${meta.memGB} GB, Node ${meta.node}; load generator, llm-epp, echo server and fake fleet share the machine. Latencies in ms; "added" = last request-body byte sent → last echoed body byte received; "decision" = last body byte sent → destination received; ×floor = llm-epp ÷ echo server at the same load.`, '');
+  for (const r of results) {
+    out.push(`### ${r.scenario}: ${r.description}`, '');
+    if (r.phases.length) {
+      out.push('| phase | target | req/s | added p50 | p99 | p999 | decision p50 | p99 | ×floor p50 | CPU ms/req | loop lag p99 | RSS MB | errors |');
+      out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+      for (const p of r.phases) {
+        const floor = r.phases.find((q) => q.name === p.name && q.target === 'echo');
+        const ratio = p.target === 'epp' && floor ? round(p.addedMs.p50 / floor.addedMs.p50, 2) : '';
+        out.push(
+          `| ${p.name} | ${p.target} | ${p.throughput} | ${p.addedMs.p50} | ${p.addedMs.p99} | ${p.addedMs.p999} | ${p.decisionMs.p50} | ${p.decisionMs.p99} | ${ratio} | ${p.cpuMsPerRequest ?? ''} | ${p.eventLoopLagP99Ms ?? ''} | ${p.rssMB ?? ''} | ${p.errors} |`,
+        );
+      }
+      out.push('');
+    }
+    if (r.extra) out.push(Object.entries(r.extra).map(([k, v]) => `${k}: **${v}**`).join(' · '), '');
+  }
+  return out.join('\n');
+}
+
+export interface BenchOptions {
+  scenarios: string[];
+  durationMs: number;
+  rates: number[];
+  quick: boolean;
+  append: boolean;
+  args?: string;
+}
+
+export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResult[]; file: string }> {
+  const results: ScenarioResult[] = [];
+  for (const name of o.scenarios) {
+    const s = SCENARIOS[name];
+    if (!s) throw new Error(`unknown scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
+    log(`scenario ${name}: ${s.description}`);
+    results.push(await s.run({ durationMs: o.durationMs, rates: o.rates, quick: o.quick }));
+  }
+  const meta = {
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    node: process.version,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memGB: Math.round(totalmem() / 2 ** 30),
+    args: o.args,
+  };
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  const file = `${ROOT}bench/results/epp-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(file, JSON.stringify({ meta, results }, null, 2));
+  const md = markdown(results, meta);
+  if (o.append) appendFileSync(`${ROOT}bench/RESULTS.md`, '\n' + md);
+  process.stdout.write(md + '\n');
+  return { results, file };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      scenario: { type: 'string', multiple: true },
+      duration: { type: 'string', default: '5s' },
+      rates: { type: 'string', default: '1000,2000' },
+      quick: { type: 'boolean', default: false },
+      'no-append': { type: 'boolean', default: false },
+      'epp-node-args': { type: 'string', default: '' },
+    },
+  });
+  eppNodeArgs = values['epp-node-args'].split(' ').filter(Boolean);
+  await runBench({
+    scenarios: values.scenario ?? ['headline', 'long', 'scrape', 'response', 'memory'],
+    durationMs: parseDuration(values.duration),
+    rates: values.rates.split(',').map(Number),
+    quick: values.quick,
+    append: !values['no-append'],
+    args: process.argv.slice(2).join(' '),
+  });
+  process.exit(0);
+}
