@@ -1,7 +1,10 @@
-// Scrapes every endpoint's Prometheus page on its own loop, so one slow or
-// dead pod never delays the others: a per-endpoint undici Client (keep-alive),
-// a per-scrape timeout, and the next scrape scheduled only after the last one
-// ends. Results land on the Endpoint objects the scheduler reads.
+// Scrapes every endpoint's Prometheus page every interval. One timer starts
+// the scrapes of all endpoints together (one wake-up per interval instead of
+// one per endpoint: at 128 pods every 50 ms that halves the idle CPU), but
+// each endpoint's scrape runs on its own: a per-endpoint undici Client
+// (keep-alive), a per-scrape timeout, and an endpoint whose last scrape is
+// still running is skipped, so one slow or dead pod never delays the others.
+// Results land on the Endpoint objects the scheduler reads.
 import { Client } from 'undici';
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
@@ -24,7 +27,7 @@ export interface CollectorOptions {
 interface Target {
   endpoint: Endpoint;
   client: Client;
-  timer: NodeJS.Timeout | undefined;
+  inFlight: boolean;
   stopped: boolean;
   failures: number;
 }
@@ -37,6 +40,7 @@ export class MetricsCollector {
   readonly #targets = new Map<string, Target>();
   readonly #onChange = (change: PoolChange) => this.#apply(change);
   #running = false;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(pool: EndpointPool, opts: CollectorOptions, log: Logger, metrics?: EppMetrics) {
     this.#pool = pool;
@@ -50,10 +54,20 @@ export class MetricsCollector {
     this.#running = true;
     this.#pool.on('change', this.#onChange);
     this.#apply({ added: [...this.#pool.list()], removed: [] });
+    this.#tick();
+  }
+
+  #tick(): void {
+    if (!this.#running) return;
+    const started = performance.now();
+    for (const t of this.#targets.values()) if (!t.inFlight) void this.#scrape(t);
+    // Fixed rate: the next tick is one interval after this one started.
+    this.#timer = setTimeout(() => this.#tick(), Math.max(1, this.#opts.intervalMs - (performance.now() - started)));
   }
 
   async stop(): Promise<void> {
     this.#running = false;
+    if (this.#timer) clearTimeout(this.#timer);
     this.#pool.off('change', this.#onChange);
     const closing: Promise<void>[] = [];
     for (const t of this.#targets.values()) closing.push(this.#stopTarget(t));
@@ -89,9 +103,10 @@ export class MetricsCollector {
         this.#log.error({ endpoint: ep.key, err: ep.scrapeError }, 'cannot scrape endpoint');
         continue;
       }
-      const t: Target = { endpoint: ep, client, timer: undefined, stopped: false, failures: 0 };
+      const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0 };
       this.#targets.set(ep.key, t);
-      void this.#loop(t);
+      // First scrape at once: a new endpoint becomes pickable without waiting a tick.
+      void this.#scrape(t);
     }
   }
 
@@ -106,48 +121,74 @@ export class MetricsCollector {
     });
   }
 
-  async #loop(t: Target): Promise<void> {
-    if (t.stopped) return;
-    const started = performance.now();
-    await this.#scrape(t);
-    if (t.stopped) return;
-    const wait = Math.max(0, this.#opts.intervalMs - (performance.now() - started));
-    t.timer = setTimeout(() => void this.#loop(t), wait);
+  /** Scrape one endpoint; resolves when the scrape has succeeded or failed. */
+  #scrape(t: Target): Promise<void> {
+    t.inFlight = true;
+    return new Promise<void>((resolve) => {
+      const chunks: Buffer[] = [];
+      let status = 0;
+      const finish = (err: Error | undefined) => {
+        t.inFlight = false;
+        if (!t.stopped) {
+          if (err) this.#failed(t, err.message);
+          else this.#succeeded(t, chunks);
+        }
+        resolve();
+      };
+      try {
+        // undici's dispatch API with a plain handler: no body stream and no
+        // promise per scrape (request() measured ~20 % more CPU at 2,560 scrapes/s).
+        t.client.dispatch(
+          { path: this.#opts.path, method: 'GET', headers: { accept: 'text/plain;version=0.0.4' } },
+          {
+            onRequestStart() {},
+            onResponseStart(_c: unknown, statusCode: number) {
+              status = statusCode;
+            },
+            onResponseData(_c: unknown, chunk: Buffer) {
+              if (status === 200) chunks.push(chunk);
+            },
+            onResponseEnd() {
+              finish(status === 200 ? undefined : new Error(`HTTP ${status}`));
+            },
+            onResponseError(_c: unknown, err: Error) {
+              finish(err);
+            },
+          } as unknown as Parameters<Client['dispatch']>[1],
+        );
+      } catch (err) {
+        finish(err as Error);
+      }
+    });
   }
 
-  async #scrape(t: Target): Promise<void> {
+  #succeeded(t: Target, chunks: Buffer[]): void {
     const ep = t.endpoint;
     try {
       const engine = this.#engineFor(ep);
-      const res = await t.client.request({
-        path: this.#opts.path,
-        method: 'GET',
-        headers: { accept: 'text/plain;version=0.0.4' },
-      });
-      if (res.statusCode !== 200) {
-        await res.body.dump();
-        throw new Error(`HTTP ${res.statusCode}`);
-      }
-      const text = await res.body.text();
-      if (t.stopped) return;
+      // Decoding to a string and parsing with the name filter measured cheaper
+      // in this flow (22 µs/page) than searching the raw bytes (51 µs/page).
+      const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
       ep.metrics = extractMetrics(engine, parsePrometheusText(text, wantedMetricNames(engine)));
-      ep.metricsUpdatedAt = performance.now();
-      if (ep.scrapeError !== undefined || t.failures > 0) {
-        this.#log.info({ endpoint: ep.key }, 'model server metrics recovered');
-      }
-      ep.scrapeError = undefined;
-      t.failures = 0;
     } catch (err) {
-      if (t.stopped) return;
-      const message = (err as Error).message;
-      t.failures++;
-      this.#metrics?.scrapeErrors.inc({ model_server_pod: ep.name });
-      // Log the first failure and then every 100th, not 20 lines a second.
-      if (t.failures === 1 || t.failures % 100 === 0 || message !== ep.scrapeError) {
-        this.#log.warn({ endpoint: ep.key, failures: t.failures, err: message }, 'model server metrics scrape failed');
-      }
-      ep.scrapeError = message;
+      this.#failed(t, (err as Error).message);
+      return;
     }
+    ep.metricsUpdatedAt = performance.now();
+    if (ep.scrapeError !== undefined || t.failures > 0) this.#log.info({ endpoint: ep.key }, 'model server metrics recovered');
+    ep.scrapeError = undefined;
+    t.failures = 0;
+  }
+
+  #failed(t: Target, message: string): void {
+    const ep = t.endpoint;
+    t.failures++;
+    this.#metrics?.scrapeErrors.inc({ model_server_pod: ep.name });
+    // Log the first failure and then every 100th, not 20 lines a second.
+    if (t.failures === 1 || t.failures % 100 === 0 || message !== ep.scrapeError) {
+      this.#log.warn({ endpoint: ep.key, failures: t.failures, err: message }, 'model server metrics scrape failed');
+    }
+    ep.scrapeError = message;
   }
 
   #engineFor(ep: Endpoint): EngineMapping {
@@ -166,7 +207,6 @@ export class MetricsCollector {
 
   async #stopTarget(t: Target): Promise<void> {
     t.stopped = true;
-    if (t.timer) clearTimeout(t.timer);
     try {
       await t.client.destroy();
     } catch {
