@@ -261,7 +261,7 @@ export class ExtProcStream {
     let scores: Record<string, PbValue> | undefined;
     if (this.#ctx.emitEndpointScores && routing.result.scores) {
       const fields: Record<string, PbValue> = {};
-      for (const [ep, score] of routing.result.scores) fields[ep.key] = { numberValue: score };
+      for (const [ep, score] of routing.result.scores()) fields[ep.key] = { numberValue: score };
       scores = { [SCORES_KEY]: { structValue: { fields } } };
     }
     const metadata = destinationMetadata(destination, scores);

@@ -69,8 +69,9 @@ export interface Picker extends Plugin {
 
 export interface ProfileResult {
   readonly endpoints: readonly Endpoint[];
-  /** Per-endpoint total score (for explanations). */
-  readonly scores: ReadonlyMap<Endpoint, number>;
+  /** The endpoints that passed the filters, and their total scores (aligned). */
+  readonly candidates: readonly Endpoint[];
+  readonly totals: Float64Array;
 }
 
 export interface ProfileHandler extends Plugin {

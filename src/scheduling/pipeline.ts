@@ -36,7 +36,13 @@ interface ProfileRun extends ProfileResult {
 }
 
 const MAX_PROFILE_ROUNDS = 8;
-const EMPTY: ProfileRun = { endpoints: [], scores: new Map(), perScorer: [], candidates: [] };
+const EMPTY: ProfileRun = { endpoints: [], totals: new Float64Array(0), perScorer: [], candidates: [] };
+
+function scoreMap(run: ProfileResult): Map<Endpoint, number> {
+  const m = new Map<Endpoint, number>();
+  for (let i = 0; i < run.candidates.length; i++) m.set(run.candidates[i], run.totals[i]);
+  return m;
+}
 
 export class PipelineScheduler implements Scheduler {
   readonly name = 'pipeline';
@@ -77,7 +83,7 @@ export class PipelineScheduler implements Scheduler {
     for (const p of this.#preRequest) this.#guarded('PreRequest', p, () => p.preRequest(state, chosen, results), undefined);
     return {
       endpoints: primary.endpoints,
-      scores: primary.scores,
+      scores: () => scoreMap(primary),
       cycle: state,
       explain: () => explain(primaryName, primary),
     };
@@ -128,14 +134,10 @@ export class PipelineScheduler implements Scheduler {
       perScorer.push({ name: scorer.name, weight, scores: clamped });
     }
     const scored: ScoredEndpoint[] = new Array(n);
-    const scores = new Map<Endpoint, number>();
-    for (let i = 0; i < n; i++) {
-      scored[i] = { endpoint: eps[i], score: totals[i] };
-      scores.set(eps[i], totals[i]);
-    }
+    for (let i = 0; i < n; i++) scored[i] = { endpoint: eps[i], score: totals[i] };
     const max = profile.picker.maxEndpoints ?? maxEndpoints;
     const endpoints = this.#timed('Picker', profile.picker, () => profile.picker.pick(state, scored, max));
-    return { endpoints, scores, perScorer, candidates: eps };
+    return { endpoints, totals, perScorer, candidates: eps };
   }
 
   /** Run a plugin call; on an exception log it and use `fallback`: one bad plugin must not fail every request. */
@@ -155,8 +157,22 @@ export class PipelineScheduler implements Scheduler {
     try {
       return fn();
     } finally {
-      m.pluginDuration.observe({ extension_point: point, plugin_type: plugin.type, plugin_name: plugin.name }, (performance.now() - t0) / 1000);
+      this.#histogram(point, plugin).observe((performance.now() - t0) / 1000);
     }
+  }
+
+  // One labelled child per (extension point, plugin): prom-client would
+  // otherwise hash the label set on every observation.
+  readonly #children = new Map<string, { observe(v: number): void }>();
+
+  #histogram(point: string, plugin: Plugin): { observe(v: number): void } {
+    const key = `${point}\0${plugin.name}`;
+    let child = this.#children.get(key);
+    if (!child) {
+      child = this.#metrics!.pluginDuration.labels({ extension_point: point, plugin_type: plugin.type, plugin_name: plugin.name });
+      this.#children.set(key, child);
+    }
+    return child;
   }
 }
 
@@ -167,16 +183,16 @@ function explain(profile: string, run: ProfileRun): Record<string, unknown> {
     const i = run.candidates.indexOf(ep);
     const plugins: Record<string, number> = {};
     for (const s of run.perScorer) plugins[s.name] = +s.scores[i].toFixed(4);
-    return { endpoint: ep.key, total: +(run.scores.get(ep) ?? 0).toFixed(4), plugins };
+    return { endpoint: ep.key, total: +(run.totals[i] ?? 0).toFixed(4), plugins };
   };
   const chosen = run.endpoints[0];
   let runnerUp: Endpoint | undefined;
   let best = -Infinity;
-  for (const [ep, s] of run.scores) {
-    if (ep !== chosen && s > best) {
-      best = s;
+  run.candidates.forEach((ep, i) => {
+    if (ep !== chosen && run.totals[i] > best) {
+      best = run.totals[i];
       runnerUp = ep;
     }
-  }
+  });
   return { profile, chosen: describe(chosen), runnerUp: describe(runnerUp), candidates: run.candidates.length };
 }

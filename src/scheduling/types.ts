@@ -20,8 +20,8 @@ export interface SchedulingRequest {
 export interface SchedulingResult {
   /** Chosen endpoints, best first and distinct: the primary, then fallbacks. */
   readonly endpoints: readonly Endpoint[];
-  /** Total score per endpoint (primary profile), when the scheduler scores. */
-  readonly scores?: ReadonlyMap<Endpoint, number>;
+  /** Total score per endpoint (primary profile), built only when asked for. */
+  readonly scores?: () => ReadonlyMap<Endpoint, number>;
   /** Per-plugin scores of the chosen and runner-up endpoints, computed only when logged. */
   readonly explain?: () => Record<string, unknown>;
   /** Scheduler state handed back on requestDone / responseHeaders. */

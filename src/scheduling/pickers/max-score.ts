@@ -1,9 +1,11 @@
-// max-score-picker: highest total score first; equal scores in random order
-// (shuffle, then a stable sort), so ties spread load instead of piling up.
+// max-score-picker: highest total score first; equal scores in random order,
+// so ties spread load instead of piling up. A random key per endpoint breaks
+// ties and the best `max` are selected directly: O(n × max), no array copy or
+// sort of all candidates (max is 1 + fallbacks).
 import type { Endpoint } from '../../pool/endpoint.ts';
 import type { CycleState, Picker, ScoredEndpoint } from '../framework.ts';
 import { definePlugin } from '../registry.ts';
-import { MAX_ENDPOINTS_PARAM, shuffle } from './shuffle.ts';
+import { MAX_ENDPOINTS_PARAM } from './shuffle.ts';
 
 class MaxScorePicker implements Picker {
   readonly type = 'max-score-picker';
@@ -18,8 +20,22 @@ class MaxScorePicker implements Picker {
   }
 
   pick(_state: CycleState, scored: readonly ScoredEndpoint[], max: number): Endpoint[] {
-    const order = shuffle([...scored], this.#random).sort((a, b) => b.score - a.score);
-    return order.slice(0, max).map((s) => s.endpoint);
+    const n = scored.length;
+    const k = Math.min(max, n);
+    const tie = new Float64Array(n);
+    for (let i = 0; i < n; i++) tie[i] = this.#random();
+    const taken = new Uint8Array(n);
+    const out: Endpoint[] = [];
+    for (let r = 0; r < k; r++) {
+      let best = -1;
+      for (let i = 0; i < n; i++) {
+        if (taken[i]) continue;
+        if (best < 0 || scored[i].score > scored[best].score || (scored[i].score === scored[best].score && tie[i] < tie[best])) best = i;
+      }
+      taken[best] = 1;
+      out.push(scored[best].endpoint);
+    }
+    return out;
   }
 }
 
