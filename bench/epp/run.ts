@@ -332,7 +332,7 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
       warm = reqs.slice(0, 16);
       const pick = (i: number) => reqs[i % reqs.length];
       const sse = sseResponse(200);
-      const rate = c.quick ? 50 : 500;
+      const rate = c.quick ? 50 : 150;
       const phases: Phase[] = [];
       await withProcesses(pods, [], async (_f, epp, echo) => {
         for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
@@ -349,24 +349,36 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
     description: '128 pods, prefix indexes filled to capacity (31,250 blocks each) by distinct ≈100k-token prompts; resident memory',
     async run(c) {
       const pods = c.quick ? 4 : 128;
-      const count = c.quick ? 8 : Math.ceil((pods * 31_250) / 6_250) + 40;
+      // Enough distinct 6,250-block prompts to fill 128 × 31,250 blocks with random placement.
+      const count = c.quick ? 8 : Math.ceil(((pods * 31_250) / 6_250) * 1.3);
       const extra: Record<string, number> = {};
       const phases: Phase[] = [];
-      await withProcesses(pods, [], async (_f, epp) => {
+      // Random picks spread the prompts over every pod, so every index fills
+      // (the default scorers would send them to the few least loaded pods).
+      const config = [
+        'apiVersion: inference.networking.x-k8s.io/v1alpha1',
+        'kind: EndpointPickerConfig',
+        'plugins: [{type: prefix-cache-scorer}, {type: random-picker}]',
+        'schedulingProfiles: [{name: default, plugins: [{pluginRef: prefix-cache-scorer}, {pluginRef: random-picker}]}]',
+      ].join('\n');
+      await withProcesses(pods, [`--config-text=${config}`], async (_f, epp) => {
         const load = new ExtProcLoad(`127.0.0.1:${epp.info.port}`);
         let made = 0;
+        let failed = 0;
         const t0 = performance.now();
         const worker = async () => {
           while (made < count) {
             const body = JSON.stringify({ model: 'meta-llama/Llama-3.1-8B-Instruct', prompt: `Doc ${made} ` + words(made * 13 + 5, 400_000) });
             made++;
-            await load.one(requestShape('/v1/completions', Buffer.from(body))).catch(() => undefined);
+            await load.one(requestShape('/v1/completions', Buffer.from(body))).catch(() => void failed++);
           }
         };
         await Promise.all([worker(), worker(), worker(), worker()]);
         load.close();
         await new Promise((r) => setTimeout(r, 500));
         extra.fillSeconds = round((performance.now() - t0) / 1000, 1);
+        extra.requests = made;
+        extra.errors = failed;
         extra.prefixIndexerBlocks = await eppMetric(epp.info.metricsPort, 'inference_extension_prefix_indexer_size');
         extra.rssMB = round(rssMB(epp.proc.pid!), 1);
         extra.heapUsedMB = round((await eppMetric(epp.info.metricsPort, 'nodejs_heap_size_used_bytes')) / 1024 / 1024, 1);
@@ -410,7 +422,7 @@ export interface BenchOptions {
   args?: string;
 }
 
-export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResult[]; file: string }> {
+export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResult[]; file: string; markdown: string }> {
   const results: ScenarioResult[] = [];
   for (const name of o.scenarios) {
     const s = SCENARIOS[name];
@@ -431,8 +443,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResu
   writeFileSync(file, JSON.stringify({ meta, results }, null, 2));
   const md = markdown(results, meta);
   if (o.append) appendFileSync(`${ROOT}bench/RESULTS.md`, '\n' + md);
-  process.stdout.write(md + '\n');
-  return { results, file };
+  return { results, file, markdown: md };
 }
 
 if (import.meta.main) {
@@ -447,7 +458,7 @@ if (import.meta.main) {
     },
   });
   eppNodeArgs = values['epp-node-args'].split(' ').filter(Boolean);
-  await runBench({
+  const { markdown: md, file } = await runBench({
     scenarios: values.scenario ?? ['headline', 'long', 'scrape', 'response', 'memory'],
     durationMs: parseDuration(values.duration),
     rates: values.rates.split(',').map(Number),
@@ -455,5 +466,6 @@ if (import.meta.main) {
     append: !values['no-append'],
     args: process.argv.slice(2).join(' '),
   });
+  process.stdout.write(md + `\nJSON: ${file}\n`);
   process.exit(0);
 }

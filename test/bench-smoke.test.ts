@@ -1,0 +1,26 @@
+// The EPP benchmark end to end in miniature: it must start its processes,
+// drive real ext_proc streams and report sane figures. Timings are not
+// asserted (the machine is shared); only that the numbers exist and make sense.
+import { describe, expect, it } from 'vitest';
+import { runBench } from '../bench/epp/run.ts';
+
+describe('bench:epp smoke', () => {
+  it('runs the headline and long scenarios briefly and reports sane numbers', async () => {
+    const { results } = await runBench({ scenarios: ['headline', 'long'], durationMs: 400, rates: [50], quick: true, append: false });
+    expect(results.map((r) => r.scenario)).toEqual(['headline', 'long']);
+    for (const r of results) {
+      expect(r.phases.length).toBeGreaterThan(0);
+      for (const p of r.phases) {
+        expect(p.errors, `${r.scenario} ${p.name} ${p.target}: ${JSON.stringify(p.errorKinds)}`).toBe(0);
+        expect(p.requests).toBeGreaterThan(0);
+        expect(p.throughput).toBeGreaterThan(0);
+        expect(p.addedMs.p50).toBeGreaterThan(0);
+        expect(p.addedMs.p99).toBeGreaterThanOrEqual(p.addedMs.p50);
+        expect(p.decisionMs.p50).toBeLessThanOrEqual(p.addedMs.p50);
+        expect(p.rssMB).toBeGreaterThan(10);
+      }
+      // Both the EPP and the floor were measured.
+      expect(new Set(r.phases.map((p) => p.target))).toEqual(new Set(['echo', 'epp']));
+    }
+  }, 120_000);
+});
