@@ -31,7 +31,68 @@ export function decodeRequest(buf: Buffer): ProcessingRequest {
   return RequestType.decode(buf) as unknown as ProcessingRequest;
 }
 export function encodeResponse(msg: ProcessingResponse): Buffer {
+  // Body echoes are most of the bytes llm-epp sends: encode them directly
+  // into one buffer (one copy of the body) instead of protobufjs's writer
+  // (a copy into the writer, another on finish()).
+  const body = msg.request_body ?? msg.response_body;
+  const streamed = body?.response?.body_mutation?.streamed_response;
+  if (streamed && !msg.dynamic_metadata && !body.response.header_mutation && !body.response.status && !body.response.clear_route_cache) {
+    return encodeStreamedBody(msg.request_body ? 3 : 4, streamed.body, streamed.end_of_stream === true);
+  }
   return ResponseType.encode(msg as protobuf.Message).finish() as Buffer;
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+function writeVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[at++] = n;
+  return at;
+}
+
+/**
+ * ProcessingResponse{request_body(3)|response_body(4): BodyResponse{response(1):
+ * CommonResponse{body_mutation(3): BodyMutation{streamed_response(3):
+ * StreamedBodyResponse{body(1), end_of_stream(2)}}}}}, with the same bytes
+ * protobufjs produces (checked in test/proto-codec.test.ts).
+ */
+export function encodeStreamedBody(field: 3 | 4, body: Buffer, endOfStream: boolean): Buffer {
+  const lenS = (body.length > 0 ? 1 + varintLength(body.length) + body.length : 0) + (endOfStream ? 2 : 0);
+  const lenM = 1 + varintLength(lenS) + lenS;
+  const lenC = 1 + varintLength(lenM) + lenM;
+  const lenB = 1 + varintLength(lenC) + lenC;
+  const total = 1 + varintLength(lenB) + lenB;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  out[at++] = (field << 3) | 2;
+  at = writeVarint(out, at, lenB);
+  out[at++] = 0x0a; // BodyResponse.response
+  at = writeVarint(out, at, lenC);
+  out[at++] = 0x1a; // CommonResponse.body_mutation
+  at = writeVarint(out, at, lenM);
+  out[at++] = 0x1a; // BodyMutation.streamed_response
+  at = writeVarint(out, at, lenS);
+  if (body.length > 0) {
+    out[at++] = 0x0a; // StreamedBodyResponse.body
+    at = writeVarint(out, at, body.length);
+    body.copy(out, at);
+    at += body.length;
+  }
+  if (endOfStream) {
+    out[at++] = 0x10; // StreamedBodyResponse.end_of_stream
+    out[at++] = 1;
+  }
+  return out;
 }
 export function decodeResponse(buf: Buffer): ProcessingResponse {
   return ResponseType.decode(buf) as unknown as ProcessingResponse;
