@@ -4,12 +4,11 @@
 // block i hashes to XXH64(block bytes ‖ h(i-1) as 8 little-endian bytes).
 // The trailing partial block is not hashed.
 //
-// XXH64 comes from xxhash-wasm: measured 2.4× faster per block than the
-// native @node-rs/xxhash, whose N-API call overhead dominates on 64-byte
-// inputs (bench/RESULTS.md).
-import xxhash from 'xxhash-wasm';
-
-const { h64Raw } = await xxhash();
+// The text is encoded straight into WebAssembly memory and the whole chain
+// runs in one call (xxh64-chain.ts): ~20 ns a block, against ~170 ns with
+// xxhash-wasm called per block and ~285 ns with the native @node-rs/xxhash
+// (bench/RESULTS.md).
+import { runChain, wasmMemory, xxh64At } from './xxh64-chain.ts';
 
 export interface BlockHashes {
   /** High and low 32 bits of each block's 64-bit hash, in prompt order. */
@@ -20,23 +19,17 @@ export interface BlockHashes {
 
 const EMPTY: BlockHashes = { hi: new Uint32Array(0), lo: new Uint32Array(0), count: 0 };
 const encoder = new TextEncoder();
-let window = new Uint8Array(1 << 16);
-
-/** UTF-8 of the first `limit` bytes' worth of `text`, in a reused buffer (valid until the next call). */
-function encodeWindow(text: string, limit: number): Uint8Array {
-  if (window.length < limit) window = new Uint8Array(Math.max(limit, window.length * 2));
-  const { written } = encoder.encodeInto(text, window.subarray(0, limit));
-  return window.subarray(0, written);
-}
-
 const seeds = new Map<string, bigint>();
+const align8 = (n: number) => (n + 7) & ~7;
 
 /** XXH64(model ‖ cache_salt), cached: a pool serves few models and salts. */
 export function seedHash(model: string, cacheSalt: string | undefined): bigint {
   const key = cacheSalt ? model + cacheSalt : model;
   let h = seeds.get(key);
   if (h === undefined) {
-    h = h64Raw(encoder.encode(key), 0n);
+    const mem = wasmMemory(key.length * 3);
+    const { written } = encoder.encodeInto(key, mem);
+    h = xxh64At(0, written, 0n);
     if (seeds.size > 10_000) seeds.clear();
     seeds.set(key, h);
   }
@@ -44,26 +37,32 @@ export function seedHash(model: string, cacheSalt: string | undefined): bigint {
 }
 
 /**
- * Hash up to `maxBlocks` full blocks of `text`. One UTF-8 encoding of the
- * text and one 72-byte scratch buffer: no per-block strings or allocations.
+ * Hash up to `maxBlocks` full blocks of `text`. Only the hashable window of
+ * the text is encoded, directly into WASM memory: no per-block strings,
+ * copies or BigInts.
  */
 export function blockHashes(text: string | Uint8Array, model: string, cacheSalt: string | undefined, blockBytes: number, maxBlocks: number): BlockHashes {
-  // Encode only what can be hashed (a 10 MB prompt with a 512 KB window
-  // encodes 512 KB), into a buffer reused across requests.
-  const bytes = typeof text === 'string' ? encodeWindow(text, Math.min(maxBlocks * blockBytes, text.length * 3)) : text;
-  const count = Math.min(Math.floor(bytes.length / blockBytes), maxBlocks);
+  const seed = seedHash(model, cacheSalt);
+  const textAt = align8(blockBytes + 8); // scratch for one block + the previous hash at 0
+  const limit = Math.min(maxBlocks * blockBytes, typeof text === 'string' ? text.length * 3 : text.length);
+  const outAt = align8(textAt + limit);
+  let mem = wasmMemory(outAt + Math.min(maxBlocks, Math.floor(limit / blockBytes)) * 8);
+  let written: number;
+  if (typeof text === 'string') written = encoder.encodeInto(text, mem.subarray(textAt, textAt + limit)).written;
+  else {
+    written = limit;
+    mem.set(text.subarray(0, limit), textAt);
+  }
+  const count = Math.min(Math.floor(written / blockBytes), maxBlocks);
   if (count <= 0) return EMPTY;
+  runChain(textAt, blockBytes, count, seed, outAt, 0);
+  mem = wasmMemory(0);
+  const words = new Uint32Array(mem.buffer, outAt, count * 2);
   const hi = new Uint32Array(count);
   const lo = new Uint32Array(count);
-  const scratch = new Uint8Array(blockBytes + 8);
-  const view = new DataView(scratch.buffer);
-  let prev = seedHash(model, cacheSalt);
-  for (let i = 0, off = 0; i < count; i++, off += blockBytes) {
-    scratch.set(bytes.subarray(off, off + blockBytes));
-    view.setBigUint64(blockBytes, prev, true);
-    prev = h64Raw(scratch, 0n);
-    hi[i] = Number(prev >> 32n);
-    lo[i] = Number(prev & 0xffffffffn);
+  for (let i = 0; i < count; i++) {
+    lo[i] = words[2 * i];
+    hi[i] = words[2 * i + 1];
   }
   return { hi, lo, count };
 }
