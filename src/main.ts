@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // llm-epp command line: parse flags, start, stop cleanly on SIGTERM/SIGINT.
 import { startApp, VERSION } from './app.ts';
 import { FlagError, helpText, parseFlags } from './flags.ts';

@@ -71,6 +71,8 @@ let eppNodeArgs: string[] = [];
 
 function startEpp(ports: number[], extra: string[]) {
   const args = [
+    // As `npm start` and the container run it.
+    '--max-semi-space-size=4',
     ...eppNodeArgs,
     'src/main.ts',
     `--endpoints=${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
