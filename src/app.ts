@@ -35,6 +35,8 @@ export interface AppDeps {
   processMetrics?: boolean;
   /** Random source for pickers and tie-breaks (tests seed it). */
   random?: () => number;
+  /** A @kubernetes/client-node KubeConfig (tests point it at a fake API server). */
+  kubeConfig?: unknown;
 }
 
 export async function buildScheduler(
@@ -95,7 +97,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   const host = deps.host ?? '0.0.0.0';
   const datastore = new Datastore();
   const metrics = new EppMetrics(datastore, {
-    poolName: deps.poolName ?? 'llm-epp',
+    poolName: deps.poolName ?? (options.poolName || 'llm-epp'),
     stalenessThresholdMs: options.metricsStalenessThresholdMs,
     version: VERSION,
     processMetrics: deps.processMetrics ?? true,
@@ -111,7 +113,25 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
 
   // The pool first: a bad --endpoints or endpoints file stops start-up here.
   let fileSource: FileSource | undefined;
-  if (options.endpointsFile) {
+  let kubeSource: { stop(): Promise<void>; synced: boolean; onSyncChange: ((s: boolean) => void) | undefined } | undefined;
+  if (options.poolName || options.endpointSelector) {
+    // Loaded only for Kubernetes: the client library is large.
+    const { KubeSource } = await import('./pool/k8s-source.ts');
+    const kube = new KubeSource(
+      {
+        poolName: options.poolName || undefined,
+        namespace: options.poolNamespace,
+        poolGroup: options.poolGroup,
+        selector: options.endpointSelector || undefined,
+        targetPorts: options.endpointTargetPorts,
+      },
+      datastore,
+      log,
+      deps.kubeConfig as never,
+    );
+    kubeSource = kube;
+    await kube.start();
+  } else if (options.endpointsFile) {
     fileSource = new FileSource(options.endpointsFile, datastore, log);
     await fileSource.start();
   } else {
@@ -172,6 +192,14 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
 
     // Ready: the pool has been read and the ext_proc server accepts streams.
     health.setReady(datastore.synced);
+    // A Kubernetes pool may be read only later (API unreachable at start-up).
+    if (!datastore.synced) datastore.once('change', () => health.setReady(true));
+    if (kubeSource) {
+      // `pool-sync`: NOT_SERVING while a watch is broken and the last known pool is being served.
+      const ks = kubeSource;
+      health.impl.setStatus('pool-sync', ks.synced ? 'SERVING' : 'NOT_SERVING');
+      ks.onSyncChange = (s) => health.impl.setStatus('pool-sync', s ? 'SERVING' : 'NOT_SERVING');
+    }
     log.info(
       {
         version: VERSION,
@@ -201,7 +229,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
         stopping ??= (async () => {
           health.setReady(false);
           fileSource?.stop();
-          await Promise.all([...servers.map((s) => shutdown(s, graceMs)), collector.stop()]);
+          await Promise.all([...servers.map((s) => shutdown(s, graceMs)), collector.stop(), kubeSource?.stop()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
           metricsServer?.closeAllConnections();
         })();
@@ -212,7 +240,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     for (const s of servers) s.forceShutdown();
     metricsServer?.close();
     fileSource?.stop();
-    await collector.stop();
+    await Promise.all([collector.stop(), kubeSource?.stop()]);
     throw err;
   }
 }

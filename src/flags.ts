@@ -11,6 +11,11 @@ export interface Options {
   certPath: string;
   endpoints: string;
   endpointsFile: string;
+  poolName: string;
+  poolNamespace: string;
+  poolGroup: string;
+  endpointSelector: string;
+  endpointTargetPorts: number[];
   refreshMetricsIntervalMs: number;
   metricsStalenessThresholdMs: number;
   metricsScrapeTimeoutMs: number;
@@ -30,7 +35,7 @@ export interface Options {
   version: boolean;
 }
 
-type Kind = 'int' | 'duration' | 'bool' | 'string' | 'bytes';
+type Kind = 'int' | 'duration' | 'bool' | 'string' | 'bytes' | 'ports';
 
 interface FlagSpec {
   name: string;
@@ -49,6 +54,11 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'cert-path', key: 'certPath', kind: 'string', def: '', help: 'Directory holding tls.crt and tls.key for --secure-serving.' },
   { name: 'endpoints', key: 'endpoints', kind: 'string', def: '', help: 'Static pool: comma-separated model-server endpoints ip:port (IPv6 as [addr]:port).' },
   { name: 'endpoints-file', key: 'endpointsFile', kind: 'string', def: '', help: 'Pool from a YAML file (address, port, name, labels), reloaded when it changes.' },
+  { name: 'pool-name', key: 'poolName', kind: 'string', def: '', help: 'Kubernetes: the InferencePool whose selected Ready pods are the endpoints (one per target port), watched live.' },
+  { name: 'pool-namespace', key: 'poolNamespace', kind: 'string', def: '', help: 'Namespace of the pool (or of --endpoint-selector pods); default: env NAMESPACE, then "default".' },
+  { name: 'pool-group', key: 'poolGroup', kind: 'string', def: 'inference.networking.k8s.io', help: 'API group of the InferencePool (inference.networking.x-k8s.io for the v1alpha2 pools).' },
+  { name: 'endpoint-selector', key: 'endpointSelector', kind: 'string', def: '', help: 'Kubernetes: a pod label selector (e.g. app=vllm) instead of an InferencePool; needs --endpoint-target-ports.' },
+  { name: 'endpoint-target-ports', key: 'endpointTargetPorts', kind: 'ports', def: '', help: 'Ports of the --endpoint-selector pods, comma-separated (1-8).' },
   { name: 'refresh-metrics-interval', key: 'refreshMetricsIntervalMs', kind: 'duration', def: '50ms', help: 'How often every endpoint\'s /metrics is scraped.' },
   { name: 'metrics-staleness-threshold', key: 'metricsStalenessThresholdMs', kind: 'duration', def: '2s', help: 'Endpoints whose last successful scrape is older than this are not picked.' },
   { name: 'metrics-scrape-timeout', key: 'metricsScrapeTimeoutMs', kind: 'duration', def: '1s', help: 'Timeout of one scrape; a slow pod never delays the others.' },
@@ -129,6 +139,13 @@ function convert(spec: FlagSpec, raw: string): unknown {
       if (['false', '0', 'f', 'no'].includes(v)) return false;
       throw new FlagError(`--${spec.name}: "${raw}" is not a boolean`);
     }
+    case 'ports': {
+      const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+      const ports = parts.map((p) => (/^\d+$/.test(p) ? Number(p) : NaN));
+      if (ports.some((p) => !(p >= 1 && p <= 65535))) throw new FlagError(`--${spec.name}: "${raw}" is not a list of ports`);
+      if (ports.length > 8) throw new FlagError(`--${spec.name}: at most 8 ports`);
+      return ports;
+    }
     case 'string':
       if (spec.choices && !spec.choices.includes(raw)) {
         throw new FlagError(`--${spec.name}: "${raw}" is not one of ${spec.choices.join(', ')}`);
@@ -193,11 +210,14 @@ export function parseFlags(argv: readonly string[]): Options {
 
 function validate(o: Options): void {
   if (o.help || o.version) return;
-  if (o.endpoints && o.endpointsFile) throw new FlagError('--endpoints and --endpoints-file are mutually exclusive');
   if (o.configFile && o.configText) throw new FlagError('--config-file and --config-text are mutually exclusive');
-  if (!o.endpoints && !o.endpointsFile) {
-    throw new FlagError('no endpoint source: give --endpoints ip:port,... or --endpoints-file FILE');
+  const sources = [o.endpoints && '--endpoints', o.endpointsFile && '--endpoints-file', o.poolName && '--pool-name', o.endpointSelector && '--endpoint-selector'].filter(Boolean);
+  if (sources.length > 1) throw new FlagError(`give one endpoint source, not ${sources.join(' and ')}`);
+  if (sources.length === 0) {
+    throw new FlagError('no endpoint source: give --pool-name (Kubernetes), --endpoint-selector, --endpoints ip:port,... or --endpoints-file FILE');
   }
+  if (o.endpointSelector && o.endpointTargetPorts.length === 0) throw new FlagError('--endpoint-selector needs --endpoint-target-ports');
+  if (!o.poolNamespace) o.poolNamespace = process.env.NAMESPACE || 'default';
   for (const key of ['grpcPort', 'grpcHealthPort', 'metricsPort'] as const) {
     if (o[key] > 65535) throw new FlagError(`${key}: ${o[key]} is not a port`);
   }

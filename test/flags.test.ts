@@ -35,6 +35,21 @@ describe('flags', () => {
     expect(() => parseFlags([...base, '--secure-serving=maybe'])).toThrow(/not a boolean/);
   });
 
+  it('reads the Kubernetes source flags, the namespace from NAMESPACE by default', () => {
+    const saved = process.env.NAMESPACE;
+    process.env.NAMESPACE = 'inference';
+    try {
+      expect(parseFlags(['--pool-name=vllm'])).toMatchObject({ poolName: 'vllm', poolNamespace: 'inference', poolGroup: 'inference.networking.k8s.io' });
+      expect(parseFlags(['--pool-name=vllm', '--pool-namespace=x']).poolNamespace).toBe('x');
+      delete process.env.NAMESPACE;
+      expect(parseFlags(['--pool-name=vllm']).poolNamespace).toBe('default');
+      expect(parseFlags(['--endpoint-selector=app=vllm', '--endpoint-target-ports=8000,8001']).endpointTargetPorts).toEqual([8000, 8001]);
+    } finally {
+      if (saved === undefined) delete process.env.NAMESPACE;
+      else process.env.NAMESPACE = saved;
+    }
+  });
+
   it('maps -v to log levels', () => {
     expect(parseFlags([...base, '-v=4']).logLevel).toBe('debug');
     expect(parseFlags([...base, '-v', '5']).logLevel).toBe('trace');
@@ -45,7 +60,10 @@ describe('flags', () => {
     expect(() => parseFlags([...base, '--grpc-port=abc'])).toThrow(/--grpc-port/);
     expect(() => parseFlags([...base, '--refresh-metrics-interval=50'])).toThrow(/use a unit/);
     expect(() => parseFlags([...base, '--no-such-flag=1'])).toThrow(FlagError);
-    expect(() => parseFlags(['--endpoints=a:1', '--endpoints-file=x'])).toThrow(/mutually exclusive/);
+    expect(() => parseFlags(['--endpoints=a:1', '--endpoints-file=x'])).toThrow(/one endpoint source, not --endpoints and --endpoints-file/);
+    expect(() => parseFlags(['--pool-name=p', '--endpoints=a:1'])).toThrow(/one endpoint source/);
+    expect(() => parseFlags(['--endpoint-selector=app=x'])).toThrow(/needs --endpoint-target-ports/);
+    expect(() => parseFlags(['--endpoint-selector=app=x', '--endpoint-target-ports=80,99999'])).toThrow(/not a list of ports/);
     expect(() => parseFlags([])).toThrow(/no endpoint source/);
     expect(() => parseFlags([...base, '--log-level=loud'])).toThrow(/one of/);
   });

@@ -1,0 +1,243 @@
+// The pool from Kubernetes: the InferencePool (--pool-name) or a label
+// selector (--endpoint-selector) decides which Pods are endpoints; every
+// Ready pod with an IP, not terminating, gives one endpoint per target port.
+// Both are list+watched with @kubernetes/client-node informers; a watch that
+// breaks is re-listed and resumed with backoff while the last known pool keeps
+// serving.
+import { CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, Watch, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from '../log.ts';
+import type { Datastore } from './datastore.ts';
+import type { EndpointSpec } from './endpoint.ts';
+
+export interface KubeSourceOptions {
+  /** InferencePool to follow; or, without it, `selector` + `targetPorts`. */
+  poolName?: string;
+  namespace: string;
+  poolGroup: string;
+  selector?: string;
+  targetPorts?: number[];
+}
+
+interface InferencePool extends KubernetesObject {
+  spec?: { selector?: { matchLabels?: Record<string, string> }; targetPorts?: { number?: number }[] };
+}
+
+interface Shape {
+  selector: string;
+  ports: number[];
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/** label map → "a=b,c=d" (sorted, so equal maps compare equal). */
+export function selectorString(labels: Record<string, string>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
+}
+
+export function isPodReady(pod: V1Pod): boolean {
+  if (!pod.status?.podIP || pod.metadata?.deletionTimestamp) return false;
+  if (pod.status.phase !== undefined && pod.status.phase !== 'Running') return false;
+  return (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** Endpoints of the ready pods, one per target port; names as GAIE's: pod, or pod-rank-N with several ports. */
+export function podEndpoints(pods: readonly V1Pod[], ports: readonly number[]): EndpointSpec[] {
+  const out: EndpointSpec[] = [];
+  for (const pod of pods) {
+    if (!isPodReady(pod)) continue;
+    const name = pod.metadata?.name ?? pod.status!.podIP!;
+    ports.forEach((port, rank) => {
+      out.push({
+        address: pod.status!.podIP!,
+        port,
+        name: ports.length > 1 ? `${name}-rank-${rank}` : name,
+        namespace: pod.metadata?.namespace ?? 'default',
+        labels: { ...(pod.metadata?.labels ?? {}) },
+      });
+    });
+  }
+  return out;
+}
+
+export class KubeSource {
+  readonly #opts: KubeSourceOptions;
+  readonly #store: Datastore;
+  readonly #log: Logger;
+  readonly #kc: KubeConfig;
+  readonly #watch: Watch;
+  #pool: ListWatch<InferencePool> | undefined;
+  #pods: ListWatch<V1Pod> | undefined;
+  #shape: Shape | undefined;
+  #stopped = false;
+  #backoff = new Map<object, number>();
+  /** Errors seen per informer, to tell whether a (re)start worked. */
+  #errors = new WeakMap<object, number>();
+  /** Informers whose watch is broken right now. */
+  #broken = new Set<object>();
+  #timers = new Set<NodeJS.Timeout>();
+  /** False while a watch is broken and being re-established. */
+  synced = false;
+  onSyncChange: ((synced: boolean) => void) | undefined;
+
+  constructor(opts: KubeSourceOptions, store: Datastore, log: Logger, kc?: KubeConfig) {
+    this.#opts = opts;
+    this.#store = store;
+    this.#log = log.child({ source: 'kubernetes' });
+    if (kc) this.#kc = kc;
+    else {
+      this.#kc = new KubeConfig();
+      this.#kc.loadFromDefault(); // in-cluster service account, else KUBECONFIG / ~/.kube/config
+    }
+    this.#watch = new Watch(this.#kc);
+  }
+
+  /** Resolves once the pool (if any) and its pods have been listed. */
+  async start(): Promise<void> {
+    const o = this.#opts;
+    if (o.poolName) {
+      const version = o.poolGroup === 'inference.networking.x-k8s.io' ? 'v1alpha2' : 'v1';
+      const api = this.#kc.makeApiClient(CustomObjectsApi);
+      const path = `/apis/${o.poolGroup}/${version}/namespaces/${o.namespace}/inferencepools`;
+      const fieldSelector = `metadata.name=${o.poolName}`;
+      const list = () =>
+        api.listNamespacedCustomObject({ group: o.poolGroup, version, namespace: o.namespace, plural: 'inferencepools', fieldSelector }) as Promise<{
+          items: InferencePool[];
+          metadata?: { resourceVersion?: string };
+        }>;
+      const informer = new ListWatch<InferencePool>(path, this.#watch, list as never, false, undefined, fieldSelector);
+      const onPool = (pool: InferencePool) => this.#applyPool(pool);
+      informer.on('add', onPool);
+      informer.on('update', onPool);
+      informer.on('delete', () => {
+        this.#log.error({ pool: o.poolName, namespace: o.namespace }, 'InferencePool deleted: no endpoints until it is back');
+        this.#shape = undefined;
+        void this.#stopPods();
+        this.#store.replaceAll([]);
+      });
+      this.#supervise(informer, 'InferencePool');
+      this.#pool = informer;
+      // A failed first list is retried in the background (#supervise); the
+      // datastore stays unsynced, so readiness stays NOT_SERVING until it works.
+      if ((await this.#startOk(informer)) && !informer.get(o.poolName, o.namespace)) {
+        this.#log.warn({ pool: o.poolName, namespace: o.namespace }, 'InferencePool not found yet; waiting for it');
+        this.#store.replaceAll([]);
+      }
+      // Wait for the first pod list of the pool found (if any).
+      await this.#podsReady;
+    } else {
+      if (!o.selector || !o.targetPorts?.length) throw new Error('--endpoint-selector needs --endpoint-target-ports');
+      await this.#reshape({ selector: o.selector, ports: o.targetPorts });
+    }
+    this.#setSynced(this.#broken.size === 0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    await Promise.allSettled([this.#pool?.stop(), this.#stopPods()]);
+  }
+
+  #podsReady: Promise<void> = Promise.resolve();
+
+  #applyPool(pool: InferencePool): void {
+    const matchLabels = pool.spec?.selector?.matchLabels ?? {};
+    const ports = (pool.spec?.targetPorts ?? []).map((p) => p.number).filter((n): n is number => Number.isInteger(n) && n! > 0 && n! < 65536);
+    if (Object.keys(matchLabels).length === 0 || ports.length === 0) {
+      this.#log.error({ pool: pool.metadata?.name }, 'InferencePool has no selector or no target ports; no endpoints');
+      this.#shape = undefined;
+      void this.#stopPods();
+      this.#store.replaceAll([]);
+      return;
+    }
+    this.#podsReady = this.#reshape({ selector: selectorString(matchLabels), ports });
+  }
+
+  /** The selector or ports changed: follow the new pod set. */
+  async #reshape(shape: Shape): Promise<void> {
+    const old = this.#shape;
+    this.#shape = shape;
+    if (old && old.selector === shape.selector) {
+      // Same pods, other ports: recompute from the cache.
+      if (old.ports.join() !== shape.ports.join()) this.#publish();
+      return;
+    }
+    await this.#stopPods();
+    const ns = this.#opts.namespace;
+    const core = this.#kc.makeApiClient(CoreV1Api);
+    const informer = new ListWatch<V1Pod>(
+      `/api/v1/namespaces/${ns}/pods`,
+      this.#watch,
+      () => core.listNamespacedPod({ namespace: ns, labelSelector: shape.selector }),
+      false,
+      shape.selector,
+    );
+    const changed = () => this.#publish();
+    informer.on('add', changed);
+    informer.on('update', changed);
+    informer.on('delete', changed);
+    this.#supervise(informer, 'Pods');
+    this.#pods = informer;
+    this.#log.info({ selector: shape.selector, ports: shape.ports }, 'watching pods');
+    if (await this.#startOk(informer)) this.#publish();
+  }
+
+  async #stopPods(): Promise<void> {
+    const p = this.#pods;
+    this.#pods = undefined;
+    if (p) {
+      this.#broken.delete(p);
+      await p.stop();
+    }
+  }
+
+  #publish(): void {
+    if (!this.#pods || !this.#shape) return;
+    const specs = podEndpoints(this.#pods.list(this.#opts.namespace), this.#shape.ports);
+    const change = this.#store.replaceAll(specs);
+    if (change.added.length || change.removed.length) {
+      this.#log.info({ endpoints: specs.length, added: change.added.map((e) => e.key), removed: change.removed.map((e) => e.key) }, 'endpoint pool changed');
+    }
+  }
+
+  /** A broken watch: log, keep the last pool, re-list and resume with backoff. */
+  #supervise(informer: ListWatch<KubernetesObject>, what: string): void {
+    informer.on('error', (err: unknown) => {
+      this.#errors.set(informer, (this.#errors.get(informer) ?? 0) + 1);
+      this.#broken.add(informer);
+      if (this.#stopped || (informer !== this.#pool && informer !== this.#pods)) return;
+      const delay = Math.min(MAX_BACKOFF_MS, (this.#backoff.get(informer) ?? 500) * 2);
+      this.#backoff.set(informer, delay);
+      this.#setSynced(false);
+      this.#log.warn({ what, err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'watch broken; serving the last known pool while re-listing');
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        if (this.#stopped || (informer !== this.#pool && informer !== this.#pods)) return;
+        void this.#startOk(informer).then((ok) => {
+          if (!ok) return; // the error handler has scheduled the next try
+          this.#backoff.delete(informer);
+          this.#broken.delete(informer);
+          this.#publish();
+          this.#setSynced(this.#broken.size === 0);
+          this.#log.info({ what }, 'watch re-established');
+        });
+      }, delay);
+      this.#timers.add(t);
+    });
+  }
+
+  /** Start (list + watch) an informer; false if it reported an error meanwhile. */
+  async #startOk(informer: ListWatch<KubernetesObject>): Promise<boolean> {
+    const before = this.#errors.get(informer) ?? 0;
+    await informer.start();
+    return (this.#errors.get(informer) ?? 0) === before;
+  }
+
+  #setSynced(synced: boolean): void {
+    if (this.synced === synced) return;
+    this.synced = synced;
+    this.onSyncChange?.(synced);
+  }
+}

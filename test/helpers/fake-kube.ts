@@ -1,0 +1,179 @@
+// A fake Kubernetes API server for tests: list and watch over HTTP for any
+// namespaced collection (pods, inferencepools, …), with equality label and
+// field selectors, resource versions, and knobs to break watches and fail
+// lists the way a real API server or network does.
+import { KubeConfig } from '@kubernetes/client-node';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+interface Obj {
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+interface Watcher {
+  path: string;
+  res: ServerResponse;
+  labels: [string, string][];
+  field: [string, string] | undefined;
+  seen: Set<string>;
+}
+
+function parseSelector(s: string | null): [string, string][] {
+  if (!s) return [];
+  return s.split(',').map((p) => p.split('=') as [string, string]);
+}
+
+export class FakeKube {
+  readonly #server: Server;
+  readonly #store = new Map<string, Map<string, Obj>>();
+  readonly #watchers = new Set<Watcher>();
+  #rv = 100;
+  #failLists = 0;
+  #refuseWatches = false;
+  lists = 0;
+  watches = 0;
+  port = 0;
+
+  constructor() {
+    this.#server = createServer((req, res) => this.#handle(req, res));
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    this.port = (this.#server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.dropWatches();
+    this.#server.closeAllConnections();
+    await new Promise<void>((r) => this.#server.close(() => r()));
+  }
+
+  kubeConfig(): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'fake', server: `http://127.0.0.1:${this.port}`, skipTLSVerify: true }],
+      users: [{ name: 'tester' }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'tester' }],
+      currentContext: 'fake',
+    });
+    return kc;
+  }
+
+  /** Create or replace an object in a collection, e.g. '/api/v1/namespaces/ns/pods'. */
+  upsert(collection: string, obj: Obj): void {
+    const items = this.#collection(collection);
+    const copy = structuredClone(obj);
+    copy.metadata.resourceVersion = String(++this.#rv);
+    items.set(copy.metadata.name, copy);
+    this.#notify(collection, copy, false);
+  }
+
+  remove(collection: string, name: string): void {
+    const items = this.#collection(collection);
+    const obj = items.get(name);
+    if (!obj) return;
+    items.delete(name);
+    obj.metadata.resourceVersion = String(++this.#rv);
+    this.#notify(collection, obj, true);
+  }
+
+  /** End every open watch as the API server does on its timeout; clients re-watch. */
+  dropWatches(): void {
+    for (const w of this.#watchers) w.res.end();
+    this.#watchers.clear();
+  }
+
+  /** Answer the next `n` list calls with 500 and refuse watches until `heal()`. */
+  breakApi(n: number): void {
+    this.#failLists = n;
+    this.#refuseWatches = true;
+    this.dropWatches();
+  }
+
+  heal(): void {
+    this.#failLists = 0;
+    this.#refuseWatches = false;
+  }
+
+  #collection(path: string): Map<string, Obj> {
+    let m = this.#store.get(path);
+    if (!m) this.#store.set(path, (m = new Map()));
+    return m;
+  }
+
+  #matches(obj: Obj, labels: [string, string][], field: [string, string] | undefined): boolean {
+    for (const [k, v] of labels) if (obj.metadata.labels?.[k] !== v) return false;
+    if (field && field[0] === 'metadata.name' && obj.metadata.name !== field[1]) return false;
+    return true;
+  }
+
+  #notify(collection: string, obj: Obj, deleted: boolean): void {
+    for (const w of this.#watchers) {
+      if (w.path !== collection) continue;
+      const match = !deleted && this.#matches(obj, w.labels, w.field);
+      let type: string | undefined;
+      if (match) type = w.seen.has(obj.metadata.name) ? 'MODIFIED' : 'ADDED';
+      else if (w.seen.has(obj.metadata.name)) type = 'DELETED'; // deleted, or no longer selected
+      if (!type) continue;
+      if (type === 'DELETED') w.seen.delete(obj.metadata.name);
+      else w.seen.add(obj.metadata.name);
+      w.res.write(JSON.stringify({ type, object: obj }) + '\n');
+    }
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const labels = parseSelector(url.searchParams.get('labelSelector'));
+    const fieldRaw = url.searchParams.get('fieldSelector');
+    const field = fieldRaw ? (fieldRaw.split('=') as [string, string]) : undefined;
+    const items = [...this.#collection(path).values()].filter((o) => this.#matches(o, labels, field));
+    if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
+      this.watches++;
+      if (this.#refuseWatches) {
+        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 500, message: 'unavailable' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      res.flushHeaders(); // the client waits for the headers before it counts the watch as started
+      const rv = Number(url.searchParams.get('resourceVersion') ?? 0);
+      const w: Watcher = { path, res, labels, field, seen: new Set(items.map((o) => o.metadata.name)) };
+      // Replay what changed since the client's resource version (objects only; a real server keeps a history).
+      for (const o of items) if (Number(o.metadata.resourceVersion) > rv) res.write(JSON.stringify({ type: 'MODIFIED', object: o }) + '\n');
+      this.#watchers.add(w);
+      req.on('close', () => this.#watchers.delete(w));
+      return;
+    }
+    this.lists++;
+    if (this.#failLists > 0) {
+      this.#failLists--;
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 500, message: 'unavailable' }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.#rv) }, items }),
+    );
+  }
+}
+
+export function pod(name: string, ip: string | undefined, labels: Record<string, string>, ready = true, namespace = 'ns'): Obj {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels },
+    spec: { containers: [{ name: 'vllm', image: 'vllm' }] },
+    status: { phase: 'Running', podIP: ip, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+  };
+}
+
+export function inferencePool(name: string, matchLabels: Record<string, string>, ports: number[], namespace = 'ns'): Obj {
+  return {
+    apiVersion: 'inference.networking.k8s.io/v1',
+    kind: 'InferencePool',
+    metadata: { name, namespace },
+    spec: { selector: { matchLabels }, targetPorts: ports.map((number) => ({ number })), endpointPickerRef: { name: 'llm-epp', port: { number: 9002 } } },
+  };
+}
