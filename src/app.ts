@@ -37,6 +37,8 @@ export interface AppDeps {
   random?: () => number;
   /** A @kubernetes/client-node KubeConfig (tests point it at a fake API server). */
   kubeConfig?: unknown;
+  /** Lease duration for leader election (tests shorten it); default 15 s as GAIE. */
+  leaseDurationMs?: number;
 }
 
 export async function buildScheduler(
@@ -114,9 +116,17 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   // The pool first: a bad --endpoints or endpoints file stops start-up here.
   let fileSource: FileSource | undefined;
   let kubeSource: { stop(): Promise<void>; synced: boolean; onSyncChange: ((s: boolean) => void) | undefined } | undefined;
+  let kubeConfig: unknown;
   if (options.poolName || options.endpointSelector) {
     // Loaded only for Kubernetes: the client library is large.
     const { KubeSource } = await import('./pool/k8s-source.ts');
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    let kc = deps.kubeConfig as InstanceType<typeof KubeConfig> | undefined;
+    if (!kc) {
+      kc = new KubeConfig();
+      kc.loadFromDefault(); // in-cluster service account, else KUBECONFIG / ~/.kube/config
+    }
+    kubeConfig = kc;
     const kube = new KubeSource(
       {
         poolName: options.poolName || undefined,
@@ -127,7 +137,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       },
       datastore,
       log,
-      deps.kubeConfig as never,
+      kc,
     );
     kubeSource = kube;
     await kube.start();
@@ -190,10 +200,25 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     const metricsAddr = metricsServer.address();
     const metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
 
-    // Ready: the pool has been read and the ext_proc server accepts streams.
-    health.setReady(datastore.synced);
+    // Ready: the pool has been read, the ext_proc server accepts streams, and
+    // (with leader election) this replica leads.
+    let elector: { isLeader: boolean; stop(): Promise<void> } | undefined;
+    const updateReady = () => health.setReady(datastore.synced && (elector ? elector.isLeader : true));
+    if (options.haEnableLeaderElection) {
+      const { LeaderElector } = await import('./ha/leader-election.ts');
+      const leaseDurationMs = deps.leaseDurationMs ?? 15_000;
+      const e = new LeaderElector(
+        kubeConfig as never,
+        { namespace: options.poolNamespace, name: `llm-epp-${options.poolName || 'endpoint-selector'}`, leaseDurationMs, retryPeriodMs: Math.min(2000, leaseDurationMs / 10) },
+        log,
+      );
+      e.onChange = updateReady;
+      e.start();
+      elector = e;
+    }
+    updateReady();
     // A Kubernetes pool may be read only later (API unreachable at start-up).
-    if (!datastore.synced) datastore.once('change', () => health.setReady(true));
+    if (!datastore.synced) datastore.once('change', updateReady);
     if (kubeSource) {
       // `pool-sync`: NOT_SERVING while a watch is broken and the last known pool is being served.
       const ks = kubeSource;
@@ -228,6 +253,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       stop(graceMs = 5000) {
         stopping ??= (async () => {
           health.setReady(false);
+          await elector?.stop();
           fileSource?.stop();
           await Promise.all([...servers.map((s) => shutdown(s, graceMs)), collector.stop(), kubeSource?.stop()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));

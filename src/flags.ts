@@ -30,6 +30,7 @@ export interface Options {
   configFile: string;
   configText: string;
   emitEndpointScores: boolean;
+  haEnableLeaderElection: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   help: boolean;
   version: boolean;
@@ -73,6 +74,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'config-file', key: 'configFile', kind: 'string', def: '', help: 'EndpointPickerConfig YAML file (GAIE / llm-d format). Without it and --config-text, the GAIE default: queue-scorer 2, kv-cache-utilization-scorer 2, prefix-cache-scorer 3, max-score-picker.' },
   { name: 'config-text', key: 'configText', kind: 'string', def: '', help: 'EndpointPickerConfig YAML given inline.' },
   { name: 'emit-endpoint-scores', key: 'emitEndpointScores', kind: 'bool', def: 'false', help: 'Also return each candidate\'s total score in dynamic metadata envoy.lb / x-gateway-destination-endpoint-scores.' },
+  { name: 'ha-enable-leader-election', key: 'haEnableLeaderElection', kind: 'bool', def: 'false', help: 'Active-passive HA on Kubernetes: replicas contend for a coordination.k8s.io Lease (llm-epp-<pool>) and only the leader reports readiness SERVING.' },
   { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'Log level (debug logs one line per routed request). -v=4 is debug, -v=5 trace, as in the GAIE EPP.' },
   { name: 'help', key: 'help', kind: 'bool', def: 'false', help: 'Print this help and exit.' },
   { name: 'version', key: 'version', kind: 'bool', def: 'false', help: 'Print the version and exit.' },
@@ -218,6 +220,9 @@ function validate(o: Options): void {
   }
   if (o.endpointSelector && o.endpointTargetPorts.length === 0) throw new FlagError('--endpoint-selector needs --endpoint-target-ports');
   if (!o.poolNamespace) o.poolNamespace = process.env.NAMESPACE || 'default';
+  if (o.haEnableLeaderElection && !o.poolName && !o.endpointSelector) {
+    throw new FlagError('--ha-enable-leader-election needs a Kubernetes source (--pool-name or --endpoint-selector)');
+  }
   for (const key of ['grpcPort', 'grpcHealthPort', 'metricsPort'] as const) {
     if (o[key] > 65535) throw new FlagError(`${key}: ${o[key]} is not a port`);
   }

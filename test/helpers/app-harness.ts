@@ -4,7 +4,7 @@ import { parseFlags } from '../../src/flags.ts';
 import { createLogger } from '../../src/log.ts';
 import { EnvoyClient } from './envoy-client.ts';
 
-export async function startTestApp(extraFlags: string[], opts: { waitReady?: number; random?: () => number; kubeConfig?: unknown } = {}): Promise<{ app: App; client: EnvoyClient }> {
+export async function startTestApp(extraFlags: string[], opts: { waitReady?: number; random?: () => number; kubeConfig?: unknown; leaseDurationMs?: number } = {}): Promise<{ app: App; client: EnvoyClient }> {
   const options = parseFlags([
     '--grpc-port=0',
     '--grpc-health-port=0',
@@ -13,7 +13,7 @@ export async function startTestApp(extraFlags: string[], opts: { waitReady?: num
     '--refresh-metrics-interval=20ms',
     ...extraFlags,
   ]);
-  const app = await startApp(options, { logger: createLogger('silent'), host: '127.0.0.1', processMetrics: false, random: opts.random, kubeConfig: opts.kubeConfig });
+  const app = await startApp(options, { logger: createLogger('silent'), host: '127.0.0.1', processMetrics: false, random: opts.random, kubeConfig: opts.kubeConfig, leaseDurationMs: opts.leaseDurationMs });
   const client = new EnvoyClient(`127.0.0.1:${app.ports.grpc}`, { tlsCert: options.secureServing ? app.certPem : undefined });
   if (opts.waitReady) await waitFor(() => app.director.candidates(undefined).length >= opts.waitReady!);
   return { app, client };

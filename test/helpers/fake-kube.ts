@@ -124,9 +124,46 @@ export class FakeKube {
     }
   }
 
+  /** The stored object, for tests (e.g. the Lease). */
+  get(collection: string, name: string): Obj | undefined {
+    return this.#store.get(collection)?.get(name);
+  }
+
+  // Single objects (leases): GET/PUT on collection/name, POST on the collection.
+  #object(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    const slash = path.lastIndexOf('/');
+    const parent = path.slice(0, slash);
+    const isObjectPath = parent.endsWith('/leases');
+    const send = (code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const status = (code: number, reason: string) => send(code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message: reason });
+    if (req.method === 'GET' && isObjectPath) {
+      const obj = this.get(parent, path.slice(slash + 1));
+      if (obj) send(200, obj);
+      else status(404, 'NotFound');
+      return true;
+    }
+    if (req.method !== 'POST' && req.method !== 'PUT') return false;
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c));
+    req.on('end', () => {
+      const obj = JSON.parse(raw) as Obj;
+      const collection = req.method === 'POST' ? path : parent;
+      const existing = this.get(collection, obj.metadata.name);
+      if (req.method === 'POST' && existing) return status(409, 'AlreadyExists');
+      if (req.method === 'PUT') {
+        if (!existing) return status(404, 'NotFound');
+        if (obj.metadata.resourceVersion !== existing.metadata.resourceVersion) return status(409, 'Conflict');
+      }
+      this.upsert(collection, obj);
+      send(req.method === 'POST' ? 201 : 200, this.get(collection, obj.metadata.name));
+    });
+    return true;
+  }
+
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
+    if (this.#object(req, res, path)) return;
     const labels = parseSelector(url.searchParams.get('labelSelector'));
     const fieldRaw = url.searchParams.get('fieldSelector');
     const field = fieldRaw ? (fieldRaw.split('=') as [string, string]) : undefined;
