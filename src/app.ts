@@ -19,6 +19,7 @@ import { createRegistry } from './scheduling/builtin-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText } from './scheduling/config.ts';
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
+import { RequestPolicy } from './request-control/policy.ts';
 import { readFile } from 'node:fs/promises';
 import { loadTlsMaterial, serverCredentials } from './tls.ts';
 
@@ -116,6 +117,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   // The pool first: a bad --endpoints or endpoints file stops start-up here.
   let fileSource: FileSource | undefined;
   let kubeSource: { stop(): Promise<void>; synced: boolean; onSyncChange: ((s: boolean) => void) | undefined } | undefined;
+  let policySource: { stop(): Promise<void> } | undefined;
+  const policy = new RequestPolicy(deps.random);
   let kubeConfig: unknown;
   if (options.poolName || options.endpointSelector) {
     // Loaded only for Kubernetes: the client library is large.
@@ -141,6 +144,13 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     );
     kubeSource = kube;
     await kube.start();
+    if (options.poolName) {
+      // InferenceObjectives and InferenceModelRewrites of this pool.
+      const { KubePolicySource } = await import('./request-control/k8s-policy-source.ts');
+      const ps = new KubePolicySource(kc, options.poolName, options.poolNamespace, policy, log);
+      policySource = ps;
+      await ps.start();
+    }
   } else if (options.endpointsFile) {
     fileSource = new FileSource(options.endpointsFile, datastore, log);
     await fileSource.start();
@@ -185,6 +195,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       maxResponseUsageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20),
       emitEndpointScores: options.emitEndpointScores,
       bufferBudget,
+      policy,
     },
     health,
     // BUFFERED mode sends the whole body in one message.
@@ -255,7 +266,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
           health.setReady(false);
           await elector?.stop();
           fileSource?.stop();
-          await Promise.all([...servers.map((s) => shutdown(s, graceMs)), collector.stop(), kubeSource?.stop()]);
+          await Promise.all([...servers.map((s) => shutdown(s, graceMs)), collector.stop(), kubeSource?.stop(), policySource?.stop()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
           metricsServer?.closeAllConnections();
         })();
@@ -266,7 +277,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     for (const s of servers) s.forceShutdown();
     metricsServer?.close();
     fileSource?.stop();
-    await Promise.all([collector.stop(), kubeSource?.stop()]);
+    await Promise.all([collector.stop(), kubeSource?.stop(), policySource?.stop()]);
     throw err;
   }
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { parseRequestBody, type ParsedRequest } from '../openai/request.ts';
 import { SseUsageReader, usageFromJson, type Usage } from '../openai/usage.ts';
+import { restoreModel, type RequestPolicy, type RequestPolicyResult } from '../request-control/policy.ts';
 import type { SchedulingRequest } from '../scheduling/types.ts';
 import {
   BodySendMode,
@@ -48,6 +49,8 @@ export interface StreamContext {
   emitEndpointScores: boolean;
   /** Process-wide cap on request bytes held while bodies stream in. */
   bufferBudget: { used: number; readonly limit: number };
+  /** Objectives and model rewrites. */
+  policy: RequestPolicy;
 }
 
 // Headers the gateway owns; never echoed back to the upstream request.
@@ -104,6 +107,8 @@ export class ExtProcStream {
   #respChunks: Buffer[] | undefined = [];
   #respBytes = 0;
   #firstByteAt = 0;
+  /** Response held to restore a rewritten model name (non-streaming JSON). */
+  #held: Buffer[] = [];
   #lastByteAt = 0;
 
   constructor(call: Call, ctx: StreamContext) {
@@ -171,12 +176,12 @@ export class ExtProcStream {
     if (h.end_of_stream || mode === BodySendMode.NONE) {
       // No body will come (GET /v1/models, or body mode NONE): answer now.
       this.#requestDone = true;
-      this.#route(undefined, 0, 'headers');
+      this.#route(undefined, undefined, undefined, 'headers');
     } else if (mode === BodySendMode.STREAMED || mode === BodySendMode.BUFFERED_PARTIAL) {
       // Envoy waits for this reply before sending any body: route on headers.
       this.#requestDone = true;
       this.#passBody = true;
-      this.#route(undefined, 0, 'headers');
+      this.#route(undefined, undefined, undefined, 'headers');
     } else if (mode === BodySendMode.BUFFERED) {
       // Envoy waits for this reply before sending the (single) body message;
       // the destination goes on the body reply, where BUFFERED honours it.
@@ -222,25 +227,36 @@ export class ExtProcStream {
     this.#dropChunks();
     const parsed = parseRequestBody(body, this.#path);
     const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
-    this.#route(parsed, body.length, buffered ? 'buffered' : 'duplex');
+    const policy = this.#ctx.policy.resolve(this.#headers, parsed.model);
+    let out = body;
+    if (policy.targetModel !== parsed.model) {
+      // The model is rewritten: only then is the body re-serialised.
+      parsed.body.model = policy.targetModel;
+      out = Buffer.from(JSON.stringify(parsed.body));
+    }
+    this.#route(parsed, policy, out, buffered ? 'buffered' : 'duplex');
     if (!buffered && !this.#closed) {
-      // Echo the original bytes: nothing was changed, so nothing is re-serialised.
-      for (const msg of chunkBody('request_body', body, endOfStream)) this.#send(msg);
+      // Unchanged bodies are echoed as the original bytes, never re-serialised.
+      for (const msg of chunkBody('request_body', out, endOfStream)) this.#send(msg);
     }
   }
 
   /** Choose endpoints and send the reply that carries the destination. */
-  #route(parsed: ParsedRequest | undefined, bodyLength: number, reply: 'headers' | 'duplex' | 'buffered'): void {
+  #route(parsed: ParsedRequest | undefined, policy: RequestPolicyResult | undefined, body: Buffer | undefined, reply: 'headers' | 'duplex' | 'buffered'): void {
     // In observability mode Envoy ignores replies: picking would only skew
     // in-flight counts and metrics for a destination nobody uses.
     if (this.#observeOnly) return;
     const model = parsed?.model ?? '';
+    const pol = policy ?? this.#ctx.policy.resolve(this.#headers, model);
+    const bodyLength = body?.length ?? 0;
     const sched: SchedulingRequest = {
       requestId: this.#requestId,
       model,
-      targetModel: model,
+      targetModel: pol.targetModel || model,
       parsed,
       headers: this.#headers,
+      priority: pol.priority,
+      fairnessId: pol.fairnessId,
     };
     const routing = this.#ctx.director.pick(sched, this.#subsetHint());
     this.#routing = routing;
@@ -266,8 +282,13 @@ export class ExtProcStream {
     }
     const metadata = destinationMetadata(destination, scores);
     if (reply === 'buffered') {
+      const rewritten = sched.targetModel !== model && body !== undefined;
+      // BUFFERED: a changed body goes back as a plain body_mutation, with its new length.
+      if (rewritten) set.push(header('content-length', String(bodyLength), raw));
       this.#send({
-        request_body: { response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set } } },
+        request_body: {
+          response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set }, ...(rewritten ? { body_mutation: { body } } : {}) },
+        },
         dynamic_metadata: metadata,
       });
     } else {
@@ -278,7 +299,8 @@ export class ExtProcStream {
     if (model) {
       const ml = m.modelLabel(model);
       const tl = m.modelLabel(sched.targetModel);
-      m.requestTotal.inc({ model_name: ml, target_model_name: tl, priority: '0' });
+      m.requestTotal.inc({ model_name: ml, target_model_name: tl, priority: String(sched.priority) });
+      if (pol.rewriteName) m.modelRewrites.inc({ model_rewrite_name: pol.rewriteName, model_name: ml, target_model: tl });
       m.requestSizes.observe({ model_name: ml, target_model_name: tl }, bodyLength);
       m.runningRequests.inc({ model_name: ml });
     }
@@ -358,8 +380,23 @@ export class ExtProcStream {
     const eos = b.end_of_stream === true;
     // Pass through first: accounting must never delay or block the bytes.
     const mode = this.#responseBodyMode;
+    const req = this.#routing?.request;
+    const rewritten = req !== undefined && req.model !== '' && req.targetModel !== req.model;
     if (mode === undefined || mode === BodySendMode.FULL_DUPLEX_STREAMED) {
-      for (const msg of chunkBody('response_body', body, eos)) this.#send(msg);
+      if (!rewritten) {
+        for (const msg of chunkBody('response_body', body, eos)) this.#send(msg);
+      } else if (this.#sse) {
+        // Each SSE chunk goes out as it comes, with the client's model name put back.
+        for (const msg of chunkBody('response_body', restoreModel(body, req.targetModel, req.model), eos)) this.#send(msg);
+      } else {
+        // A JSON response is held whole so a "model" field split across chunks is still restored.
+        this.#held.push(body);
+        if (eos) {
+          const whole = restoreModel(Buffer.concat(this.#held), req.targetModel, req.model);
+          this.#held = [];
+          for (const msg of chunkBody('response_body', whole, true)) this.#send(msg);
+        }
+      }
     } else {
       this.#send(continueResponse('response_body'));
     }

@@ -60,6 +60,7 @@ export class EppMetrics {
   readonly pluginDuration: Histogram<'extension_point' | 'plugin_type' | 'plugin_name'>;
   readonly scrapeErrors: Counter<'model_server_pod'>;
   readonly prefixIndexerSize: Gauge<string>;
+  readonly modelRewrites: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
   readonly prefixHitRatio: Histogram<string>;
   readonly prefixHitBytes: Histogram<string>;
 
@@ -123,6 +124,12 @@ export class EppMetrics {
       help: ALPHA + 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.',
       labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
       buckets: SCHEDULER_BUCKETS,
+      registers,
+    });
+    this.modelRewrites = new Counter({
+      name: 'inference_extension_model_rewrite_decisions_total',
+      help: ALPHA + 'Model rewrites applied, by InferenceModelRewrite, requested model and target model.',
+      labelNames: ['model_rewrite_name', 'model_name', 'target_model'],
       registers,
     });
     this.prefixIndexerSize = new Gauge({

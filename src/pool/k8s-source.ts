@@ -8,6 +8,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, Watch, type Kuberne
 import type { Logger } from '../log.ts';
 import type { Datastore } from './datastore.ts';
 import type { EndpointSpec } from './endpoint.ts';
+import { supervise, type Supervision } from './k8s-informer.ts';
 
 export interface KubeSourceOptions {
   /** InferencePool to follow; or, without it, `selector` + `targetPorts`. */
@@ -26,8 +27,6 @@ interface Shape {
   selector: string;
   ports: number[];
 }
-
-const MAX_BACKOFF_MS = 30_000;
 
 /** label map → "a=b,c=d" (sorted, so equal maps compare equal). */
 export function selectorString(labels: Record<string, string>): string {
@@ -72,12 +71,8 @@ export class KubeSource {
   #pods: ListWatch<V1Pod> | undefined;
   #shape: Shape | undefined;
   #stopped = false;
-  #backoff = new Map<object, number>();
-  /** Errors seen per informer, to tell whether a (re)start worked. */
-  #errors = new WeakMap<object, number>();
-  /** Informers whose watch is broken right now. */
-  #broken = new Set<object>();
-  #timers = new Set<NodeJS.Timeout>();
+  #poolSup: Supervision | undefined;
+  #podsSup: Supervision | undefined;
   /** False while a watch is broken and being re-established. */
   synced = false;
   onSyncChange: ((synced: boolean) => void) | undefined;
@@ -117,11 +112,11 @@ export class KubeSource {
         void this.#stopPods();
         this.#store.replaceAll([]);
       });
-      this.#supervise(informer, 'InferencePool');
+      this.#poolSup = this.#supervise(informer, 'InferencePool');
       this.#pool = informer;
-      // A failed first list is retried in the background (#supervise); the
+      // A failed first list is retried in the background (supervise); the
       // datastore stays unsynced, so readiness stays NOT_SERVING until it works.
-      if ((await this.#startOk(informer)) && !informer.get(o.poolName, o.namespace)) {
+      if ((await this.#poolSup.start()) && !informer.get(o.poolName, o.namespace)) {
         this.#log.warn({ pool: o.poolName, namespace: o.namespace }, 'InferencePool not found yet; waiting for it');
         this.#store.replaceAll([]);
       }
@@ -131,12 +126,12 @@ export class KubeSource {
       if (!o.selector || !o.targetPorts?.length) throw new Error('--endpoint-selector needs --endpoint-target-ports');
       await this.#reshape({ selector: o.selector, ports: o.targetPorts });
     }
-    this.#setSynced(this.#broken.size === 0);
+    this.#setSynced(!this.#poolSup?.broken && !this.#podsSup?.broken);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const t of this.#timers) clearTimeout(t);
+    this.#poolSup?.stop();
     await Promise.allSettled([this.#pool?.stop(), this.#stopPods()]);
   }
 
@@ -178,19 +173,18 @@ export class KubeSource {
     informer.on('add', changed);
     informer.on('update', changed);
     informer.on('delete', changed);
-    this.#supervise(informer, 'Pods');
+    this.#podsSup = this.#supervise(informer, 'Pods');
     this.#pods = informer;
     this.#log.info({ selector: shape.selector, ports: shape.ports }, 'watching pods');
-    if (await this.#startOk(informer)) this.#publish();
+    if (await this.#podsSup.start()) this.#publish();
   }
 
   async #stopPods(): Promise<void> {
     const p = this.#pods;
     this.#pods = undefined;
-    if (p) {
-      this.#broken.delete(p);
-      await p.stop();
-    }
+    this.#podsSup?.stop();
+    this.#podsSup = undefined;
+    if (p) await p.stop();
   }
 
   #publish(): void {
@@ -203,36 +197,14 @@ export class KubeSource {
   }
 
   /** A broken watch: log, keep the last pool, re-list and resume with backoff. */
-  #supervise(informer: ListWatch<KubernetesObject>, what: string): void {
-    informer.on('error', (err: unknown) => {
-      this.#errors.set(informer, (this.#errors.get(informer) ?? 0) + 1);
-      this.#broken.add(informer);
-      if (this.#stopped || (informer !== this.#pool && informer !== this.#pods)) return;
-      const delay = Math.min(MAX_BACKOFF_MS, (this.#backoff.get(informer) ?? 500) * 2);
-      this.#backoff.set(informer, delay);
-      this.#setSynced(false);
-      this.#log.warn({ what, err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'watch broken; serving the last known pool while re-listing');
-      const t = setTimeout(() => {
-        this.#timers.delete(t);
-        if (this.#stopped || (informer !== this.#pool && informer !== this.#pods)) return;
-        void this.#startOk(informer).then((ok) => {
-          if (!ok) return; // the error handler has scheduled the next try
-          this.#backoff.delete(informer);
-          this.#broken.delete(informer);
-          this.#publish();
-          this.#setSynced(this.#broken.size === 0);
-          this.#log.info({ what }, 'watch re-established');
-        });
-      }, delay);
-      this.#timers.add(t);
+  #supervise(informer: ListWatch<KubernetesObject>, what: string): Supervision {
+    return supervise(informer, what, this.#log, {
+      onBroken: () => this.#setSynced(false),
+      onRecovered: () => {
+        this.#publish();
+        this.#setSynced(!this.#poolSup?.broken && !this.#podsSup?.broken);
+      },
     });
-  }
-
-  /** Start (list + watch) an informer; false if it reported an error meanwhile. */
-  async #startOk(informer: ListWatch<KubernetesObject>): Promise<boolean> {
-    const before = this.#errors.get(informer) ?? 0;
-    await informer.start();
-    return (this.#errors.get(informer) ?? 0) === before;
   }
 
   #setSynced(synced: boolean): void {

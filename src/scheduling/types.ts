@@ -15,6 +15,10 @@ export interface SchedulingRequest {
   readonly parsed: ParsedRequest | undefined;
   /** Request headers, keys lower-cased. */
   readonly headers: ReadonlyMap<string, string>;
+  /** From the InferenceObjective named by x-gateway-inference-objective; 0 when none. Negative = sheddable. */
+  readonly priority: number;
+  /** x-gateway-inference-fairness-id, default "default-flow". */
+  readonly fairnessId: string;
 }
 
 export interface SchedulingResult {

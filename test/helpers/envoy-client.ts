@@ -244,27 +244,47 @@ export class EnvoyClient {
     for (const o of h.response_headers?.response?.header_mutation?.set_headers ?? []) {
       result.responseSetHeaders.set(o.header.key, Buffer.from(o.header.raw_value ?? Buffer.from(o.header.value ?? '')).toString());
     }
-    for (let i = 0; i < res.chunks.length; i++) {
+    const sse = (res.headers?.['content-type'] ?? '').includes('text/event-stream');
+    if (mode === FULL_DUPLEX && !sse && res.chunks.length > 0) {
+      // Envoy pipelines body chunks without waiting for replies; a processor may hold a JSON response whole.
+      let total = 0;
+      res.chunks.forEach((c, i) => {
+        const buf = typeof c === 'string' ? Buffer.from(c) : c;
+        total += buf.length;
+        call.write({ response_body: { body: buf, end_of_stream: i === res.chunks.length - 1 && !res.trailers } });
+      });
+      let got = 0;
+      for (;;) {
+        const m = await inbox.next(deadline);
+        const s = m.response_body?.response?.body_mutation?.streamed_response;
+        if (!s) {
+          result.violations.push('response body reply without streamed_response');
+          return;
+        }
+        result.responseEcho.push(s.body ?? Buffer.alloc(0));
+        got += s.body?.length ?? 0;
+        if (s.end_of_stream || (res.trailers && got >= total)) break;
+      }
+    } else for (let i = 0; i < res.chunks.length; i++) {
       const c = res.chunks[i];
       const buf = typeof c === 'string' ? Buffer.from(c) : c;
       const last = i === res.chunks.length - 1 && !res.trailers;
       call.write({ response_body: { body: buf, end_of_stream: last } });
       if (mode === FULL_DUPLEX) {
         // Streaming: each chunk must come back before the next is sent (SSE pass-through).
-        let got = 0;
-        do {
+        // One reply per ≤ 62,000 bytes of the chunk (a rewrite may change its length, not its reply count).
+        const replies = Math.max(1, Math.ceil(buf.length / 62_000));
+        for (let k = 0; k < replies; k++) {
           const m = await inbox.next(deadline);
           const s = m.response_body?.response?.body_mutation?.streamed_response;
           if (!s) {
             result.violations.push('response body reply without streamed_response');
             return;
           }
-          const piece = s.body ?? Buffer.alloc(0);
-          result.responseEcho.push(piece);
-          got += piece.length;
-          const expectEos = last && got >= buf.length;
+          result.responseEcho.push(s.body ?? Buffer.alloc(0));
+          const expectEos = last && k === replies - 1;
           if ((s.end_of_stream === true) !== expectEos) result.violations.push(`response end_of_stream mismatch at chunk ${i}`);
-        } while (got < buf.length);
+        }
       } else {
         const m = await inbox.next(deadline);
         if (!m.response_body) result.violations.push('expected response_body reply');

@@ -33,7 +33,7 @@ export function makePool(specs: EpSpec[]): { pool: Datastore; endpoints: Endpoin
 export function request(body: Record<string, unknown> | undefined, headers: Record<string, string> = {}, path = '/v1/completions'): SchedulingRequest {
   const parsed = body ? parseRequestBody(Buffer.from(JSON.stringify(body)), path) : undefined;
   const model = parsed?.model ?? '';
-  return { requestId: 'test', model, targetModel: model, parsed, headers: new Map(Object.entries(headers)) };
+  return { requestId: 'test', model, targetModel: model, parsed, headers: new Map(Object.entries(headers)), priority: 0, fairnessId: 'default-flow' };
 }
 
 export function state(body: Record<string, unknown> | undefined, headers: Record<string, string> = {}): CycleState {
