@@ -31,6 +31,7 @@ export interface Options {
   configText: string;
   emitEndpointScores: boolean;
   haEnableLeaderElection: boolean;
+  drainTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   help: boolean;
   version: boolean;
@@ -75,6 +76,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'config-text', key: 'configText', kind: 'string', def: '', help: 'EndpointPickerConfig YAML given inline.' },
   { name: 'emit-endpoint-scores', key: 'emitEndpointScores', kind: 'bool', def: 'false', help: 'Also return each candidate\'s total score in dynamic metadata envoy.lb / x-gateway-destination-endpoint-scores.' },
   { name: 'ha-enable-leader-election', key: 'haEnableLeaderElection', kind: 'bool', def: 'false', help: 'Active-passive HA on Kubernetes: replicas contend for a coordination.k8s.io Lease (llm-epp-<pool>) and only the leader reports readiness SERVING.' },
+  { name: 'drain-timeout', key: 'drainTimeoutMs', kind: 'duration', def: '30s', help: 'On SIGTERM/SIGINT: stop being ready at once, then let open streams finish for up to this long before closing them.' },
   { name: 'log-level', key: 'logLevel', kind: 'string', def: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'Log level (debug logs one line per routed request). -v=4 is debug, -v=5 trace, as in the GAIE EPP.' },
   { name: 'help', key: 'help', kind: 'bool', def: 'false', help: 'Print this help and exit.' },
   { name: 'version', key: 'version', kind: 'bool', def: 'false', help: 'Print the version and exit.' },

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   }
   const stop = (signal: string) => {
     log.info({ signal }, 'shutting down');
-    app.stop().then(
+    app.stop(options.drainTimeoutMs).then(
       () => process.exit(0),
       () => process.exit(1),
     );
