@@ -4,6 +4,7 @@
 import type { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { Director } from './director.ts';
 import { bind, createExtProcServer, createHealthServer, shutdown } from './extproc/server.ts';
 import type { Options } from './flags.ts';
@@ -40,6 +41,12 @@ export interface AppDeps {
   kubeConfig?: unknown;
   /** Lease duration for leader election (tests shorten it); default 15 s as GAIE. */
   leaseDurationMs?: number;
+}
+
+/** One Lease per pool, or per selector in selector mode, so unrelated EPPs never contend. */
+export function leaseName(o: Pick<Options, 'poolName' | 'endpointSelector'>): string {
+  if (o.poolName) return `llm-epp-${o.poolName}`.slice(0, 253);
+  return `llm-epp-selector-${createHash('sha256').update(o.endpointSelector).digest('hex').slice(0, 12)}`;
 }
 
 export async function buildScheduler(
@@ -220,7 +227,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       const leaseDurationMs = deps.leaseDurationMs ?? 15_000;
       const e = new LeaderElector(
         kubeConfig as never,
-        { namespace: options.poolNamespace, name: `llm-epp-${options.poolName || 'endpoint-selector'}`, leaseDurationMs, retryPeriodMs: Math.min(2000, leaseDurationMs / 10) },
+        { namespace: options.poolNamespace, name: leaseName(options), leaseDurationMs, retryPeriodMs: Math.min(2000, leaseDurationMs / 10) },
         log,
       );
       e.onChange = updateReady;

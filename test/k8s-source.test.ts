@@ -119,6 +119,28 @@ describe('Kubernetes endpoint source', () => {
     expect(syncs).toEqual([false, true]);
   }, 30_000);
 
+  it('ends on the last of several quick pool changes, with no stale informer left', async () => {
+    const { kube, store, source } = await setup();
+    kube.upsert(POOLS, inferencePool('pool', { app: 'v1' }, [8000]));
+    for (const v of ['v1', 'v2', 'v3']) kube.upsert(PODS, pod(`p-${v}`, `10.0.1.${v.slice(1)}`, { app: v }));
+    await source.start();
+    kube.upsert(POOLS, inferencePool('pool', { app: 'v2' }, [8000]));
+    kube.upsert(POOLS, inferencePool('pool', { app: 'v3' }, [8000]));
+    await waitFor(() => keys(store).join() === '10.0.1.3:8000');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(keys(store)).toEqual(['10.0.1.3:8000']);
+    // A later change to a v2 pod must not reach the pool.
+    kube.upsert(PODS, pod('p-v2b', '10.0.1.22', { app: 'v2' }));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(keys(store)).toEqual(['10.0.1.3:8000']);
+  });
+
+  it('reads v1alpha2 pools (flat selector, targetPortNumber)', async () => {
+    const { poolShape } = await import('../src/pool/k8s-source.ts');
+    expect(poolShape({ spec: { selector: { app: 'vllm' } as never, targetPortNumber: 8000 } })).toEqual({ labels: { app: 'vllm' }, ports: [8000] });
+    expect(poolShape({ spec: { selector: { matchLabels: { app: 'vllm' } }, targetPorts: [{ number: 8000 }, { number: 8001 }] } })).toEqual({ labels: { app: 'vllm' }, ports: [8000, 8001] });
+  });
+
   it('serves --endpoint-selector pods without an InferencePool', async () => {
     const { kube, store, source } = await setup({ pool: false });
     kube.upsert(PODS, pod('a', '10.0.0.1', { app: 'vllm' }));

@@ -111,6 +111,11 @@ describe('objectives and rewrites through ext_proc on a Kubernetes pool', () => 
     expect(r.setHeaders.get('content-length')).toBe(String(r.echoedBody.length));
     expect(JSON.parse(Buffer.concat(r.responseEcho).toString()).model).toBe('food-review');
 
+    // A JSON response ended by trailers instead of end_of_stream is still released, name restored.
+    const t = await client.send({ body, response: { chunks: [json], trailers: { 'grpc-status': '0' } } });
+    expect(t.violations).toEqual([]);
+    expect(JSON.parse(Buffer.concat(t.responseEcho).toString()).model).toBe('food-review');
+
     const sse = ['data: {"model":"food-review-v2","choices":[{"delta":{"content":"a"}}]}\n\n', 'data: [DONE]\n\n'];
     const s = await client.send({ body, response: { headers: { 'content-type': 'text/event-stream' }, chunks: sse } });
     expect(s.responseEcho[0].toString()).toBe('data: {"model":"food-review","choices":[{"delta":{"content":"a"}}]}\n\n');
@@ -118,7 +123,7 @@ describe('objectives and rewrites through ext_proc on a Kubernetes pool', () => 
     expect(s.violations).toEqual([]);
     const text = await app.metrics.registry.metrics();
     expect(text).toMatch(/inference_objective_request_total\{model_name="food-review",target_model_name="food-review-v2",priority="5"\} 1/);
-    expect(text).toMatch(/inference_extension_model_rewrite_decisions_total\{model_rewrite_name="canary",model_name="food-review",target_model="food-review-v2"\} 2/);
+    expect(text).toMatch(/inference_extension_model_rewrite_decisions_total\{model_rewrite_name="canary",model_name="food-review",target_model="food-review-v2"\} 3/);
 
     // Removing the rewrite stops it; an unchanged body is echoed as the original bytes.
     kube.remove(`${X}/inferencemodelrewrites`, 'canary');

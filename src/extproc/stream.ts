@@ -109,6 +109,8 @@ export class ExtProcStream {
   #firstByteAt = 0;
   /** Response held to restore a rewritten model name (non-streaming JSON). */
   #held: Buffer[] = [];
+  #heldBytes = 0;
+  #heldOverflow = false;
   #lastByteAt = 0;
 
   constructor(call: Call, ctx: StreamContext) {
@@ -149,6 +151,8 @@ export class ExtProcStream {
         case 'response_body':
           return this.#onResponseBody(req.response_body ?? {});
         case 'response_trailers':
+          // Trailers end the body: what is still held goes out first.
+          if (this.#held.length > 0) this.#flushHeld(false, true);
           this.#send(trailersResponse('response_trailers'));
           return this.#complete();
         default:
@@ -232,7 +236,12 @@ export class ExtProcStream {
     if (policy.targetModel !== parsed.model) {
       // The model is rewritten: only then is the body re-serialised.
       parsed.body.model = policy.targetModel;
-      out = Buffer.from(JSON.stringify(parsed.body));
+      try {
+        out = Buffer.from(JSON.stringify(parsed.body));
+      } catch (e) {
+        if (e instanceof RangeError) throw new EppError('BadRequest', 'request body is nested too deeply');
+        throw e;
+      }
     }
     this.#route(parsed, policy, out, buffered ? 'buffered' : 'duplex');
     if (!buffered && !this.#closed) {
@@ -388,14 +397,15 @@ export class ExtProcStream {
       } else if (this.#sse) {
         // Each SSE chunk goes out as it comes, with the client's model name put back.
         for (const msg of chunkBody('response_body', restoreModel(body, req.targetModel, req.model), eos)) this.#send(msg);
+      } else if (this.#heldOverflow) {
+        for (const msg of chunkBody('response_body', body, eos)) this.#send(msg);
       } else {
-        // A JSON response is held whole so a "model" field split across chunks is still restored.
+        // A JSON response is held whole so a "model" field split across chunks
+        // is still restored; past the cap it streams on unchanged.
         this.#held.push(body);
-        if (eos) {
-          const whole = restoreModel(Buffer.concat(this.#held), req.targetModel, req.model);
-          this.#held = [];
-          for (const msg of chunkBody('response_body', whole, true)) this.#send(msg);
-        }
+        this.#heldBytes += body.length;
+        if (eos) this.#flushHeld(true, true);
+        else if (this.#heldBytes > this.#ctx.maxResponseUsageBytes) this.#flushHeld(false, false);
       }
     } else {
       this.#send(continueResponse('response_body'));
@@ -416,6 +426,21 @@ export class ExtProcStream {
       }
     }
     if (eos) this.#complete();
+  }
+
+  /**
+   * Send the held response. `complete`: the whole body is held (it ended, by
+   * end_of_stream or trailers), so the name is restored; otherwise it
+   * outgrew the cap and the rest streams on unchanged.
+   */
+  #flushHeld(endOfStream: boolean, complete: boolean): void {
+    const req = this.#routing?.request;
+    let whole = this.#held.length === 1 ? this.#held[0] : Buffer.concat(this.#held);
+    this.#held = [];
+    this.#heldBytes = 0;
+    if (complete && req) whole = restoreModel(whole, req.targetModel, req.model);
+    else this.#heldOverflow = true;
+    for (const msg of chunkBody('response_body', whole, endOfStream)) this.#send(msg);
   }
 
   /** The response has fully passed: record usage and latency metrics. */

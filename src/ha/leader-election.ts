@@ -4,7 +4,7 @@
 // not renewed it for the lease duration. Expiry is judged on this process's
 // clock from when the lease was last seen changing (as client-go does), so
 // skewed clocks between replicas do not matter.
-import { CoordinationV1Api, KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { CoordinationV1Api, KubeConfig, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.ts';
@@ -33,6 +33,8 @@ export class LeaderElector {
   readonly #log: Logger;
   #leader = false;
   #timer: NodeJS.Timeout | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #tickRunning: Promise<void> | undefined;
   #stopped = false;
   #lastRenew = 0;
   // What we last saw of someone else's lease, and when (local clock).
@@ -54,21 +56,30 @@ export class LeaderElector {
     return this.#leader;
   }
 
+  /** A leader that has not renewed for this long steps down, before the lease can expire for others. */
+  get #renewDeadlineMs(): number {
+    return Math.max(this.#retryMs, Math.floor((this.#durationMs * 2) / 3));
+  }
+
   start(): void {
     this.#stopped = false;
-    void this.#tick();
+    this.#tickRunning = this.#tick();
   }
 
   /** Stop; a leader releases the lease so a standby takes over at once. */
   async stop(release = true): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#deadline) clearTimeout(this.#deadline);
+    // Let an in-flight renewal land first, or the release would conflict with it.
+    await this.#tickRunning;
     if (release && this.#leader) {
       try {
         const lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#ns });
         if (lease.spec?.holderIdentity === this.identity) {
           lease.spec.holderIdentity = '';
           lease.spec.leaseDurationSeconds = 1;
+          lease.spec.renewTime = new V1MicroTime();
           await this.#api.replaceNamespacedLease({ name: this.#name, namespace: this.#ns, body: lease });
         }
       } catch (err) {
@@ -83,18 +94,14 @@ export class LeaderElector {
     try {
       await this.#tryAcquireOrRenew();
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message ?? String(err) }, 'lease update failed');
+      if (!this.#stopped) this.#log.warn({ err: (err as Error).message ?? String(err) }, 'lease update failed');
     }
-    // A leader that could not renew for a whole lease duration steps down.
-    if (this.#leader && Date.now() - this.#lastRenew > this.#durationMs) {
-      this.#log.error('could not renew the lease in time; stepping down');
-      this.#set(false);
-    }
-    if (!this.#stopped) this.#timer = setTimeout(() => void this.#tick(), this.#retryMs);
+    if (!this.#stopped) this.#timer = setTimeout(() => (this.#tickRunning = this.#tick()), this.#retryMs);
   }
 
   async #tryAcquireOrRenew(): Promise<void> {
-    const now = new Date();
+    // MicroTime: the API server only parses six-digit fractional seconds.
+    const now = new V1MicroTime();
     let lease: V1Lease | undefined;
     try {
       lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#ns });
@@ -112,7 +119,7 @@ export class LeaderElector {
           spec: { holderIdentity: this.identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
         },
       });
-      this.#won();
+      if (!this.#stopped) this.#won();
       return;
     }
     const spec = (lease.spec ??= {});
@@ -144,12 +151,21 @@ export class LeaderElector {
       }
       throw err;
     }
-    this.#won();
+    if (!this.#stopped) this.#won();
   }
 
   #won(): void {
-    this.#lastRenew = Date.now();
+    this.#lastRenew = performance.now();
     this.#set(true);
+    // Step down by a timer, not after the next API call returns: a hanging
+    // call must not keep a stale leader serving next to a new one.
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#deadline = setTimeout(() => {
+      if (this.#leader && performance.now() - this.#lastRenew >= this.#renewDeadlineMs) {
+        this.#log.error('could not renew the lease in time; stepping down');
+        this.#set(false);
+      }
+    }, this.#renewDeadlineMs);
   }
 
   #set(leader: boolean): void {

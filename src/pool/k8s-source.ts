@@ -20,7 +20,19 @@ export interface KubeSourceOptions {
 }
 
 interface InferencePool extends KubernetesObject {
-  spec?: { selector?: { matchLabels?: Record<string, string> }; targetPorts?: { number?: number }[] };
+  // v1: selector.matchLabels and targetPorts[].number; v1alpha2: a flat selector map and targetPortNumber.
+  spec?: { selector?: { matchLabels?: Record<string, string> } & Record<string, unknown>; targetPorts?: { number?: number }[]; targetPortNumber?: number };
+}
+
+/** Selector labels and target ports of an InferencePool, v1 or v1alpha2. */
+export function poolShape(pool: InferencePool): { labels: Record<string, string>; ports: number[] } {
+  const sel = pool.spec?.selector ?? {};
+  let labels: Record<string, string> = {};
+  if (sel.matchLabels && typeof sel.matchLabels === 'object') labels = sel.matchLabels;
+  else for (const [k, v] of Object.entries(sel)) if (typeof v === 'string') labels[k] = v;
+  const raw = pool.spec?.targetPorts ? pool.spec.targetPorts.map((p) => p.number) : [pool.spec?.targetPortNumber];
+  const ports = raw.filter((n): n is number => Number.isInteger(n) && n! > 0 && n! < 65536);
+  return { labels, ports };
 }
 
 interface Shape {
@@ -73,6 +85,11 @@ export class KubeSource {
   #stopped = false;
   #poolSup: Supervision | undefined;
   #podsSup: Supervision | undefined;
+  /** Bumped on every reshape: work of an older one is abandoned. */
+  #generation = 0;
+  /** The pods informer has completed its first list (its cache is the pod set). */
+  #podsListed = false;
+  #publishQueued = false;
   /** False while a watch is broken and being re-established. */
   synced = false;
   onSyncChange: ((synced: boolean) => void) | undefined;
@@ -108,9 +125,7 @@ export class KubeSource {
       informer.on('update', onPool);
       informer.on('delete', () => {
         this.#log.error({ pool: o.poolName, namespace: o.namespace }, 'InferencePool deleted: no endpoints until it is back');
-        this.#shape = undefined;
-        void this.#stopPods();
-        this.#store.replaceAll([]);
+        this.#clear();
       });
       this.#poolSup = this.#supervise(informer, 'InferencePool');
       this.#pool = informer;
@@ -131,35 +146,51 @@ export class KubeSource {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#generation++;
     this.#poolSup?.stop();
     await Promise.allSettled([this.#pool?.stop(), this.#stopPods()]);
+  }
+
+  /** No valid pool: no endpoints (requests get 503) until it comes back. */
+  #clear(): void {
+    this.#generation++;
+    this.#shape = undefined;
+    void this.#stopPods();
+    this.#store.replaceAll([]);
+    this.#setSynced(!this.#poolSup?.broken);
   }
 
   #podsReady: Promise<void> = Promise.resolve();
 
   #applyPool(pool: InferencePool): void {
-    const matchLabels = pool.spec?.selector?.matchLabels ?? {};
-    const ports = (pool.spec?.targetPorts ?? []).map((p) => p.number).filter((n): n is number => Number.isInteger(n) && n! > 0 && n! < 65536);
-    if (Object.keys(matchLabels).length === 0 || ports.length === 0) {
+    const { labels, ports } = poolShape(pool);
+    if (Object.keys(labels).length === 0 || ports.length === 0) {
       this.#log.error({ pool: pool.metadata?.name }, 'InferencePool has no selector or no target ports; no endpoints');
-      this.#shape = undefined;
-      void this.#stopPods();
-      this.#store.replaceAll([]);
+      this.#clear();
       return;
     }
-    this.#podsReady = this.#reshape({ selector: selectorString(matchLabels), ports });
+    this.#podsReady = this.#reshape({ selector: selectorString(labels), ports });
   }
 
   /** The selector or ports changed: follow the new pod set. */
   async #reshape(shape: Shape): Promise<void> {
     const old = this.#shape;
     this.#shape = shape;
-    if (old && old.selector === shape.selector) {
+    if (old && old.selector === shape.selector && this.#pods) {
       // Same pods, other ports: recompute from the cache.
-      if (old.ports.join() !== shape.ports.join()) this.#publish();
+      if (old.ports.join() !== shape.ports.join()) this.#schedulePublish();
       return;
     }
-    await this.#stopPods();
+    const generation = ++this.#generation;
+    // Stop the old informer before any await, so two quick reshapes never
+    // leave an older one running or publishing.
+    const previous = this.#pods;
+    this.#pods = undefined;
+    this.#podsListed = false;
+    this.#podsSup?.stop();
+    this.#podsSup = undefined;
+    if (previous) await previous.stop();
+    if (generation !== this.#generation || this.#stopped) return;
     const ns = this.#opts.namespace;
     const core = this.#kc.makeApiClient(CoreV1Api);
     const informer = new ListWatch<V1Pod>(
@@ -169,26 +200,53 @@ export class KubeSource {
       false,
       shape.selector,
     );
-    const changed = () => this.#publish();
+    // Events of an informer that is no longer current are ignored.
+    const changed = () => {
+      if (informer === this.#pods) this.#schedulePublish();
+    };
     informer.on('add', changed);
     informer.on('update', changed);
     informer.on('delete', changed);
-    this.#podsSup = this.#supervise(informer, 'Pods');
+    const sup = this.#supervise(informer, 'Pods');
+    this.#podsSup = sup;
     this.#pods = informer;
     this.#log.info({ selector: shape.selector, ports: shape.ports }, 'watching pods');
-    if (await this.#podsSup.start()) this.#publish();
+    const ok = await sup.start();
+    if (generation !== this.#generation || this.#stopped) {
+      // Superseded while listing (client-node would still open its watch): stop it.
+      sup.stop();
+      await informer.stop();
+      return;
+    }
+    if (ok) {
+      this.#podsListed = true;
+      this.#publish();
+    }
+    this.#setSynced(!this.#poolSup?.broken && !sup.broken);
   }
 
   async #stopPods(): Promise<void> {
     const p = this.#pods;
     this.#pods = undefined;
+    this.#podsListed = false;
     this.#podsSup?.stop();
     this.#podsSup = undefined;
     if (p) await p.stop();
   }
 
+  /** Coalesce the events of one list or burst into one pool update. */
+  #schedulePublish(): void {
+    if (this.#publishQueued) return;
+    this.#publishQueued = true;
+    setImmediate(() => {
+      this.#publishQueued = false;
+      this.#publish();
+    });
+  }
+
   #publish(): void {
-    if (!this.#pods || !this.#shape) return;
+    // Only a current informer that has listed at least once knows the pod set.
+    if (!this.#pods || !this.#shape || !this.#podsListed || this.#stopped) return;
     const specs = podEndpoints(this.#pods.list(this.#opts.namespace), this.#shape.ports);
     const change = this.#store.replaceAll(specs);
     if (change.added.length || change.removed.length) {
@@ -201,6 +259,7 @@ export class KubeSource {
     return supervise(informer, what, this.#log, {
       onBroken: () => this.#setSynced(false),
       onRecovered: () => {
+        if (informer === this.#pods) this.#podsListed = true;
         this.#publish();
         this.#setSynced(!this.#poolSup?.broken && !this.#podsSup?.broken);
       },

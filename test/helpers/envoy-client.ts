@@ -253,17 +253,27 @@ export class EnvoyClient {
         total += buf.length;
         call.write({ response_body: { body: buf, end_of_stream: i === res.chunks.length - 1 && !res.trailers } });
       });
-      let got = 0;
+      void total;
+      if (res.trailers) {
+        // With trailers, the trailers (sent without waiting) end the body.
+        call.write({ response_trailers: { trailers: { headers: Object.entries(res.trailers).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } } });
+      }
       for (;;) {
         const m = await inbox.next(deadline);
+        if (m.response_trailers) {
+          if (!res.trailers) result.violations.push('unexpected response_trailers reply');
+          return;
+        }
         const s = m.response_body?.response?.body_mutation?.streamed_response;
         if (!s) {
           result.violations.push('response body reply without streamed_response');
           return;
         }
         result.responseEcho.push(s.body ?? Buffer.alloc(0));
-        got += s.body?.length ?? 0;
-        if (s.end_of_stream || (res.trailers && got >= total)) break;
+        if (s.end_of_stream) {
+          if (res.trailers) result.violations.push('end_of_stream echoed although the response ended with trailers');
+          break;
+        }
       }
     } else for (let i = 0; i < res.chunks.length; i++) {
       const c = res.chunks[i];

@@ -147,6 +147,11 @@ export class FakeKube {
     req.on('data', (c: Buffer) => (raw += c));
     req.on('end', () => {
       const obj = JSON.parse(raw) as Obj;
+      // Like the API server, reject Lease times that are not six-digit MicroTime.
+      const spec = (obj.spec ?? {}) as Record<string, unknown>;
+      for (const k of ['acquireTime', 'renewTime']) {
+        if (spec[k] !== undefined && !/\.\d{6}Z$/.test(String(spec[k]))) return status(400, `cannot parse ${k} ${String(spec[k])} as MicroTime`);
+      }
       const collection = req.method === 'POST' ? path : parent;
       const existing = this.get(collection, obj.metadata.name);
       if (req.method === 'POST' && existing) return status(409, 'AlreadyExists');
