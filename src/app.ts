@@ -43,6 +43,19 @@ export interface AppDeps {
   leaseDurationMs?: number;
 }
 
+const KUBE_START_WAIT_MS = 10_000;
+
+async function startWithin(work: Promise<void>, ms: number, log: Logger, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
+  const result = await Promise.race([work.then(() => 'done' as const), late]);
+  clearTimeout(timer);
+  if (result === 'late') {
+    log.warn({ what, waitedMs: ms }, 'Kubernetes API slow to answer; serving (not ready) while it continues');
+    work.catch((err: unknown) => log.error({ what, err: (err as Error).message }, 'Kubernetes start-up failed'));
+  }
+}
+
 /** One Lease per pool, or per selector in selector mode, so unrelated EPPs never contend. */
 export function leaseName(o: Pick<Options, 'poolName' | 'endpointSelector'>): string {
   if (o.poolName) return `llm-epp-${o.poolName}`.slice(0, 253);
@@ -150,13 +163,16 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       kc,
     );
     kubeSource = kube;
-    await kube.start();
+    // A hanging API server must not keep the health port from opening (the
+    // liveness probe would restart the pod): wait a bounded time, then serve
+    // NOT_SERVING readiness until the pool has been read.
+    await startWithin(kube.start(), KUBE_START_WAIT_MS, log, 'pool');
     if (options.poolName) {
       // InferenceObjectives and InferenceModelRewrites of this pool.
       const { KubePolicySource } = await import('./request-control/k8s-policy-source.ts');
       const ps = new KubePolicySource(kc, options.poolName, options.poolNamespace, policy, log);
       policySource = ps;
-      await ps.start();
+      await startWithin(ps.start(), KUBE_START_WAIT_MS, log, 'objectives and model rewrites');
     }
   } else if (options.endpointsFile) {
     fileSource = new FileSource(options.endpointsFile, datastore, log);
