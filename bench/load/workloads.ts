@@ -1,0 +1,492 @@
+// Request generators for the load bench: OpenAI chat requests whose shape
+// (shared prefixes, growing multi-turn context, no sharing, a replayed trace)
+// is what makes routing quality visible (shared/reference/benchmarks.md §3).
+//
+// Text is deterministic and tokenizer-free: one "token" is exactly 4
+// characters (three letters and a space), the same approximation the
+// simulator uses, so a prompt of N tokens is 4·N characters.
+import { readFileSync } from 'node:fs';
+
+export const CHARS_PER_TOKEN = 4;
+
+export type WorkloadKind = 'shared-prefix' | 'multi-turn' | 'no-sharing' | 'trace';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** The body of an OpenAI /v1/chat/completions request. */
+export interface ChatRequest {
+  model: string;
+  messages: ChatMessage[];
+  max_tokens: number;
+  stream: true;
+  stream_options: { include_usage: true };
+  /** vLLM extension: generate exactly max_tokens. */
+  ignore_eos?: boolean;
+}
+
+export interface WorkItem {
+  /** Unique per request, e.g. "g12-p3#0" or "c4-t2". */
+  id: string;
+  body: ChatRequest;
+  /** Approximate prompt length in tokens (characters / 4). */
+  promptTokens: number;
+  /** Shared-prefix group, multi-turn conversation, trace line. */
+  group?: number;
+  session?: number;
+  turn?: number;
+  /** Trace replay: arrival time in seconds from the trace's first line (already divided by speed). */
+  at?: number;
+}
+
+/** A request source. The runner pulls items and reports completions. */
+export interface Workload {
+  readonly kind: WorkloadKind;
+  /** True when items carry their own arrival times (`at`): the runner ignores the stage rate. */
+  readonly timed: boolean;
+  /** Next request to send; undefined when none is ready now (multi-turn: every conversation has a turn in flight) or the workload is exhausted. */
+  next(nowMs?: number): WorkItem | undefined;
+  /** The runner reports each finished request; multi-turn appends the answer and unblocks the next turn. */
+  complete(item: WorkItem, outcome: { ok: boolean; text: string }, nowMs?: number): void;
+  /** True when no item will ever be produced again. */
+  exhausted(): boolean;
+  /** Earliest time (ms, runner clock) at which a blocked workload may have an item (multi-turn think time); undefined if unknown. */
+  readyAt?(): number | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic randomness and text
+
+/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** FNV-1a of a string, for seeding from labels. */
+export function hashSeed(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+
+/** Deterministic text of exactly `tokens` × 4 characters, a function of `seed` only. */
+export function syntheticText(seed: string, tokens: number): string {
+  const r = rng(hashSeed(seed));
+  const parts = new Array<string>(Math.max(0, tokens));
+  for (let i = 0; i < parts.length; i++) {
+    parts[i] = LETTERS[(r() * 26) | 0] + LETTERS[(r() * 26) | 0] + LETTERS[(r() * 26) | 0] + ' ';
+  }
+  return parts.join('');
+}
+
+export function approxTokens(text: string): number {
+  return Math.ceil(text.length / CHARS_PER_TOKEN);
+}
+
+/** Fisher–Yates with a seeded PRNG. */
+export function shuffle<T>(a: T[], random: () => number): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+  return a;
+}
+
+function chat(model: string, messages: ChatMessage[], maxTokens: number, ignoreEos: boolean): ChatRequest {
+  const body: ChatRequest = {
+    model,
+    messages,
+    max_tokens: maxTokens,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  if (ignoreEos) body.ignore_eos = true;
+  return body;
+}
+
+function promptTokensOf(messages: ChatMessage[]): number {
+  let n = 0;
+  for (const m of messages) n += m.content.length;
+  return Math.ceil(n / CHARS_PER_TOKEN);
+}
+
+// ---------------------------------------------------------------------------
+// Options
+
+/** Options common to every workload. */
+export interface CommonOptions {
+  /** Model name in the request body. Default "sim-model". */
+  model?: string;
+  /** Seed for text and order. Default 1. */
+  seed?: number;
+  /** Send vLLM's ignore_eos so every answer is max_tokens long. Default true. */
+  ignoreEos?: boolean;
+}
+
+/** inference-perf `shared_prefix`: groups × prompts per group; each group shares its system prompt. */
+export interface SharedPrefixOptions extends CommonOptions {
+  /** Number of groups (distinct system prompts). Default 150. */
+  groups?: number;
+  /** Prompts (users) per group. Default 5. */
+  promptsPerGroup?: number;
+  /** Shared system-prompt length in tokens. Default 6000. */
+  systemTokens?: number;
+  /** Unique question length in tokens. Default 1200. */
+  questionTokens?: number;
+  /** max_tokens. Default 1000. */
+  outputTokens?: number;
+  /** Restart from the beginning when all prompts are sent (duration-based stages). Default true. */
+  cycle?: boolean;
+  /** On each new pass draw fresh questions (only the system prompt repeats). Default false (exact repeats, as inference-perf). */
+  freshQuestions?: boolean;
+}
+
+/** Multi-turn chat: conversations whose history grows; turn k+1 is sent after turn k's answer. */
+export interface MultiTurnOptions extends CommonOptions {
+  /** Concurrent conversations. Default 32. */
+  conversations?: number;
+  /** Turns per conversation; afterwards the conversation restarts with a new id. Default 5. */
+  turns?: number;
+  /** System prompt tokens; shared by all conversations of a group. Default 1000. */
+  systemTokens?: number;
+  /** Conversations per system prompt (group size). Default 1 (each conversation its own system prompt). */
+  conversationsPerSystemPrompt?: number;
+  /** New user message per turn, tokens. Default 100. */
+  userTokens?: number;
+  /** max_tokens per turn. Default 200. */
+  outputTokens?: number;
+  /** Pause between an answer and the next turn, ms. Default 0. */
+  thinkTimeMs?: number;
+  /** Start new conversations when one finishes its turns. Default true. */
+  cycle?: boolean;
+}
+
+/** Negative control: every prompt unique from its first token. */
+export interface NoSharingOptions extends CommonOptions {
+  /** Prompt length in tokens. Default 7200 (the shared-prefix prompt's total length). */
+  promptTokens?: number;
+  /** max_tokens. Default 1000. */
+  outputTokens?: number;
+  /** Number of prompts before exhausting; default unlimited. */
+  count?: number;
+}
+
+/** Trace replay from JSONL: {"timestamp": s, "input": "text" | tokens, "output": tokens} per line. */
+export interface TraceOptions extends CommonOptions {
+  /** Path of a JSONL file (or give `lines`). */
+  file?: string;
+  /** The JSONL text itself. */
+  text?: string;
+  /** Replay speed factor: 2 = twice as fast. Default 1. */
+  speed?: number;
+  /** Tokens per `hash_ids` block (Mooncake format). Default 512. */
+  blockTokens?: number;
+  /** Output tokens when a line has none. Default 128. */
+  defaultOutput?: number;
+}
+
+export type WorkloadOptions = SharedPrefixOptions | MultiTurnOptions | NoSharingOptions | TraceOptions;
+
+// ---------------------------------------------------------------------------
+// shared-prefix
+
+export function sharedPrefix(o: SharedPrefixOptions = {}): Workload {
+  const model = o.model ?? 'sim-model';
+  const seed = o.seed ?? 1;
+  const groups = o.groups ?? 150;
+  const perGroup = o.promptsPerGroup ?? 5;
+  const systemTokens = o.systemTokens ?? 6000;
+  const questionTokens = o.questionTokens ?? 1200;
+  const outputTokens = o.outputTokens ?? 1000;
+  const cycle = o.cycle ?? true;
+  const ignoreEos = o.ignoreEos ?? true;
+  const random = rng(seed);
+  const systems: string[] = [];
+  for (let g = 0; g < groups; g++) {
+    // The group id leads the system prompt so groups never share a block.
+    const head = `group ${g}: `;
+    const body = syntheticText(`sys/${seed}/${g}`, systemTokens);
+    systems.push((head + body).slice(0, Math.max(head.length, systemTokens * CHARS_PER_TOKEN)));
+  }
+  let order: Array<[number, number]> = [];
+  let pass = -1;
+  let pos = 0;
+  const newPass = () => {
+    pass++;
+    pos = 0;
+    const pairs: Array<[number, number]> = [];
+    for (let g = 0; g < groups; g++) for (let p = 0; p < perGroup; p++) pairs.push([g, p]);
+    order = shuffle(pairs, random);
+  };
+  newPass();
+  return {
+    kind: 'shared-prefix',
+    timed: false,
+    next() {
+      if (pos >= order.length) {
+        if (!cycle || order.length === 0) return undefined;
+        newPass();
+      }
+      const [g, p] = order[pos++];
+      const qSeed = o.freshQuestions ? `q/${seed}/${g}/${p}/${pass}` : `q/${seed}/${g}/${p}`;
+      const qHead = `user ${p}: `;
+      const question = (qHead + syntheticText(qSeed, questionTokens)).slice(0, Math.max(qHead.length, questionTokens * CHARS_PER_TOKEN));
+      const messages: ChatMessage[] = [
+        { role: 'system', content: systems[g] },
+        { role: 'user', content: question },
+      ];
+      return {
+        id: `g${g}-p${p}#${pass}`,
+        body: chat(model, messages, outputTokens, ignoreEos),
+        promptTokens: promptTokensOf(messages),
+        group: g,
+      };
+    },
+    complete() {},
+    exhausted: () => !cycle && pos >= order.length,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// multi-turn
+
+interface Conversation {
+  index: number;
+  id: number;
+  turn: number;
+  history: ChatMessage[];
+  busy: boolean;
+  readyAt: number;
+}
+
+export function multiTurn(o: MultiTurnOptions = {}): Workload {
+  const model = o.model ?? 'sim-model';
+  const seed = o.seed ?? 1;
+  const n = o.conversations ?? 32;
+  const turns = o.turns ?? 5;
+  const systemTokens = o.systemTokens ?? 1000;
+  const perSystem = Math.max(1, o.conversationsPerSystemPrompt ?? 1);
+  const userTokens = o.userTokens ?? 100;
+  const outputTokens = o.outputTokens ?? 200;
+  const think = o.thinkTimeMs ?? 0;
+  const cycle = o.cycle ?? true;
+  const ignoreEos = o.ignoreEos ?? true;
+  let nextId = 0;
+  const fresh = (index: number): Conversation => {
+    const id = nextId++;
+    const g = Math.floor(id / perSystem);
+    const history: ChatMessage[] = [];
+    if (systemTokens > 0) {
+      const head = `system ${g}: `;
+      history.push({ role: 'system', content: (head + syntheticText(`mt-sys/${seed}/${g}`, systemTokens)).slice(0, Math.max(head.length, systemTokens * 4)) });
+    }
+    return { index, id, turn: 0, history, busy: false, readyAt: 0 };
+  };
+  const convs: Array<Conversation | undefined> = [];
+  for (let i = 0; i < n; i++) convs.push(fresh(i));
+  let cursor = 0;
+  const byItem = new Map<string, Conversation>();
+  return {
+    kind: 'multi-turn',
+    timed: false,
+    next(nowMs = performance.now()) {
+      for (let k = 0; k < convs.length; k++) {
+        const c = convs[(cursor + k) % convs.length];
+        if (!c || c.busy || c.readyAt > nowMs) continue;
+        cursor = (c.index + 1) % convs.length;
+        c.busy = true;
+        const head = `turn ${c.turn} of ${c.id}: `;
+        const user = (head + syntheticText(`mt-u/${seed}/${c.id}/${c.turn}`, userTokens)).slice(0, Math.max(head.length, userTokens * 4));
+        const messages = [...c.history, { role: 'user' as const, content: user }];
+        c.history = messages;
+        const item: WorkItem = {
+          id: `c${c.id}-t${c.turn}`,
+          body: chat(model, messages, outputTokens, ignoreEos),
+          promptTokens: promptTokensOf(messages),
+          session: c.id,
+          turn: c.turn,
+        };
+        byItem.set(item.id, c);
+        return item;
+      }
+      return undefined;
+    },
+    complete(item, outcome, nowMs = performance.now()) {
+      const c = byItem.get(item.id);
+      if (!c) return;
+      byItem.delete(item.id);
+      c.busy = false;
+      c.readyAt = nowMs + think;
+      if (!outcome.ok) {
+        // A failed turn ends the conversation: its context is no longer coherent.
+        convs[c.index] = cycle ? fresh(c.index) : undefined;
+        return;
+      }
+      c.history = [...c.history, { role: 'assistant', content: outcome.text }];
+      c.turn++;
+      if (c.turn >= turns) {
+        const f = cycle ? fresh(c.index) : undefined;
+        if (f) f.readyAt = c.readyAt;
+        convs[c.index] = f;
+      }
+    },
+    exhausted: () => convs.every((c) => c === undefined),
+    readyAt() {
+      let t: number | undefined;
+      for (const c of convs) if (c && !c.busy && (t === undefined || c.readyAt < t)) t = c.readyAt;
+      return t;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// no-sharing
+
+export function noSharing(o: NoSharingOptions = {}): Workload {
+  const model = o.model ?? 'sim-model';
+  const seed = o.seed ?? 1;
+  const promptTokens = o.promptTokens ?? 7200;
+  const outputTokens = o.outputTokens ?? 1000;
+  const ignoreEos = o.ignoreEos ?? true;
+  const count = o.count ?? Infinity;
+  let i = 0;
+  return {
+    kind: 'no-sharing',
+    timed: false,
+    next() {
+      if (i >= count) return undefined;
+      const n = i++;
+      // A unique id first, so no two prompts share even their first block.
+      const head = `${n}/${seed} `;
+      const content = (head + syntheticText(`ns/${seed}/${n}`, promptTokens)).slice(0, Math.max(head.length, promptTokens * 4));
+      const messages: ChatMessage[] = [{ role: 'user', content }];
+      return { id: `u${n}`, body: chat(model, messages, outputTokens, ignoreEos), promptTokens: promptTokensOf(messages) };
+    },
+    complete() {},
+    exhausted: () => i >= count,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// trace replay
+
+export interface TraceLine {
+  /** Seconds from the start of the trace. */
+  timestamp: number;
+  /** Prompt text, or a prompt length in tokens. */
+  input: string | number;
+  /** max_tokens. */
+  output: number;
+  /** Mooncake: hash ids of the prompt's blocks; equal ids are equal text. */
+  hash_ids?: number[];
+}
+
+/** Parse trace JSONL. Accepts Mooncake's input_length/output_length as aliases; blank lines and `#` comments are skipped. */
+export function parseTrace(text: string, defaultOutput = 128): TraceLine[] {
+  const out: TraceLine[] = [];
+  const lines = text.split('\n');
+  for (let n = 0; n < lines.length; n++) {
+    const raw = lines[n].trim();
+    if (!raw || raw.startsWith('#')) continue;
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(raw) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`trace line ${n + 1}: invalid JSON (${(e as Error).message})`);
+    }
+    const timestamp = Number(j.timestamp ?? 0);
+    const input = (j.input ?? j.input_length ?? j.prompt) as unknown;
+    const output = Number(j.output ?? j.output_length ?? defaultOutput);
+    if (!Number.isFinite(timestamp) || timestamp < 0) throw new Error(`trace line ${n + 1}: bad timestamp`);
+    if (typeof input !== 'string' && !(typeof input === 'number' && Number.isFinite(input) && input >= 0)) {
+      throw new Error(`trace line ${n + 1}: input must be text or a token count`);
+    }
+    if (!Number.isFinite(output) || output < 1) throw new Error(`trace line ${n + 1}: bad output`);
+    const line: TraceLine = { timestamp, input, output: Math.round(output) };
+    if (Array.isArray(j.hash_ids)) line.hash_ids = j.hash_ids.map(Number);
+    out.push(line);
+  }
+  out.sort((a, b) => a.timestamp - b.timestamp);
+  return out;
+}
+
+export function trace(o: TraceOptions): Workload {
+  const model = o.model ?? 'sim-model';
+  const seed = o.seed ?? 1;
+  const speed = o.speed ?? 1;
+  const blockTokens = o.blockTokens ?? 512;
+  const ignoreEos = o.ignoreEos ?? true;
+  const text = o.text ?? (o.file ? readFileSync(o.file, 'utf8') : undefined);
+  if (text === undefined) throw new Error('trace workload needs `file` or `text`');
+  const lines = parseTrace(text, o.defaultOutput ?? 128);
+  const t0 = lines.length ? lines[0].timestamp : 0;
+  let i = 0;
+  return {
+    kind: 'trace',
+    timed: true,
+    next() {
+      if (i >= lines.length) return undefined;
+      const n = i++;
+      const l = lines[n];
+      let content: string;
+      if (typeof l.input === 'string') content = l.input;
+      else if (l.hash_ids && l.hash_ids.length) {
+        // Mooncake: blocks with equal hash ids are equal text; the last block is cut to the length.
+        const parts = l.hash_ids.map((h) => syntheticText(`blk/${seed}/${h}`, blockTokens));
+        content = parts.join('').slice(0, l.input * CHARS_PER_TOKEN);
+      } else {
+        const head = `${n} `;
+        content = (head + syntheticText(`tr/${seed}/${n}`, l.input)).slice(0, Math.max(head.length, l.input * 4));
+      }
+      const messages: ChatMessage[] = [{ role: 'user', content }];
+      return {
+        id: `r${n}`,
+        body: chat(model, messages, l.output, ignoreEos),
+        promptTokens: promptTokensOf(messages),
+        at: (l.timestamp - t0) / speed,
+        group: n,
+      };
+    },
+    complete() {},
+    exhausted: () => i >= lines.length,
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+/** Build a workload by name. */
+export function makeWorkload(kind: 'shared-prefix', options?: SharedPrefixOptions): Workload;
+export function makeWorkload(kind: 'multi-turn', options?: MultiTurnOptions): Workload;
+export function makeWorkload(kind: 'no-sharing', options?: NoSharingOptions): Workload;
+export function makeWorkload(kind: 'trace', options: TraceOptions): Workload;
+export function makeWorkload(kind: WorkloadKind, options?: WorkloadOptions): Workload;
+export function makeWorkload(kind: WorkloadKind, options: WorkloadOptions = {}): Workload {
+  switch (kind) {
+    case 'shared-prefix':
+      return sharedPrefix(options as SharedPrefixOptions);
+    case 'multi-turn':
+      return multiTurn(options as MultiTurnOptions);
+    case 'no-sharing':
+      return noSharing(options as NoSharingOptions);
+    case 'trace':
+      return trace(options as TraceOptions);
+    default:
+      throw new Error(`unknown workload ${String(kind)} (shared-prefix, multi-turn, no-sharing, trace)`);
+  }
+}
