@@ -8,49 +8,15 @@
 //   npm run bench:epp                          all scenarios (≈ 3–4 min)
 //   npm run bench:epp -- --scenario headline   one scenario
 //   npm run bench:epp -- --duration 2s --no-append
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../src/flags.ts';
+import { ROOT, cpuSeconds, eppMetric, json, rssMB, start, startEpp as startEppProcess, stop, waitReady, type Child } from '../lib/processes.ts';
 import { round, summarize, type Summary } from '../lib/stats.ts';
 import { ExtProcLoad, requestShape, sseResponse, type LoadResult, type RequestShape } from './load.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLK_TCK = 100;
-
 // ---------- processes ----------
-
-interface Child {
-  proc: ChildProcess;
-  info: Record<string, number>;
-}
-
-function start(args: string[], ready: (line: string) => Record<string, number> | undefined): Promise<Child> {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: proc.stdout! });
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 20_000);
-    rl.on('line', (line) => {
-      const info = ready(line);
-      if (info) {
-        clearTimeout(timer);
-        resolve({ proc, info });
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
-  });
-}
-
-const json = (line: string) => {
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-};
 
 function startFleet(pods: number) {
   return start(['bench/epp/fleet.ts', `--pods=${pods}`], (l) => {
@@ -70,59 +36,7 @@ function startEcho() {
 let eppNodeArgs: string[] = [];
 
 function startEpp(ports: number[], extra: string[]) {
-  const args = [
-    // As `npm start` and the container run it.
-    '--max-semi-space-size=4',
-    ...eppNodeArgs,
-    'src/main.ts',
-    `--endpoints=${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
-    '--grpc-port=0',
-    '--grpc-health-port=0',
-    '--metrics-port=0',
-    '--secure-serving=false',
-    '--log-level=info',
-    ...extra,
-  ];
-  return start(args, (l) => {
-    const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
-    return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
-  });
-}
-
-async function stop(c: Child | undefined): Promise<void> {
-  if (!c || c.proc.exitCode !== null) return;
-  // SIGTERM first so a --cpu-prof profile gets written; SIGKILL if it lingers.
-  const exited = new Promise<void>((r) => c.proc.once('exit', () => r()));
-  c.proc.kill('SIGTERM');
-  const t = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-}
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
-}
-
-function rssMB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-async function eppMetric(metricsPort: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-}
-
-async function waitReady(metricsPort: number, pods: number): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (Date.now() < end) {
-    if ((await eppMetric(metricsPort, 'inference_pool_ready_pods')) >= pods) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('pods never became ready in llm-epp');
+  return startEppProcess(ports.map((p) => `127.0.0.1:${p}`).join(','), extra, eppNodeArgs);
 }
 
 // ---------- workloads ----------

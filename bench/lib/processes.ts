@@ -1,0 +1,110 @@
+// Child processes of the benchmarks (fleets, llm-epp, gateways): start a Node script of
+// this repository, wait for the JSON line that says it is ready, stop it, read its CPU time,
+// memory and Prometheus metrics.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLK_TCK = 100;
+
+export interface Child {
+  proc: ChildProcess;
+  info: Record<string, number>;
+}
+
+/** Start `node args…` in the repository root; resolves once `ready` maps a stdout line to info. */
+export function start(args: string[], ready: (line: string) => Record<string, number> | undefined, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<Child> {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', stderr] });
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${args.find((a) => a.endsWith('.ts')) ?? args[0]} did not start within 20 s`));
+    }, 20_000);
+    rl.on('line', (line) => {
+      const info = ready(line);
+      if (info) {
+        clearTimeout(timer);
+        resolve({ proc, info });
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args.find((a) => a.endsWith('.ts')) ?? args[0]} exited with ${code}`));
+    });
+  });
+}
+
+/** A stdout line as JSON, or undefined. */
+export const json = (line: string): Record<string, unknown> | undefined => {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Start llm-epp (plaintext, ports chosen by the OS) on a static pool; info {port, metricsPort}. */
+export function startEpp(endpoints: string, extra: string[] = [], nodeArgs: string[] = [], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<Child> {
+  const args = [
+    // As `npm start` and the container run it.
+    '--max-semi-space-size=4',
+    ...nodeArgs,
+    'src/main.ts',
+    `--endpoints=${endpoints}`,
+    '--grpc-port=0',
+    '--grpc-health-port=0',
+    '--metrics-port=0',
+    '--secure-serving=false',
+    '--log-level=info',
+    ...extra,
+  ];
+  return start(
+    args,
+    (l) => {
+      const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
+      return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
+    },
+    stderr,
+  );
+}
+
+export async function stop(c: Child | undefined): Promise<void> {
+  if (!c || c.proc.exitCode !== null || c.proc.signalCode !== null) return;
+  // SIGTERM first so a --cpu-prof profile gets written; SIGKILL if it lingers.
+  const exited = new Promise<void>((r) => c.proc.once('exit', () => r()));
+  c.proc.kill('SIGTERM');
+  const t = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
+}
+
+export function rssMB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** One sample of llm-epp's /metrics (the first series of `name`). */
+export async function eppMetric(metricsPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Wait until llm-epp has scraped `pods` pods and reports them ready. */
+export async function waitReady(metricsPort: number, pods: number): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    if ((await eppMetric(metricsPort, 'inference_pool_ready_pods')) >= pods) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('pods never became ready in llm-epp');
+}

@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { percentile, summarize } from '../bench/lib/stats.ts';
+import { goodput, podSpread, prefixCacheHitRate, tpotOf, buildReport, toMarkdown, writeReports } from '../bench/load/report.ts';
+import { makeWorkload, parseTrace, type ChatRequest } from '../bench/load/workloads.ts';
+import { parseDuration, planFromArgs } from '../bench/load/cli.ts';
+import { parseCacheCounters, cacheScraper } from '../bench/load/metrics.ts';
+import { runStages } from '../bench/load/runner.ts';
+import { startSimPod, type SimPod } from '../bench/sim/server.ts';
+import { demoPlanFromArgs } from '../bench/demo.ts';
+
+describe('load generator statistics', () => {
+  it('nearest-rank percentiles on known data', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i); // 1..100, unsorted
+    const s = summarize(xs);
+    expect(s).toMatchObject({ count: 100, mean: 50.5, p50: 50, p90: 90, p99: 99, p999: 100, max: 100 });
+    expect(percentile(Float64Array.from([1, 2, 3, 4]), 50)).toBe(2);
+    expect(percentile(Float64Array.from([7]), 99)).toBe(7);
+    expect(summarize([]).p50).toBeNaN();
+  });
+
+  it('TPOT, goodput against an SLO, pod spread and the prefix-cache hit rate', () => {
+    expect(tpotOf({ ttftMs: 100, e2eMs: 1090, outputTokens: 100 })).toBe(10);
+    expect(tpotOf({ ttftMs: 100, e2eMs: 1090, outputTokens: 1 })).toBeUndefined();
+    const recs = [
+      { ok: true, ttftMs: 100, e2eMs: 600, outputTokens: 51 }, // tpot 10: meets
+      { ok: true, ttftMs: 3000, e2eMs: 3500, outputTokens: 51 }, // TTFT too long
+      { ok: true, ttftMs: 100, e2eMs: 10_100, outputTokens: 51 }, // tpot 200: too slow
+      { ok: false, ttftMs: 100, e2eMs: 600, outputTokens: 51 },
+    ];
+    expect(goodput(recs, { ttftMs: 2000, tpotMs: 100 }, 2)).toEqual({ met: 1, requestsPerS: 0.5, fraction: 0.25 });
+    const even = podSpread(['a', 'b', 'a', 'b'], ['a', 'b']);
+    expect(even.cv).toBe(0);
+    const skew = podSpread(['a', 'a', 'a', 'a'], ['a', 'b']);
+    expect(skew).toMatchObject({ cv: 1, min: 0, max: 4, counts: { a: 4, b: 0 } });
+    const h = prefixCacheHitRate({ a: { hits: 10, queries: 100 }, b: { hits: 500, queries: 1000 } }, { a: { hits: 60, queries: 200 }, b: { hits: 20, queries: 50 } });
+    // a: 50/100; b restarted (counters went down): 20/50.
+    expect(h).toMatchObject({ hits: 70, queries: 150, perPod: { a: 0.5, b: 0.4 } });
+    expect(h.rate).toBeCloseTo(70 / 150);
+    expect(parseCacheCounters('vllm:prefix_cache_hits_total{engine="0",model_name="m"} 12.0\nvllm:prefix_cache_queries_total{engine="0",model_name="m"} 40.0\n')).toEqual({ hits: 12, queries: 40 });
+  });
+});
+
+describe('workloads', () => {
+  const sys = (b: ChatRequest) => b.messages[0].content;
+
+  it('shared-prefix: groups share their system prompt exactly, and no block with other groups', () => {
+    const w = makeWorkload('shared-prefix', { groups: 3, promptsPerGroup: 4, systemTokens: 100, questionTokens: 20, outputTokens: 7 });
+    const items = Array.from({ length: 12 }, () => w.next()!);
+    const byGroup = new Map<number, Set<string>>();
+    for (const it of items) {
+      if (!byGroup.has(it.group!)) byGroup.set(it.group!, new Set());
+      byGroup.get(it.group!)!.add(sys(it.body));
+      expect(sys(it.body)).toHaveLength(400);
+      expect(it.body.messages[1].content).toHaveLength(80);
+      expect(it.body).toMatchObject({ max_tokens: 7, stream: true, stream_options: { include_usage: true }, ignore_eos: true });
+    }
+    expect([...byGroup.values()].map((s) => s.size)).toEqual([1, 1, 1]);
+    const firsts = [...byGroup.values()].map((s) => [...s][0].slice(0, 64));
+    expect(new Set(firsts).size).toBe(3);
+    expect(new Set(items.map((i) => i.id)).size).toBe(12);
+  });
+
+  it('multi-turn: each turn carries the history and waits for the previous answer', () => {
+    const w = makeWorkload('multi-turn', { conversations: 1, turns: 3, systemTokens: 50, userTokens: 10, outputTokens: 5 });
+    const t1 = w.next()!;
+    expect(w.next()).toBeUndefined(); // the only conversation is busy
+    w.complete(t1, { ok: true, text: 'ANSWER-1' });
+    const t2 = w.next()!;
+    expect(t2.body.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
+    expect(t2.body.messages[2].content).toBe('ANSWER-1');
+    expect(t2.promptTokens).toBeGreaterThan(t1.promptTokens);
+  });
+
+  it('no-sharing prompts share nothing; trace replay reads JSONL (and Mooncake hash ids) and rejects bad lines', () => {
+    const w = makeWorkload('no-sharing', { promptTokens: 50, outputTokens: 3 });
+    const a = w.next()!.body.messages[0].content;
+    const b = w.next()!.body.messages[0].content;
+    expect(a.slice(0, 16)).not.toBe(b.slice(0, 16));
+    const lines = parseTrace('{"timestamp": 2, "input": "hello", "output": 4}\n# comment\n\n{"timestamp": 0, "input_length": 1000, "output_length": 9, "hash_ids": [1, 2]}\n');
+    expect(lines.map((l) => l.timestamp)).toEqual([0, 2]);
+    const t = makeWorkload('trace', { text: '{"timestamp":0,"input_length":600,"output_length":2,"hash_ids":[7,8]}\n{"timestamp":1,"input_length":600,"output_length":2,"hash_ids":[7,9]}', blockTokens: 512 });
+    const x = t.next()!;
+    const y = t.next()!;
+    expect(x.body.messages[0].content.slice(0, 2048)).toBe(y.body.messages[0].content.slice(0, 2048));
+    expect(x.body.messages[0].content.slice(2048)).not.toBe(y.body.messages[0].content.slice(2048));
+    expect(y.at).toBe(1);
+    expect(() => parseTrace('{"timestamp": -1, "input": "x"}')).toThrow(/line 1: bad timestamp/);
+    expect(() => parseTrace('nope')).toThrow(/line 1: invalid JSON/);
+  });
+});
+
+describe('load generator command line', () => {
+  it('parses durations, strategies and stages, and rejects bad input clearly', () => {
+    expect(parseDuration('20s')).toBe(20_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('2m')).toBe(120_000);
+    expect(() => parseDuration('fast')).toThrow(/bad duration/);
+    const plan = planFromArgs(['--url', 'epp=http://a:1', '--url', 'rr=http://b:2', '--rates', '2,4', '--duration', '5s', '--warmup', '1s', '--groups', '10']);
+    expect(plan).toMatchObject({ targets: [['epp', 'http://a:1'], ['rr', 'http://b:2']], kind: 'shared-prefix', workloadOptions: { groups: 10 } });
+    expect(plan !== 'help' && plan.stages).toEqual([
+      { rate: 2, durationMs: 5000, warmupMs: 1000 },
+      { rate: 4, durationMs: 5000, warmupMs: 1000 },
+    ]);
+    expect(() => planFromArgs(['--rates', '1'])).toThrow(/--url is required/);
+    expect(() => planFromArgs(['--url', 'http://a', '--workload', 'x', '--rates', '1'])).toThrow(/unknown --workload/);
+    expect(() => planFromArgs(['--url', 'http://a'])).toThrow(/--rates/);
+    const demo = demoPlanFromArgs(['--pods', '4', '--strategies', 'llm-epp,random', '--rates', '5,10', '--groups', '20', '--system-tokens', '1000']);
+    expect(demo).toMatchObject({ pods: 4, strategies: ['llm-epp', 'random'], simArgs: [`--num-gpu-blocks=${Math.ceil((20 * 1000) / 0.7 / 4 / 16)}`] });
+    expect(() => demoPlanFromArgs(['--strategies', 'magic'])).toThrow(/unknown strategy "magic"/);
+  });
+});
+
+describe('load runner against a simulated pod', () => {
+  let pod: SimPod;
+  beforeAll(async () => {
+    pod = await startSimPod({ model: 'sim-model', timeScale: 0.05, enablePromptTokensDetails: true, name: 'sim-0' });
+  });
+  afterAll(async () => {
+    await pod.close();
+  });
+
+  it('open loop and closed loop stages record TTFT, ITL, tokens, the pod and cache counters; reports are written', async () => {
+    const url = `http://127.0.0.1:${pod.port}`;
+    const run = await runStages({
+      url,
+      strategy: 'direct',
+      workload: makeWorkload('shared-prefix', { groups: 2, promptsPerGroup: 3, systemTokens: 300, questionTokens: 30, outputTokens: 6 }),
+      stages: [
+        { rate: 20, durationMs: 600, warmupMs: 200 },
+        { concurrency: 3, maxRequests: 9, durationMs: 60_000 },
+      ],
+      seed: 3,
+      progress: false,
+      cacheCounters: cacheScraper({ 'sim-0': `${url}/metrics` }),
+    });
+    expect(run.stages).toHaveLength(2);
+    const [open, closed] = run.stages;
+    expect(open.records.some((r) => r.warmup)).toBe(true);
+    expect(closed.records).toHaveLength(9);
+    for (const r of [...open.records, ...closed.records]) {
+      expect(r.ok, r.error).toBe(true);
+      expect(r.outputTokens).toBe(6);
+      expect(r.itlMs).toHaveLength(5);
+      expect(r.ttftMs).toBeGreaterThan(0);
+      expect(r.e2eMs).toBeGreaterThanOrEqual(r.ttftMs!);
+      expect(r.pod).toBe('sim-0');
+    }
+    const report = buildReport(run, { pods: ['sim-0'] });
+    const s0 = report.stages[0];
+    expect(s0.requests).toBe(open.records.filter((r) => !r.warmup).length);
+    expect(s0.prefixCacheHitRate!.rate).toBeGreaterThan(0.5); // 2 system prompts, reused
+    expect(s0.cachedTokenRate).toBeGreaterThan(0.5);
+    expect(s0.goodput.fraction).toBe(1);
+    const md = toMarkdown(report);
+    expect(md).toMatch(/\| qps=20 \| direct \|/);
+    const dir = mkdtempSync(join(tmpdir(), 'llm-epp-load-'));
+    const files = writeReports(report, join(dir, 'r'), [run]);
+    expect(JSON.parse(readFileSync(files.json, 'utf8')).stages).toHaveLength(2);
+    expect(readFileSync(files.html, 'utf8')).toMatch(/<svg/);
+  });
+
+  it('counts an unreachable target as errors instead of failing the run', async () => {
+    const run = await runStages({
+      url: 'http://127.0.0.1:1',
+      workload: makeWorkload('no-sharing', { promptTokens: 10, outputTokens: 2 }),
+      stages: [{ concurrency: 2, maxRequests: 4, durationMs: 60_000 }],
+      progress: false,
+    });
+    expect(run.stages[0].records).toHaveLength(4);
+    expect(run.stages[0].records.every((r) => !r.ok && r.error === 'ECONNREFUSED')).toBe(true);
+  });
+});
