@@ -29,7 +29,7 @@ export const DEMO_HELP = `Usage: npm run demo -- [options]
   --workload KIND          shared-prefix | multi-turn | no-sharing (default shared-prefix)
   --rates LIST             offered load per stage, req/s, Poisson (default 28)
   --duration D             measured time per stage (default 30s)
-  --warmup D               warm-up before the first stage, excluded (default 10s)
+  --warmup D               warm-up before each stage, excluded from its figures (default 10s)
   --config-file FILE       EndpointPickerConfig for llm-epp (default: the GAIE default config)
   --epp-args "…"           extra llm-epp flags
   --sim-args "…"           extra bench/sim/fleet.ts flags (they override the demo's)
@@ -122,7 +122,8 @@ export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
   if (rates.length === 0 || rates.some((r) => !(r > 0))) throw new Error(`--rates must be positive numbers, got "${v.rates}"`);
   const durationMs = parseDuration(v.duration);
   const warmupMs = parseDuration(v.warmup);
-  const stages: StageSpec[] = rates.map((rate, i) => ({ rate, durationMs, warmupMs: i === 0 ? warmupMs : 0 }));
+  // Each stage warms up at its own rate, so a step up in load is not measured as a transient.
+  const stages: StageSpec[] = rates.map((rate) => ({ rate, durationMs, warmupMs }));
   const simArgs = v['sim-args'].split(/\s+/).filter(Boolean);
   if (!simArgs.some((a) => a.startsWith('--num-gpu-blocks'))) {
     // Prefix demand ≈ 70 % of the fleet's KV: blocks per pod = demand / 0.7 / pods / 16.

@@ -17,7 +17,7 @@ import { Datastore } from './pool/datastore.ts';
 import { FileSource } from './pool/file-source.ts';
 import { parseEndpointList } from './pool/static-source.ts';
 import { createRegistry } from './scheduling/builtin-plugins.ts';
-import { DEFAULT_CONFIG, loadConfig, parseConfigText } from './scheduling/config.ts';
+import { DEFAULT_CONFIG, loadConfig, parseConfigText, type LoadedConfig } from './scheduling/config.ts';
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
 import { RequestPolicy } from './request-control/policy.ts';
@@ -91,6 +91,7 @@ export async function buildScheduler(
         picker: p.picker.name,
       })),
       profileHandler: config.profileHandler.name,
+      saturationDetector: config.saturationDetector.name,
     },
     'scheduling config loaded',
   );
@@ -182,15 +183,17 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     log.info({ endpoints: datastore.list().length }, 'static endpoint pool loaded');
   }
 
+  // A config's metrics-data-source parameters override the --model-server-metrics-* flags.
+  const dataLayer = scheduler instanceof PipelineScheduler ? ((scheduler.config as Partial<LoadedConfig>).dataLayer ?? {}) : {};
   const collector = new MetricsCollector(
     datastore,
     {
       intervalMs: options.refreshMetricsIntervalMs,
       timeoutMs: options.metricsScrapeTimeoutMs,
-      scheme: options.modelServerMetricsScheme,
-      path: options.modelServerMetricsPath,
+      scheme: dataLayer.scheme ?? options.modelServerMetricsScheme,
+      path: dataLayer.path ?? options.modelServerMetricsPath,
       port: options.modelServerMetricsPort,
-      insecureSkipVerify: options.modelServerMetricsHttpsInsecureSkipVerify,
+      insecureSkipVerify: dataLayer.insecureSkipVerify ?? options.modelServerMetricsHttpsInsecureSkipVerify,
     },
     log,
     metrics,

@@ -65,6 +65,12 @@ export class Director {
       }
       throw new EppError('ServiceUnavailable', 'no ready endpoints: every endpoint\'s metrics are missing or stale');
     }
+    // GAIE's admission without flow control: sheddable requests (priority < 0)
+    // are dropped with 429 while the pool is saturated.
+    if (request.priority < 0 && this.#scheduler.saturation !== undefined && this.#scheduler.saturation(candidates) >= 1) {
+      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
+      throw new EppError('ResourceExhausted', 'the pool is saturated: sheddable request (priority < 0) rejected');
+    }
     const max = 1 + this.#opts.fallbackEndpoints;
     const start = performance.now();
     const result = this.#scheduler.schedule(request, candidates, max);

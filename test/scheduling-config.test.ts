@@ -95,8 +95,18 @@ describe('EndpointPickerConfig', () => {
     ['a required parameter missing', head + 'plugins:\n- type: by-label\n', /parameter "label" is required/],
     ['a bad label selector', head + 'plugins:\n- type: label-selector-filter\n  parameters: {matchExpressions: [{key: a, operator: Near}]}\n', /operator" must be In, NotIn, Exists or DoesNotExist/],
     ['an unknown feature gate', head + 'featureGates: [turbo]\n', /unknown gate "turbo"/],
-    ['flow control', head + 'featureGates: [flowControl]\n', /flow control is not implemented/],
-    ['a saturation detector section', head + 'saturationDetector: {pluginRef: utilization-detector}\n', /saturation detection is not implemented/],
+    ['flow control', head + 'featureGates: [flowControl]\n', /featureGates: flowControl: flow control .* is not implemented/],
+    ['a flowControl section', head + 'flowControl: {maxRequests: 10}\n', /"flowControl": flow control .* is not implemented/],
+    ['a saturationDetector naming no plugin', head + 'saturationDetector: {pluginRef: sat}\n', /saturationDetector: pluginRef "sat" names no plugin/],
+    ['a saturationDetector that is no detector', head + 'plugins:\n- type: queue-scorer\nsaturationDetector: {pluginRef: queue-scorer}\n', /saturationDetector: "queue-scorer" \(queue-scorer\) is not a saturation detector/],
+    ['a parser llm-epp lacks', head + 'plugins:\n- type: queue-scorer\nparser: {pluginRef: queue-scorer}\n', /parser: "queue-scorer" \(queue-scorer\) is not a request parser llm-epp has/],
+    ['both data and dataLayer', head + 'data: {sources: []}\ndataLayer: {sources: []}\n', /give "data" or "dataLayer", not both/],
+    ['a data source that is not metrics-data-source', head + 'plugins:\n- type: queue-scorer\ndata:\n  sources:\n  - pluginRef: queue-scorer\n', /data: sources\[0\]: "queue-scorer" \(queue-scorer\) is not a metrics-data-source/],
+    ['an unknown field in a data source', head + 'plugins:\n- type: metrics-data-source\ndata:\n  sources:\n  - pluginRef: metrics-data-source\n    extractor: []\n', /sources\[0\]: unknown field "extractor"/],
+    ['a bad engineConfigs spec', head + 'plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: [{name: mine, queuedRequestsSpec: "bad spec!"}]\n', /engineConfigs\[0\]: invalid metric spec/],
+    ['a new engine without a queue metric', head + 'plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: [{name: mine, runningRequestsSpec: r}]\n', /engineConfigs "mine": queuedRequestsSpec is required/],
+    ['an unknown defaultEngine', head + 'plugins:\n- type: core-metrics-extractor\n  parameters: {defaultEngine: llama.cpp}\n', /defaultEngine "llama.cpp" is not a known engine/],
+    ['a bad detector duration', head + 'plugins:\n- type: utilization-detector\n  parameters: {metricsStalenessThreshold: soon}\n', /utilization-detector\): parameter "metricsStalenessThreshold": invalid duration/],
   ])('rejects %s with a message naming the place', (_what, yaml, message) => {
     expectError(yaml, message);
   });

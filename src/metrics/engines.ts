@@ -378,3 +378,75 @@ export function extractMetrics(engine: EngineMapping, samples: Map<string, Sampl
   }
   return out;
 }
+
+/** One `core-metrics-extractor` engineConfigs entry (GAIE / llm-d field names). */
+export interface EngineConfigEntry {
+  name: string;
+  queuedRequestsSpec?: string;
+  runningRequestsSpec?: string;
+  kvUsageSpec?: string;
+  loraSpec?: string;
+  cacheInfoSpec?: string;
+}
+
+/**
+ * An engine mapping from a config entry. Fields left out keep the built-in engine of the
+ * same name (when there is one); "" disables an optional signal (KV use, LoRA, cache info).
+ * Queue and running specs are required for a new engine name.
+ */
+export function engineFromConfig(c: EngineConfigEntry): EngineMapping {
+  const base = BUILTIN.get(c.name);
+  const where = `engineConfigs "${c.name}"`;
+  const required = (text: string | undefined, fallback: MetricSpec | undefined, field: string): MetricSpec => {
+    const s = text === undefined ? fallback : parseMetricSpec(text);
+    if (s === undefined) throw new Error(`${where}: ${field} is required${text === '' ? ' (it cannot be disabled)' : ''}`);
+    return s;
+  };
+  const cacheInfo = (): CacheInfoSpec | undefined => {
+    if (c.cacheInfoSpec === undefined) return base?.cacheInfo;
+    const s = parseMetricSpec(c.cacheInfoSpec);
+    // GAIE reads block_size / num_gpu_blocks labels of the info gauge.
+    return s === undefined ? undefined : { kind: 'labels', metric: s, blockSizeLabel: 'block_size', numBlocksLabel: 'num_gpu_blocks' };
+  };
+  let kvUsage: readonly MetricSpec[] = base?.kvUsage ?? [];
+  if (c.kvUsageSpec !== undefined) {
+    const s = parseMetricSpec(c.kvUsageSpec);
+    kvUsage = s === undefined ? [] : [s];
+  }
+  const m: EngineMapping = {
+    name: c.name,
+    waiting: required(c.queuedRequestsSpec, base?.waiting, 'queuedRequestsSpec'),
+    running: required(c.runningRequestsSpec, base?.running, 'runningRequestsSpec'),
+    kvUsage,
+    lora: c.loraSpec === undefined ? base?.lora : parseMetricSpec(c.loraSpec),
+    cacheInfo: cacheInfo(),
+  };
+  return engine(m);
+}
+
+/** Which engine mapping a pod uses: its engine-type label, a default, custom engines. */
+export class EngineResolver {
+  readonly labelKeys: readonly string[];
+  readonly defaultEngine: string;
+  readonly #engines: ReadonlyMap<string, EngineMapping>;
+
+  constructor(o: { labelKeys?: readonly string[]; defaultEngine?: string; engines?: readonly EngineMapping[] } = {}) {
+    this.labelKeys = o.labelKeys ?? ENGINE_TYPE_LABELS;
+    const engines = new Map(BUILTIN);
+    for (const e of o.engines ?? []) engines.set(e.name, e);
+    this.#engines = engines;
+    this.defaultEngine = o.defaultEngine ?? DEFAULT_ENGINE;
+    if (!engines.has(this.defaultEngine)) throw new Error(`defaultEngine "${this.defaultEngine}" is not a known engine (${[...engines.keys()].join(', ')})`);
+  }
+
+  /** The mapping for a pod; `unknown` is set when its label names no engine (the default is used, as GAIE does). */
+  forLabels(labels: Readonly<Record<string, string>>): { engine: EngineMapping; unknown?: string } {
+    for (const key of this.labelKeys) {
+      const v = Object.hasOwn(labels, key) ? labels[key] : undefined;
+      if (v === undefined || v === '') continue;
+      const e = this.#engines.get(v);
+      return e ? { engine: e } : { engine: this.#engines.get(this.defaultEngine)!, unknown: v };
+    }
+    return { engine: this.#engines.get(this.defaultEngine)! };
+  }
+}

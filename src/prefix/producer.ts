@@ -18,6 +18,7 @@ export const PREFIX_PARAMS = {
   autoTune: { type: 'boolean', default: true, doc: 'Take block size and per-endpoint capacity from the endpoint\'s cache_config_info (block_size, num_gpu_blocks).' },
   blockSizeTokens: { type: 'number', integer: true, min: 1, doc: 'Block size in tokens (× 4 characters). Default 16, vLLM\'s block size.' },
   blockSize: { type: 'number', integer: true, min: 1, doc: 'Deprecated: block size in characters. Use blockSizeTokens.' },
+  hashBlockSize: { type: 'number', integer: true, min: 1, doc: 'Ignored, with a warning: the pre-v1.0 GAIE name of the block size in characters, which GAIE ignores too.' },
   maxPrefixBlocksToMatch: { type: 'number', integer: true, min: 1, default: 8192, doc: 'Most blocks hashed per request (8192 × 16 tokens = 131,072 tokens).' },
   maxPrefixTokensToMatch: { type: 'number', integer: true, min: 0, default: 0, doc: 'If > 0, caps hashed blocks at this many tokens instead.' },
   lruCapacityPerServer: { type: 'number', integer: true, min: 1, default: 31250, doc: 'Blocks remembered per endpoint (≈ 500K tokens of an 8B model on an H100).' },
@@ -49,6 +50,7 @@ export class ApproxPrefixProducer implements DataProducer, PreRequest {
       throw new ConfigError(`plugin "${name}" (${type}): parameter "blockSize" (characters) is deprecated; set blockSizeTokens instead`);
     }
     this.#blockTokens = params.blockSizeTokens ?? 16;
+    if (params.hashBlockSize !== undefined) ctx.log.warn({ plugin: name, hashBlockSize: params.hashBlockSize }, 'prefix parameter hashBlockSize is obsolete and ignored; set blockSizeTokens');
     // Endpoints that leave the pool are purged at once.
     ctx.pool.on('change', (change) => {
       for (const ep of change.removed) this.index.removeEndpoint(ep.key);

@@ -11,6 +11,9 @@ import { randomPicker } from './pickers/random.ts';
 import { weightedRandomPicker } from './pickers/weighted-random.ts';
 import { singleProfileHandler } from './profile-handlers/single.ts';
 import { definePlugin, PluginRegistry } from './registry.ts';
+import { concurrencyDetector } from './saturation/concurrency-detector.ts';
+import { utilizationDetector } from './saturation/utilization-detector.ts';
+import { coreMetricsExtractor, metricsDataSource, openaiParser } from './data-layer.ts';
 
 const approxPrefixCacheProducer = definePlugin({
   type: 'approx-prefix-cache-producer',
@@ -43,5 +46,10 @@ export function createRegistry(): PluginRegistry {
   r.register(singleProfileHandler);
   r.register(approxPrefixCacheProducer);
   r.register(inflightLoadProducer);
+  r.register(utilizationDetector);
+  r.register(concurrencyDetector);
+  r.register(metricsDataSource);
+  r.register(coreMetricsExtractor);
+  r.register(openaiParser);
   return r;
 }

@@ -3,7 +3,9 @@
 // start-up; any error names the plugin or profile and the field, and nothing
 // half-configured is ever returned.
 import { parse as parseYaml } from 'yaml';
-import { isFilter, isPicker, isProfileHandler, isScorer, type Plugin, type PluginContext, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
+import type { EngineResolver } from '../metrics/engines.ts';
+import { isCoreMetricsExtractor, isMetricsDataSource, type CoreMetricsExtractor, type MetricsDataSource } from './data-layer.ts';
+import { isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
 import { ConfigError } from './params.ts';
 import type { PipelineConfig } from './pipeline.ts';
 import type { PluginRegistry } from './registry.ts';
@@ -36,11 +38,7 @@ const TOP_LEVEL = new Set(['apiVersion', 'kind', 'plugins', 'schedulingProfiles'
 // legacy metric plumbing: accepted as no-ops.
 const ACCEPTED_GATES = new Set(['dataLayer', 'enableLegacyMetrics']);
 const UNSUPPORTED_SECTIONS: Record<string, string> = {
-  flowControl: 'flow control is not implemented in llm-epp yet',
-  saturationDetector: 'saturation detection is not implemented in llm-epp yet',
-  data: 'llm-epp configures its data layer with flags (--refresh-metrics-interval, --model-server-metrics-*), not the "data" section',
-  dataLayer: 'llm-epp configures its data layer with flags (--refresh-metrics-interval, --model-server-metrics-*), not the "dataLayer" section',
-  parser: 'llm-epp has one request parser (OpenAI); remove the "parser" section',
+  flowControl: 'flow control (queuing by priority band and fairness) is not implemented in llm-epp; without it, sheddable requests (priority < 0) are rejected with 429 when the saturationDetector reports saturation, as in GAIE',
 };
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -65,9 +63,74 @@ export function parseConfigText(text: string, source: string): Record<string, un
   return doc;
 }
 
+/** What the data-layer section or plugins set for the metrics collector; undefined fields: the flags apply. */
+export interface DataLayerSettings {
+  readonly scheme?: 'http' | 'https';
+  readonly path?: string;
+  readonly insecureSkipVerify?: boolean;
+  /** Engine mapping per pod; undefined: the built-in engines and labels. */
+  readonly engines?: EngineResolver;
+}
+
 export interface LoadedConfig extends PipelineConfig {
   readonly featureGates: readonly string[];
   readonly apiVersion: string;
+  /** The configured saturationDetector, else a default utilization-detector (GAIE). */
+  readonly saturationDetector: SaturationDetector;
+  readonly dataLayer: DataLayerSettings;
+}
+
+/** `section: {pluginRef}` → the plugin, checked with `ok`. */
+function sectionRef(doc: Record<string, unknown>, key: string, plugins: ReadonlyMap<string, Plugin>, source: string, ok: (p: Plugin) => boolean, want: string): Plugin | undefined {
+  const v = doc[key];
+  if (v === undefined || v === null) return undefined;
+  const where = `${source}: ${key}`;
+  if (!isMap(v)) throw new ConfigError(`${where}: must be a mapping with "pluginRef"`);
+  strictKeys(v, ['pluginRef'], where);
+  if (typeof v.pluginRef !== 'string' || v.pluginRef === '') throw new ConfigError(`${where}: "pluginRef" is required`);
+  const p = plugins.get(v.pluginRef);
+  if (!p) throw new ConfigError(`${where}: pluginRef "${v.pluginRef}" names no plugin (declared: ${[...plugins.keys()].join(', ') || 'none'})`);
+  if (!ok(p)) throw new ConfigError(`${where}: "${v.pluginRef}" (${p.type}) is not ${want}`);
+  return p;
+}
+
+/** The data-layer section (`data` or `dataLayer`): {sources: [{pluginRef, extractors: [{pluginRef}]}]}. */
+function dataLayerSection(doc: Record<string, unknown>, plugins: ReadonlyMap<string, Plugin>, source: string): { src?: MetricsDataSource; ext?: CoreMetricsExtractor } {
+  if (doc.data !== undefined && doc.dataLayer !== undefined) throw new ConfigError(`${source}: give "data" or "dataLayer", not both`);
+  const key = doc.data !== undefined ? 'data' : 'dataLayer';
+  const v = doc[key];
+  if (v === undefined || v === null) return {};
+  const where = `${source}: ${key}`;
+  if (!isMap(v)) throw new ConfigError(`${where}: must be a mapping with "sources"`);
+  strictKeys(v, ['sources'], where);
+  const sources = v.sources ?? [];
+  if (!Array.isArray(sources)) throw new ConfigError(`${where}: "sources" must be a list`);
+  const ref = (raw: unknown, w: string, ok: (p: Plugin) => boolean, want: string, extra: string[] = []): Plugin => {
+    if (!isMap(raw)) throw new ConfigError(`${w}: must be a mapping with "pluginRef"`);
+    strictKeys(raw, ['pluginRef', ...extra], w);
+    if (typeof raw.pluginRef !== 'string') throw new ConfigError(`${w}: "pluginRef" is required`);
+    const p = plugins.get(raw.pluginRef);
+    if (!p) throw new ConfigError(`${w}: pluginRef "${raw.pluginRef}" names no plugin (declared: ${[...plugins.keys()].join(', ') || 'none'})`);
+    if (!ok(p)) throw new ConfigError(`${w}: "${raw.pluginRef}" (${p.type}) is not ${want}`);
+    return p;
+  };
+  let src: MetricsDataSource | undefined;
+  let ext: CoreMetricsExtractor | undefined;
+  sources.forEach((raw, i) => {
+    const w = `${where}: sources[${i}]`;
+    const p = ref(raw, w, isMetricsDataSource, 'a metrics-data-source (the only data source llm-epp has)', ['extractors']) as MetricsDataSource;
+    // One collector scrapes each endpoint once.
+    if (src) throw new ConfigError(`${w}: llm-epp scrapes each endpoint once; give one metrics-data-source`);
+    src = p;
+    const extractors = (raw as Record<string, unknown>).extractors ?? [];
+    if (!Array.isArray(extractors)) throw new ConfigError(`${w}: "extractors" must be a list`);
+    extractors.forEach((e, j) => {
+      const x = ref(e, `${w}: extractors[${j}]`, isCoreMetricsExtractor, 'a core-metrics-extractor') as CoreMetricsExtractor;
+      if (ext && ext !== x) throw new ConfigError(`${w}: extractors[${j}]: one core-metrics-extractor maps every engine; give one`);
+      ext = x;
+    });
+  });
+  return { src, ext };
 }
 
 export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistry, baseCtx: Omit<PluginContext, 'plugins'>, source = 'config'): LoadedConfig {
@@ -193,5 +256,25 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   if (profileHandler.type === 'single-profile-handler' && profiles.size !== 1) {
     throw new ConfigError(`${source}: single-profile-handler needs exactly one scheduling profile, found ${profiles.size}`);
   }
-  return { plugins, profiles, profileHandler, featureGates, apiVersion };
+  // Saturation detector (GAIE always has one: utilization-detector by default).
+  let saturationDetector = sectionRef(doc, 'saturationDetector', plugins, source, isSaturationDetector, 'a saturation detector (utilization-detector, concurrency-detector)') as SaturationDetector | undefined;
+  if (!saturationDetector) {
+    const p = addPlugin('utilization-detector');
+    if (!isSaturationDetector(p)) throw new ConfigError(`${source}: the plugin named "utilization-detector" is not a saturation detector`);
+    saturationDetector = p;
+  }
+  sectionRef(doc, 'parser', plugins, source, (p) => p.type === 'openai-parser', 'a request parser llm-epp has (openai-parser)');
+
+  // Data layer: the section's source and extractor, else the declared ones.
+  const section = dataLayerSection(doc, plugins, source);
+  const declared = [...plugins.values()];
+  const src = section.src ?? declared.find(isMetricsDataSource);
+  const ext = section.ext ?? declared.find(isCoreMetricsExtractor);
+  const dataLayer: DataLayerSettings = {
+    ...(src?.scheme !== undefined ? { scheme: src.scheme } : {}),
+    ...(src?.path !== undefined ? { path: src.path } : {}),
+    ...(src?.insecureSkipVerify !== undefined ? { insecureSkipVerify: src.insecureSkipVerify } : {}),
+    ...(ext ? { engines: ext.engines } : {}),
+  };
+  return { plugins, profiles, profileHandler, featureGates, apiVersion, saturationDetector, dataLayer };
 }

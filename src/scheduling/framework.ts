@@ -108,6 +108,14 @@ export interface SchedulerProfile {
   readonly picker: Picker;
 }
 
+/**
+ * Pool saturation for admission: ≥ 1 means saturated, and sheddable requests
+ * (priority < 0) are rejected with 429 (GAIE's admission without flow control).
+ */
+export interface SaturationDetector extends Plugin {
+  saturation(endpoints: readonly Endpoint[]): number;
+}
+
 /** What a plugin factory may use. */
 export interface PluginContext {
   readonly pool: EndpointPool;
@@ -141,4 +149,7 @@ export function isRequestDone(p: Plugin): p is RequestDone {
 }
 export function isResponseHeaders(p: Plugin): p is ResponseHeaders {
   return typeof (p as ResponseHeaders).responseHeaders === 'function';
+}
+export function isSaturationDetector(p: Plugin): p is SaturationDetector {
+  return typeof (p as SaturationDetector).saturation === 'function';
 }

@@ -17,6 +17,7 @@ import {
   type ProfileHandler,
   type ProfileResult,
   type RequestDone,
+  type SaturationDetector,
   type ResponseHeaders,
   type SchedulerProfile,
   type ScoredEndpoint,
@@ -27,6 +28,8 @@ export interface PipelineConfig {
   readonly plugins: ReadonlyMap<string, Plugin>;
   readonly profiles: ReadonlyMap<string, SchedulerProfile>;
   readonly profileHandler: ProfileHandler;
+  /** Admission: sheddable requests are rejected while this reports ≥ 1. */
+  readonly saturationDetector?: SaturationDetector;
 }
 
 interface ProfileRun extends ProfileResult {
@@ -63,6 +66,11 @@ export class PipelineScheduler implements Scheduler {
     this.#preRequest = plugins.filter(isPreRequest);
     this.#requestDone = plugins.filter(isRequestDone);
     this.#responseHeaders = plugins.filter(isResponseHeaders);
+  }
+
+  saturation(candidates: readonly Endpoint[]): number {
+    const d = this.config.saturationDetector;
+    return d ? this.#timed('SaturationDetector', d, () => d.saturation(candidates)) : 0;
   }
 
   schedule(request: SchedulingRequest, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult {

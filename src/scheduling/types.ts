@@ -39,6 +39,8 @@ export interface Scheduler {
    * Must not throw for ordinary input; an empty result means no endpoint fits.
    */
   schedule(request: SchedulingRequest, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult;
+  /** Pool saturation (≥ 1 saturated) for admission of sheddable requests; absent = never saturated. */
+  saturation?(candidates: readonly Endpoint[]): number;
   /** The routed request finished (response done, cancelled or failed). */
   requestDone?(request: SchedulingRequest, result: SchedulingResult, primary: Endpoint): void;
   /** Headers to add to the response for the client (e.g. a session token). */

@@ -1,0 +1,111 @@
+// Data-layer and parser plugins of GAIE / llm-d configs. llm-epp has one
+// metrics collector and one OpenAI parser; these plugins configure them, so
+// a config written for GAIE's Helm chart (which declares metrics-data-source
+// and core-metrics-extractor) runs unchanged. Their settings are read by the
+// app when it builds the collector.
+import { EngineResolver, engineFromConfig, type EngineConfigEntry, type EngineMapping } from '../metrics/engines.ts';
+import type { Plugin } from './framework.ts';
+import { ConfigError } from './params.ts';
+import { definePlugin } from './registry.ts';
+
+export class MetricsDataSource implements Plugin {
+  readonly type = 'metrics-data-source';
+  readonly name: string;
+  /** Undefined: the --model-server-metrics-* flag applies. */
+  readonly scheme: 'http' | 'https' | undefined;
+  readonly path: string | undefined;
+  readonly insecureSkipVerify: boolean | undefined;
+
+  constructor(name: string, o: { scheme?: string; path?: string; insecureSkipVerify?: boolean }) {
+    this.name = name;
+    this.scheme = o.scheme as 'http' | 'https' | undefined;
+    this.path = o.path;
+    this.insecureSkipVerify = o.insecureSkipVerify;
+  }
+}
+
+export class CoreMetricsExtractor implements Plugin {
+  readonly type = 'core-metrics-extractor';
+  readonly name: string;
+  readonly engines: EngineResolver;
+
+  constructor(name: string, engines: EngineResolver) {
+    this.name = name;
+    this.engines = engines;
+  }
+}
+
+export class OpenAIParser implements Plugin {
+  readonly type = 'openai-parser';
+  readonly name: string;
+  constructor(name: string) {
+    this.name = name;
+  }
+}
+
+export function isMetricsDataSource(p: Plugin): p is MetricsDataSource {
+  return p instanceof MetricsDataSource;
+}
+export function isCoreMetricsExtractor(p: Plugin): p is CoreMetricsExtractor {
+  return p instanceof CoreMetricsExtractor;
+}
+
+export const metricsDataSource = definePlugin({
+  type: 'metrics-data-source',
+  description: 'Scrapes every endpoint\'s Prometheus page (llm-epp\'s collector, every --refresh-metrics-interval). Parameters given here override the --model-server-metrics-* flags.',
+  params: {
+    scheme: { type: 'string', enum: ['http', 'https'], doc: 'http or https (default: --model-server-metrics-scheme, http).' },
+    path: { type: 'string', doc: 'Metrics path (default: --model-server-metrics-path, /metrics).' },
+    insecureSkipVerify: { type: 'boolean', doc: 'Skip certificate checks over https (default: --model-server-metrics-https-insecure-skip-verify, true).' },
+  },
+  create: (name, p) => {
+    if (p.path !== undefined && !p.path.startsWith('/')) throw new ConfigError(`plugin "${name}" (metrics-data-source): parameter "path" must start with "/"`);
+    return new MetricsDataSource(name, p);
+  },
+});
+
+const SPEC_FIELDS = ['name', 'queuedRequestsSpec', 'runningRequestsSpec', 'kvUsageSpec', 'loraSpec', 'cacheInfoSpec'] as const;
+
+export const coreMetricsExtractor = definePlugin({
+  type: 'core-metrics-extractor',
+  description:
+    'Maps each engine\'s metric names to queue, running, KV use, LoRA and cache info; the pod label engineLabelKey picks the engine (vllm, sglang, trtllm-serve, triton-tensorrt-llm, tgi, or an engineConfigs entry), unknown values fall back to defaultEngine.',
+  params: {
+    engineLabelKey: { type: 'string', doc: 'Pod label naming the engine (default: inference.networking.k8s.io/engine-type, then llm-d.ai/engine-type).' },
+    defaultEngine: { type: 'string', default: 'vllm', doc: 'Engine for pods without the label or with an unknown value.' },
+    engineConfigs: {
+      type: 'list',
+      default: [],
+      doc: 'Custom or overridden engines: {name, queuedRequestsSpec, runningRequestsSpec, kvUsageSpec, loraSpec, cacheInfoSpec}, each spec a selector `family{label=value}`; "" disables KV/LoRA/cache info; omitted fields keep the built-in engine of that name.',
+    },
+  },
+  create: (name, p) => {
+    const where = `plugin "${name}" (core-metrics-extractor)`;
+    const engines: EngineMapping[] = [];
+    p.engineConfigs.forEach((raw, i) => {
+      const w = `${where}: engineConfigs[${i}]`;
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${w}: must be a mapping`);
+      const e = raw as Record<string, unknown>;
+      for (const k of Object.keys(e)) if (!(SPEC_FIELDS as readonly string[]).includes(k)) throw new ConfigError(`${w}: unknown field "${k}" (allowed: ${SPEC_FIELDS.join(', ')})`);
+      for (const k of SPEC_FIELDS) if (e[k] !== undefined && typeof e[k] !== 'string') throw new ConfigError(`${w}: "${k}" must be a string`);
+      if (typeof e.name !== 'string' || e.name === '') throw new ConfigError(`${w}: "name" is required`);
+      try {
+        engines.push(engineFromConfig(e as unknown as EngineConfigEntry));
+      } catch (err) {
+        throw new ConfigError(`${w}: ${(err as Error).message}`);
+      }
+    });
+    try {
+      return new CoreMetricsExtractor(name, new EngineResolver({ labelKeys: p.engineLabelKey ? [p.engineLabelKey] : undefined, defaultEngine: p.defaultEngine, engines }));
+    } catch (err) {
+      throw new ConfigError(`${where}: ${(err as Error).message}`);
+    }
+  },
+});
+
+export const openaiParser = definePlugin({
+  type: 'openai-parser',
+  description: 'The OpenAI request parser (completions, chat completions, responses, embeddings); llm-epp\'s only parser, used with or without this declaration.',
+  params: {},
+  create: (name) => new OpenAIParser(name),
+});
