@@ -73,8 +73,13 @@ export class Director {
     }
     const max = 1 + this.#opts.fallbackEndpoints;
     const start = performance.now();
-    const result = this.#scheduler.schedule(request, candidates, max);
-    this.#metrics.schedulerE2E.observe((performance.now() - start) / 1000);
+    let result: SchedulingResult;
+    try {
+      result = this.#scheduler.schedule(request, candidates, max);
+    } finally {
+      // Failed decisions count too, as in GAIE.
+      this.#metrics.schedulerE2E.observe((performance.now() - start) / 1000);
+    }
     if (result.endpoints.length === 0) {
       this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
       throw new EppError('ServiceUnavailable', 'failed to find target endpoint: no candidate passed the scheduling filters');

@@ -120,6 +120,10 @@ describe('data-layer and parser sections (GAIE Helm / llm-d configs)', () => {
     const declaredOnly = load('plugins:\n- type: queue-scorer\n- type: metrics-data-source\n  parameters: {path: /m}\n', pool);
     expect(declaredOnly.dataLayer).toEqual({ path: '/m' });
     expect(load('plugins:\n- type: queue-scorer\n', pool).dataLayer).toEqual({});
+    // GAIE always has these two; a section may name them without declaring them.
+    const ensured = load('plugins:\n- type: queue-scorer\nparser: {pluginRef: openai-parser}\nsaturationDetector: {pluginRef: utilization-detector}\n', pool);
+    expect(ensured.saturationDetector.type).toBe('utilization-detector');
+    expect(ensured.plugins.get('openai-parser')?.type).toBe('openai-parser');
   });
 
   it('engineFromConfig keeps a built-in engine\'s fields that an entry leaves out; EngineResolver defaults', () => {

@@ -256,6 +256,11 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   if (profileHandler.type === 'single-profile-handler' && profiles.size !== 1) {
     throw new ConfigError(`${source}: single-profile-handler needs exactly one scheduling profile, found ${profiles.size}`);
   }
+  // GAIE always ensures these exist, so a section may name them undeclared.
+  for (const [key, type] of [['saturationDetector', 'utilization-detector'], ['parser', 'openai-parser']] as const) {
+    const ref = (doc[key] as { pluginRef?: unknown } | undefined)?.pluginRef;
+    if (ref === type && !plugins.has(type)) addPlugin(type);
+  }
   // Saturation detector (GAIE always has one: utilization-detector by default).
   let saturationDetector = sectionRef(doc, 'saturationDetector', plugins, source, isSaturationDetector, 'a saturation detector (utilization-detector, concurrency-detector)') as SaturationDetector | undefined;
   if (!saturationDetector) {
