@@ -194,6 +194,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       path: dataLayer.path ?? options.modelServerMetricsPath,
       port: options.modelServerMetricsPort,
       insecureSkipVerify: dataLayer.insecureSkipVerify ?? options.modelServerMetricsHttpsInsecureSkipVerify,
+      engines: dataLayer.engines,
     },
     log,
     metrics,

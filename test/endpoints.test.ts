@@ -3,12 +3,16 @@
 import { credentials, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { KubeConfig } from '@kubernetes/client-node';
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import type { EnvoyClient } from './helpers/envoy-client.ts';
+import { FakeKube, inferencePool, pod as kubePod } from './helpers/fake-kube.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 
@@ -20,10 +24,10 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function setup(pods: FakePod[], flags: () => string[], waitReady = pods.length): Promise<{ app: App; client: EnvoyClient }> {
+async function setup(pods: FakePod[], flags: () => string[], waitReady = pods.length, kubeConfig?: unknown): Promise<{ app: App; client: EnvoyClient }> {
   await Promise.all(pods.filter((p) => p.port === 0).map((p) => p.start()));
   const f = flags();
-  const started = await startTestApp(f.length ? f : [`--endpoints=${pods.map((p) => p.key).join(',')}`], { waitReady });
+  const started = await startTestApp(f.length ? f : [`--endpoints=${pods.map((p) => p.key).join(',')}`], { waitReady, kubeConfig });
   cleanup.push(async () => {
     started.client.close();
     await started.app.stop(100);
@@ -123,26 +127,118 @@ describe('serving', () => {
   it('answers gRPC health on the health port and on the ext_proc port', async () => {
     const pod = new FakePod();
     const { app } = await setup([pod], () => [`--endpoints=${pod.key}`]);
-    const def = loadSync(healthProtoPath, { keepCase: true, enums: String });
-    const Health = (loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: ServiceClientConstructor } } } }).grpc.health.v1.Health;
-    for (const port of [app.ports.health, app.ports.grpc]) {
-      const c = new Health(`127.0.0.1:${port}`, credentials.createInsecure());
-      const check = (service: string) =>
-        new Promise<string>((resolve, reject) =>
-          (c as unknown as { Check(r: object, cb: (e: Error | null, res: { status: string }) => void): void }).Check({ service }, (e, res) =>
-            e ? reject(e) : resolve(res.status),
-          ),
-        );
-      expect(await check('liveness')).toBe('SERVING');
-      expect(await check('readiness')).toBe('SERVING');
-      expect(await check('envoy.service.ext_proc.v3.ExternalProcessor')).toBe('SERVING');
-      await expect(check('nope')).rejects.toThrow(/NOT_FOUND|unknown/i);
-      c.close();
+    const clients = [healthClient(app.ports.health), healthClient(app.ports.grpc)];
+    cleanup.push(async () => clients.forEach((c) => c.close()));
+    for (const c of clients) {
+      expect(await c.check('liveness')).toBe('SERVING');
+      expect(await readiness(c)).toEqual(['SERVING', 'SERVING', 'SERVING']);
+      await expect(c.check('nope')).rejects.toThrow(/NOT_FOUND|unknown/i);
     }
+    // Readiness dropped (what stop() and a lost leadership do): both ports say so, liveness stays.
     app.health.setReady(false);
-    expect(app.health.ready).toBe(false);
+    for (const c of clients) {
+      expect(await readiness(c)).toEqual(['NOT_SERVING', 'NOT_SERVING', 'NOT_SERVING']);
+      expect(await c.check('liveness')).toBe('SERVING');
+    }
+    app.health.setReady(true);
+    for (const c of clients) expect(await readiness(c)).toEqual(['SERVING', 'SERVING', 'SERVING']);
   });
+
+  it('reports readiness NOT_SERVING until the Kubernetes pool has been read, then SERVING', async () => {
+    const kube = await new FakeKube().start();
+    const modelPod = await new FakePod({}, '127.0.0.2').start();
+    kube.upsert('/apis/inference.networking.k8s.io/v1/namespaces/ns/inferencepools', inferencePool('pool', { app: 'vllm' }, [modelPod.port]));
+    kube.upsert('/api/v1/namespaces/ns/pods', kubePod('p0', modelPod.host, { app: 'vllm' }));
+    // The API server answers no pool or pod request until released: start-up gives up
+    // waiting after 10 s and serves. (Objectives and rewrites pass, or it waits 10 s more.)
+    const gate = await holdingProxy(kube.port, /\/(inferencepools|pods)\b/);
+    cleanup.push(async () => {
+      await gate.close();
+      await kube.stop();
+    });
+    // Pushed after the gate's cleanup, so the app stops first.
+    const { app } = await setup([modelPod], () => ['--pool-name=pool', '--pool-namespace=ns'], 0, gate.kubeConfig);
+    expect(app.datastore.synced).toBe(false);
+    const c = healthClient(app.ports.health);
+    cleanup.push(async () => c.close());
+    expect(await c.check('liveness')).toBe('SERVING');
+    expect(await readiness(c)).toEqual(['NOT_SERVING', 'NOT_SERVING', 'NOT_SERVING']);
+    gate.release();
+    const end = Date.now() + 10_000;
+    while ((await c.check('readiness')) !== 'SERVING') {
+      if (Date.now() > end) throw new Error('readiness never became SERVING');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await readiness(c)).toEqual(['SERVING', 'SERVING', 'SERVING']);
+    expect(app.datastore.list().map((e) => e.key)).toEqual([modelPod.key]);
+  }, 30_000);
 });
+
+const READINESS = ['readiness', '', 'envoy.service.ext_proc.v3.ExternalProcessor'];
+
+interface HealthClient {
+  check(service: string): Promise<string>;
+  close(): void;
+}
+
+function healthClient(port: number): HealthClient {
+  const def = loadSync(healthProtoPath, { keepCase: true, enums: String });
+  const Health = (loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: ServiceClientConstructor } } } }).grpc.health.v1.Health;
+  const c = new Health(`127.0.0.1:${port}`, credentials.createInsecure());
+  return {
+    check: (service) =>
+      new Promise<string>((resolve, reject) =>
+        (c as unknown as { Check(r: object, cb: (e: Error | null, res: { status: string }) => void): void }).Check({ service }, (e, res) =>
+          e ? reject(e) : resolve(res.status),
+        ),
+      ),
+    close: () => c.close(),
+  };
+}
+
+function readiness(c: HealthClient): Promise<string[]> {
+  return Promise.all(READINESS.map((s) => c.check(s)));
+}
+
+/** An HTTP proxy to the fake API server that holds requests whose path matches `holds` until release(). */
+async function holdingProxy(targetPort: number, holds: RegExp): Promise<{ kubeConfig: KubeConfig; release(): void; close(): Promise<void> }> {
+  let held: (() => void)[] | undefined = [];
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    const up = httpRequest({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      res.flushHeaders(); // watches: the client counts a watch as started on its headers
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  };
+  const server = createServer((req, res) => {
+    req.pause();
+    if (held && holds.test(req.url ?? '')) held.push(() => forward(req, res));
+    else forward(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: 'gated', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: 'tester' }],
+    contexts: [{ name: 'gated', cluster: 'gated', user: 'tester' }],
+    currentContext: 'gated',
+  });
+  return {
+    kubeConfig,
+    release() {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const go of waiting) go();
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
 
 describe('operator certificate', () => {
   it('serves the certificate from --cert-path (tls.crt, tls.key) and fails clearly when it is missing', async () => {

@@ -2,6 +2,7 @@
 // server and small fake vLLM pods serving real metric pages.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
+import { parsePrometheusText, type Sample } from '../src/metrics/prom-text.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { BUFFERED, EnvoyClient, metadataDestination, type EnvoyResult } from './helpers/envoy-client.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
@@ -48,6 +49,38 @@ describe('ext_proc server against fake pods', () => {
     expect(r.setHeaders.has(':path')).toBe(false);
     expect(r.setHeaders.has('x-request-id')).toBe(false); // present already: not regenerated
     expect(r.echoedBody.equals(Buffer.from(body))).toBe(true);
+  });
+
+  it('echoes a non-canonical JSON body as exactly the bytes received, even split inside characters', async () => {
+    // Whitespace, key order, \u escapes and a number form that JSON.stringify would all change.
+    const text =
+      '{\n  "messages" : [ { "content":"caf\\u00e9 \\u00E9t\\u00e9 — 日本語 🙂" , "role":"user" } ],\r\n\t"max_tokens": 1.50e1,' +
+      '  "model" :"m",\n  "temperature":0.10 }\n  ';
+    const body = Buffer.from(text, 'utf8');
+    expect(Buffer.from(JSON.stringify(JSON.parse(text))).equals(body)).toBe(false); // re-serialising would show
+    const ja = body.indexOf(Buffer.from('日'));
+    const emoji = body.indexOf(Buffer.from('🙂'));
+    const r = await client.send({ path: '/v1/chat/completions', body, splitAt: [ja + 1, ja + 2, emoji + 3, body.length - 1] });
+    expectClean(r);
+    expect(r.immediate).toBeUndefined();
+    expect(r.echoedBody.equals(body)).toBe(true);
+    expect(r.setHeaders.get('content-length')).toBe(String(body.length));
+  });
+
+  it('holds every reply until the body has ended (FULL_DUPLEX_STREAMED)', async () => {
+    const body = chat('hold-model');
+    // Headers and all chunks but the last, then 100 ms of silence from llm-epp.
+    const r = await client.send({ path: '/v1/chat/completions', body, splitAt: [20, 40], holdCheckMs: 100 });
+    expect(r.repliesBeforeBodyEnd).toBe(0);
+    expectClean(r);
+    expect(r.messages[0].request_headers).toBeDefined();
+    expect(destination(r)).toBeDefined();
+    expect(r.echoedBody.equals(Buffer.from(body))).toBe(true);
+    // With trailers: the whole body sent, end_of_stream never set; the trailers end it.
+    const t = await client.send({ body: JSON.stringify({ model: 'hold-model', prompt: 'x' }), trailers: { 'x-t': '1' }, holdCheckMs: 100 });
+    expect(t.repliesBeforeBodyEnd).toBe(0);
+    expectClean(t);
+    expect(destination(t)).toBeDefined();
   });
 
   it('orders the fallback list by queue: primary first, then next-best distinct pods', async () => {
@@ -123,6 +156,34 @@ describe('ext_proc server against fake pods', () => {
     const r2 = await client.send({ body: bad });
     expect(r2.immediate?.status).toBe(400);
     expect(r2.immediate?.body).toContain('UTF-8');
+  });
+
+  it('writes the ImmediateResponse content-type in the header field the request used', async () => {
+    const v = await client.send({ body: '{"prompt":"hi"}', useValue: true });
+    expect(v.immediate?.status).toBe(400);
+    expect(v.immediate?.headerFields.get('content-type')).toBe('value');
+    expect(v.immediate?.headers.get('content-type')).toBe('application/json');
+    expect(v.headerValueErrors).toEqual([]);
+    const raw = await client.send({ body: '{"prompt":"hi"}' });
+    expect(raw.immediate?.headerFields.get('content-type')).toBe('raw_value');
+    expect(raw.immediate?.headers.get('content-type')).toBe('application/json');
+  });
+
+  it('labels request errors with the model once the body has named it (400 after the model, 503)', async () => {
+    const errors = async (labels: Record<string, string>) => sample(await scrape(app), 'inference_objective_request_error_total', labels) ?? 0;
+    const unlabelled = await errors({ model_name: '', error_code: 'BadRequest' });
+    const chatNoMessages = await client.send({ path: '/v1/chat/completions', body: '{"model":"err-400-model"}' });
+    expect(chatNoMessages.immediate?.status).toBe(400);
+    const noPrompt = await client.send({ body: '{"model":"err-400-model"}' });
+    expect(noPrompt.immediate?.status).toBe(400);
+    const unavailable = await client.send({ body: JSON.stringify({ model: 'err-503-model', prompt: 'x' }), subset: [] });
+    expect(unavailable.immediate?.status).toBe(503);
+    expect(await errors({ model_name: 'err-400-model', target_model_name: 'err-400-model', error_code: 'BadRequest' })).toBe(2);
+    expect(await errors({ model_name: 'err-503-model', target_model_name: 'err-503-model', error_code: 'ServiceUnavailable' })).toBe(1);
+    expect(await errors({ model_name: '', error_code: 'BadRequest' })).toBe(unlabelled);
+    // A body that names no model still counts, under "".
+    await client.send({ body: '{"prompt":"hi"}' });
+    expect(await errors({ model_name: '', error_code: 'BadRequest' })).toBe(unlabelled + 1);
   });
 
   it('answers 413 when the body exceeds --max-request-body-bytes, without waiting for the rest', async () => {
@@ -230,6 +291,37 @@ describe('ext_proc server against fake pods', () => {
     }
   }, 60_000);
 
+  it('counts routed requests on /metrics: request total, sizes, durations, tokens, scheduler latency', async () => {
+    const model = 'metrics-model';
+    const labels = { model_name: model, target_model_name: model };
+    const body = JSON.stringify({ model, prompt: 'count me' });
+    const resp = JSON.stringify({ choices: [{ text: 'ok' }], usage: { prompt_tokens: 11, completion_tokens: 4, total_tokens: 15 } });
+    const before = await scrape(app);
+    const e2eBefore = sample(before, 'inference_extension_scheduler_e2e_duration_seconds_count', {}) ?? 0;
+    const N = 3;
+    for (let i = 0; i < N; i++) {
+      const r = await client.send({ body, response: { chunks: [resp.slice(0, 20), resp.slice(20)] } });
+      expectClean(r);
+    }
+    const after = await scrape(app);
+    expect(sample(after, 'inference_objective_request_total', { ...labels, priority: '0' })).toBe(N);
+    expect(sample(after, 'inference_objective_request_sizes_count', labels)).toBe(N);
+    expect(sample(after, 'inference_objective_request_sizes_sum', labels)).toBe(N * Buffer.byteLength(body));
+    expect(sample(after, 'inference_objective_response_sizes_sum', labels)).toBe(N * Buffer.byteLength(resp));
+    expect(sample(after, 'inference_objective_request_duration_seconds_count', labels)).toBe(N);
+    expect(sample(after, 'inference_objective_request_duration_seconds_sum', labels)).toBeGreaterThan(0);
+    expect(sample(after, 'inference_objective_request_ttft_seconds_count', labels)).toBe(N);
+    expect(sample(after, 'inference_objective_input_tokens_count', labels)).toBe(N);
+    expect(sample(after, 'inference_objective_input_tokens_sum', labels)).toBe(N * 11);
+    expect(sample(after, 'inference_objective_output_tokens_sum', labels)).toBe(N * 4);
+    expect(sample(after, 'inference_objective_normalized_time_per_output_token_seconds_count', labels)).toBe(N);
+    expect(sample(after, 'inference_objective_running_requests', { model_name: model })).toBe(0);
+    expect(sample(after, 'inference_objective_request_error_total', { model_name: model })).toBeUndefined();
+    // Every pick is timed; every success is attributed to the chosen pod (queue 0: pods[1]).
+    expect((sample(after, 'inference_extension_scheduler_e2e_duration_seconds_count', {}) ?? 0) - e2eBefore).toBe(N);
+    expect(sample(after, 'inference_extension_scheduler_attempts_total', { status: 'success', target_model_name: model, port: String(pods[1].port) })).toBe(N);
+  });
+
   it('exports the GAIE metric names on /metrics', async () => {
     const text = await (await fetch(`http://127.0.0.1:${app.ports.metrics}/metrics`)).text();
     for (const name of [
@@ -253,4 +345,15 @@ async function metricValue(app: App, name: string, model: string): Promise<numbe
   const re = new RegExp(`^${name}\\{[^}]*model_name="${model}"[^}]*\\} (\\S+)$`, 'm');
   const m = re.exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+/** Samples of the /metrics page as Prometheus would read them. */
+async function scrape(app: App): Promise<Map<string, Sample[]>> {
+  return parsePrometheusText(await (await fetch(`http://127.0.0.1:${app.ports.metrics}/metrics`)).text());
+}
+
+/** Value of the one sample whose labels include `labels`; sums if several match. */
+function sample(samples: Map<string, Sample[]>, name: string, labels: Record<string, string>): number | undefined {
+  const hits = (samples.get(name) ?? []).filter((s) => Object.entries(labels).every(([k, v]) => (s.labels[k] ?? '') === v));
+  return hits.length ? hits.reduce((a, s) => a + s.value, 0) : undefined;
 }

@@ -160,11 +160,12 @@ export function trailersResponse(kind: 'request_trailers' | 'response_trailers')
   return { [kind]: {} };
 }
 
-export function immediateResponse(status: number, body: Buffer, details: string): ProcessingResponse {
+/** `raw`: the request's headers came as raw_value (see readHeaders); answer in the same field. */
+export function immediateResponse(status: number, body: Buffer, details: string, raw = true): ProcessingResponse {
   return {
     immediate_response: {
       status: { code: status },
-      headers: { set_headers: [header('content-type', 'application/json')] },
+      headers: { set_headers: [header('content-type', 'application/json', raw)] },
       body,
       details,
     },

@@ -96,6 +96,10 @@ export class ExtProcStream {
   /** STREAMED / BUFFERED_PARTIAL: routed on headers, body chunks just continue. */
   #passBody = false;
 
+  /** Model (and target) once read from the body: error metrics keep them even when routing never happened. */
+  #model = '';
+  #targetModel = '';
+
   // After routing.
   #routing: Routing | undefined;
   #completed = false;
@@ -229,9 +233,18 @@ export class ExtProcStream {
     this.#requestDone = true;
     const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bodyBytes);
     this.#dropChunks();
-    const parsed = parseRequestBody(body, this.#path);
+    let parsed: ParsedRequest;
+    try {
+      parsed = parseRequestBody(body, this.#path);
+    } catch (err) {
+      // A 400 after "model" was read (e.g. no prompt) is still that model's error.
+      if (err instanceof EppError && err.param !== 'model') this.#model = modelOf(body);
+      throw err;
+    }
     const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
     const policy = this.#ctx.policy.resolve(this.#headers, parsed.model);
+    this.#model = parsed.model;
+    this.#targetModel = policy.targetModel;
     let out = body;
     if (policy.targetModel !== parsed.model) {
       // The model is rewritten: only then is the body re-serialised.
@@ -267,6 +280,9 @@ export class ExtProcStream {
       priority: pol.priority,
       fairnessId: pol.fairnessId,
     };
+    // Known before pick(): a 503 or 429 from it still counts against the model.
+    this.#model = model;
+    this.#targetModel = sched.targetModel;
     const routing = this.#ctx.director.pick(sched, this.#subsetHint());
     this.#routing = routing;
     const endpoints = routing.endpoints;
@@ -510,12 +526,15 @@ export class ExtProcStream {
     const e = err instanceof EppError ? err : new EppError('Internal', 'internal error');
     if (!(err instanceof EppError)) this.#ctx.log.error({ err, requestId: this.#requestId }, 'internal error on ext_proc stream');
     else this.#ctx.log.debug({ requestId: this.#requestId, status: e.status, reason: e.message }, 'request rejected');
-    const model = this.#routing?.request.model ?? '';
-    const ml = this.#ctx.metrics.modelLabel(model);
-    this.#ctx.metrics.requestErrorTotal.inc({ model_name: ml, target_model_name: ml, error_code: e.code });
+    const req = this.#routing?.request;
+    const model = req?.model ?? this.#model;
+    // No rewrite decided yet (a 400 from parsing): the target is the model asked for.
+    const target = req?.targetModel ?? (this.#targetModel || model);
+    const m = this.#ctx.metrics;
+    m.requestErrorTotal.inc({ model_name: m.modelLabel(model), target_model_name: m.modelLabel(target), error_code: e.code });
     // Failure after routing (should not happen): the response path is gone.
     this.#releaseRouting();
-    this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`));
+    this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`, this.#rawHeaders));
     this.#end();
   }
 
@@ -555,4 +574,21 @@ export class ExtProcStream {
       if (routing.request.model) this.#ctx.metrics.runningRequests.dec({ model_name: this.#ctx.metrics.modelLabel(routing.request.model) });
     }
   }
+}
+
+/**
+ * The "model" of a body that failed validation, or "" (not JSON, no model).
+ * Parses a second time, but only on the 400 path, for the error metric's label.
+ */
+function modelOf(body: Buffer): string {
+  try {
+    const v: unknown = JSON.parse(body.toString('utf8'));
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      const model = (v as { model?: unknown }).model;
+      if (typeof model === 'string') return model;
+    }
+  } catch {
+    // Not JSON: the error itself says so; there is no model to label with.
+  }
+  return '';
 }

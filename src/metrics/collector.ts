@@ -11,7 +11,7 @@ import type { EppMetrics } from '../observability/metrics.ts';
 import type { EndpointPool, PoolChange } from '../pool/datastore.ts';
 import type { Endpoint } from '../pool/endpoint.ts';
 import { joinHostPort } from '../pool/endpoint.ts';
-import { DEFAULT_ENGINE, ENGINE_TYPE_LABELS, extractMetrics, getEngine, wantedMetricNames, type EngineMapping } from './engines.ts';
+import { EngineResolver, extractMetrics, wantedMetricNames, type EngineMapping } from './engines.ts';
 import { parsePrometheusText } from './prom-text.ts';
 
 export interface CollectorOptions {
@@ -22,6 +22,8 @@ export interface CollectorOptions {
   /** 0 = scrape on the endpoint's own port. */
   port: number;
   insecureSkipVerify: boolean;
+  /** Engine per pod (a config's core-metrics-extractor); default: built-in engines, labels and vLLM fallback. */
+  engines?: EngineResolver;
 }
 
 interface Target {
@@ -30,6 +32,8 @@ interface Target {
   inFlight: boolean;
   stopped: boolean;
   failures: number;
+  /** Unknown engine name already warned about for this endpoint. */
+  warnedEngine: string | undefined;
 }
 
 export class MetricsCollector {
@@ -38,6 +42,7 @@ export class MetricsCollector {
   readonly #log: Logger;
   readonly #metrics: EppMetrics | undefined;
   readonly #targets = new Map<string, Target>();
+  readonly #engines: EngineResolver;
   readonly #onChange = (change: PoolChange) => this.#apply(change);
   #running = false;
   #timer: NodeJS.Timeout | undefined;
@@ -45,6 +50,7 @@ export class MetricsCollector {
   constructor(pool: EndpointPool, opts: CollectorOptions, log: Logger, metrics?: EppMetrics) {
     this.#pool = pool;
     this.#opts = opts;
+    this.#engines = opts.engines ?? new EngineResolver();
     this.#log = log;
     this.#metrics = metrics;
   }
@@ -103,7 +109,7 @@ export class MetricsCollector {
         this.#log.error({ endpoint: ep.key, err: ep.scrapeError }, 'cannot scrape endpoint');
         continue;
       }
-      const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0 };
+      const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0, warnedEngine: undefined };
       this.#targets.set(ep.key, t);
       // First scrape at once: a new endpoint becomes pickable without waiting a tick.
       void this.#scrape(t);
@@ -165,7 +171,7 @@ export class MetricsCollector {
   #succeeded(t: Target, chunks: Buffer[]): void {
     const ep = t.endpoint;
     try {
-      const engine = this.#engineFor(ep);
+      const engine = this.#engineFor(t);
       // Decoding to a string and parsing with the name filter measured cheaper
       // in this flow (22 µs/page) than searching the raw bytes (51 µs/page).
       const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
@@ -191,17 +197,18 @@ export class MetricsCollector {
     ep.scrapeError = message;
   }
 
-  #engineFor(ep: Endpoint): EngineMapping {
-    let name: string | undefined;
-    for (const label of ENGINE_TYPE_LABELS) {
-      const v = ep.labels[label];
-      if (v) {
-        name = v;
-        break;
-      }
+  /**
+   * The endpoint's engine mapping. An unknown engine-type label falls back to
+   * the default engine (vLLM unless configured), as GAIE does, so the pod still
+   * becomes pickable; warned once per endpoint (again only if the label changes
+   * to another unknown name).
+   */
+  #engineFor(t: Target): EngineMapping {
+    const { engine, unknown } = this.#engines.forLabels(t.endpoint.labels);
+    if (unknown !== undefined && t.warnedEngine !== unknown) {
+      t.warnedEngine = unknown;
+      this.#log.warn({ endpoint: t.endpoint.key, engine: unknown, using: engine.name }, 'unknown engine-type label; reading the metrics page with the default engine');
     }
-    const engine = getEngine(name ?? DEFAULT_ENGINE);
-    if (!engine) throw new Error(`unknown engine type "${name}" (known: vllm, sglang, trtllm-serve, triton-tensorrt-llm, tgi)`);
     return engine;
   }
 

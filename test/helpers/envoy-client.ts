@@ -32,6 +32,12 @@ export interface EnvoyRequest {
   cancelAfterChunks?: number;
   /** Send header values in `value` (Envoy with send_header_raw_value off) instead of raw_value. */
   useValue?: boolean;
+  /**
+   * FULL_DUPLEX: wait this long before sending the message that ends the body
+   * (the end_of_stream chunk, or the trailers) and count the replies that
+   * arrived meanwhile in `repliesBeforeBodyEnd`.
+   */
+  holdCheckMs?: number;
 }
 
 export interface EnvoyResponse {
@@ -54,7 +60,9 @@ export interface EnvoyResult {
   /** Request body as echoed back, concatenated. */
   echoedBody: Buffer;
   echoedChunkSizes: number[];
-  immediate: { status: number; body: string; headers: Map<string, string> } | undefined;
+  immediate: { status: number; body: string; headers: Map<string, string>; headerFields: Map<string, 'raw_value' | 'value'> } | undefined;
+  /** With holdCheckMs: replies received before the body's last message was sent. */
+  repliesBeforeBodyEnd: number | undefined;
   /** Response body bytes as passed back, per reply. */
   responseEcho: Buffer[];
   /** Headers set on the response by the response-headers reply. */
@@ -100,6 +108,7 @@ export class EnvoyClient {
       messages: inbox.all,
       violations: [],
       routeLatencyMs: 0,
+      repliesBeforeBodyEnd: undefined,
     };
     const deadline = Date.now() + timeoutMs;
     const mode = req.mode ?? FULL_DUPLEX;
@@ -134,6 +143,11 @@ export class EnvoyClient {
     call.write(first);
 
     const chunks = body ? split(body, req) : [];
+    const holdCheck = async () => {
+      if (req.holdCheckMs === undefined) return;
+      await new Promise((r) => setTimeout(r, req.holdCheckMs));
+      result.repliesBeforeBodyEnd = inbox.all.length;
+    };
     try {
       if (headersOnly) {
         const msg = await inbox.next(deadline);
@@ -165,11 +179,13 @@ export class EnvoyClient {
             call.cancel();
             return result;
           }
+          if (i === chunks.length - 1 && !req.trailers) await holdCheck();
           // Envoy attaches the forwarded metadata namespaces to every message.
           call.write({ request_body: { body: chunks[i], end_of_stream: !req.trailers && i === chunks.length - 1 }, metadata_context: first.metadata_context });
         }
         if (chunks.length === 0) call.write({ request_body: { body: Buffer.alloc(0), end_of_stream: !req.trailers } });
         if (req.trailers) {
+          await holdCheck();
           call.write({ request_trailers: { trailers: { headers: Object.entries(req.trailers).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } } });
         }
         const h = await inbox.next(deadline);
@@ -311,8 +327,15 @@ export class EnvoyClient {
     const imm = msg.immediate_response;
     if (!imm) return false;
     const headers = new Map<string, string>();
-    for (const o of imm.headers?.set_headers ?? []) headers.set(o.header.key, Buffer.from(o.header.raw_value ?? []).toString());
-    result.immediate = { status: imm.status.code, body: Buffer.from(imm.body ?? []).toString(), headers };
+    const headerFields = new Map<string, 'raw_value' | 'value'>();
+    for (const o of imm.headers?.set_headers ?? []) {
+      const hv = o.header as { key: string; value?: string; raw_value?: Buffer };
+      const raw = hv.raw_value !== undefined && hv.raw_value.length > 0;
+      if (raw && hv.value) result.headerValueErrors.push(`${hv.key}: both value and raw_value set`);
+      headers.set(hv.key, raw ? Buffer.from(hv.raw_value!).toString('utf8') : (hv.value ?? ''));
+      headerFields.set(hv.key, raw ? 'raw_value' : 'value');
+    }
+    result.immediate = { status: imm.status.code, body: Buffer.from(imm.body ?? []).toString(), headers, headerFields };
     return true;
   }
 
