@@ -96,6 +96,7 @@ export class Director {
     const tokens = Math.ceil((request.parsed?.routingText.length ?? 0) / 4);
     primary.inFlight++;
     primary.inFlightTokens += tokens;
+    primary.dispatched++;
     return { request, result, endpoints: result.endpoints, primary, tokens };
   }
 

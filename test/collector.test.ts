@@ -129,3 +129,22 @@ describe('metrics collector engine selection', () => {
     expect(r.immediate?.status).toBe(503);
   });
 });
+
+describe('metrics collector and routed requests', () => {
+  it('a successful scrape covers the requests routed before it was sent, not those routed while it was in flight', async () => {
+    const pod = await new FakePod({ delayMs: 150 }).start();
+    const store = new Datastore();
+    store.replaceAll([{ address: pod.host, port: pod.port }]);
+    const ep = store.list()[0];
+    const collector = new MetricsCollector(store, { intervalMs: 60_000, timeoutMs: 2000, scheme: 'http', path: '/metrics', port: 0, insecureSkipVerify: true }, captureLogger('silent').logger);
+    cleanup.push(async () => {
+      await collector.stop();
+      await pod.stop();
+    });
+    ep.dispatched = 2; // routed before the first scrape is sent
+    collector.start(); // sends the first scrape at once
+    ep.dispatched = 5; // three more while it is in flight
+    await waitFor(() => ep.metrics !== undefined);
+    expect(ep.dispatchedAtScrape).toBe(2);
+  });
+});

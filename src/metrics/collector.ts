@@ -34,6 +34,8 @@ interface Target {
   failures: number;
   /** Unknown engine name already warned about for this endpoint. */
   warnedEngine: string | undefined;
+  /** endpoint.dispatched when the scrape in flight was sent. */
+  dispatchedAtSend: number;
 }
 
 export class MetricsCollector {
@@ -109,7 +111,7 @@ export class MetricsCollector {
         this.#log.error({ endpoint: ep.key, err: ep.scrapeError }, 'cannot scrape endpoint');
         continue;
       }
-      const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0, warnedEngine: undefined };
+      const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0, warnedEngine: undefined, dispatchedAtSend: 0 };
       this.#targets.set(ep.key, t);
       // First scrape at once: a new endpoint becomes pickable without waiting a tick.
       void this.#scrape(t);
@@ -130,6 +132,7 @@ export class MetricsCollector {
   /** Scrape one endpoint; resolves when the scrape has succeeded or failed. */
   #scrape(t: Target): Promise<void> {
     t.inFlight = true;
+    t.dispatchedAtSend = t.endpoint.dispatched;
     return new Promise<void>((resolve) => {
       const chunks: Buffer[] = [];
       let status = 0;
@@ -181,6 +184,7 @@ export class MetricsCollector {
       return;
     }
     ep.metricsUpdatedAt = performance.now();
+    ep.dispatchedAtScrape = t.dispatchedAtSend;
     if (ep.scrapeError !== undefined || t.failures > 0) this.#log.info({ endpoint: ep.key }, 'model server metrics recovered');
     ep.scrapeError = undefined;
     t.failures = 0;

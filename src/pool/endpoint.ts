@@ -31,6 +31,10 @@ export interface Endpoint {
   inFlight: number;
   /** Estimated prompt tokens of those requests. */
   inFlightTokens: number;
+  /** Requests routed here since start (monotonic). */
+  dispatched: number;
+  /** `dispatched` when the last successful scrape was sent: later requests are not in its metrics. */
+  dispatchedAtScrape: number;
 }
 
 /** Go net.JoinHostPort: IPv6 addresses in brackets. */
@@ -85,7 +89,19 @@ export function createEndpoint(spec: EndpointSpec): Endpoint {
     scrapeError: undefined,
     inFlight: 0,
     inFlightTokens: 0,
+    dispatched: 0,
+    dispatchedAtScrape: 0,
   };
+}
+
+/**
+ * Waiting requests as the endpoint last reported them, plus the requests routed
+ * to it since that scrape was sent. Between scrapes (50 ms by default) the
+ * reported queue cannot see llm-epp's own latest picks; without this, every
+ * request inside one scrape window goes to the same "least loaded" endpoint.
+ */
+export function queueDepth(ep: Endpoint): number {
+  return (ep.metrics?.waitingQueueSize ?? 0) + Math.max(0, ep.dispatched - ep.dispatchedAtScrape);
 }
 
 /** The IP part of "ip:port", "[v6]:port" or a bare IP; the subset hint is matched by IP only. */
