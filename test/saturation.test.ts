@@ -136,3 +136,17 @@ describe('data-layer and parser sections (GAIE Helm / llm-d configs)', () => {
     expect(() => new EngineResolver({ defaultEngine: 'x' })).toThrow(/defaultEngine "x"/);
   });
 });
+
+describe('bench/config', () => {
+  it('every benchmark config loads', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const dir = new URL('../bench/config/', import.meta.url);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(0);
+    const { pool } = makePool([{}]);
+    for (const f of files) {
+      const c = loadConfig(parseConfigText(readFileSync(new URL(f, dir), 'utf8'), f), createRegistry(), { pool, log, metrics: undefined, random: Math.random }, f);
+      expect(c.profiles.size, f).toBe(1);
+    }
+  });
+});
