@@ -456,7 +456,7 @@ describe('deploy/kubernetes manifests', () => {
     }
     const unused = ALL_FILES.filter((f) => !f.endsWith('.md') && !used.has(f)).map((f) => relative(DEPLOY, f).split(sep).join('/'));
     // Alternatives to what examples/kustomization.yaml picks, applied by hand.
-    expect(unused.sort()).toEqual(['examples/gateway-kgateway.yaml', 'examples/inference-objective.yaml', 'examples/vllm-deployment.yaml']);
+    expect(unused.sort()).toEqual(['examples/gateway-envoy.yaml', 'examples/gateway-kgateway.yaml', 'examples/inference-model-rewrite.yaml', 'examples/inference-objective.yaml', 'examples/vllm-deployment.yaml']);
   });
 });
 

@@ -95,7 +95,7 @@ describe('Kubernetes endpoint source', () => {
     await waitFor(() => keys(store).length === 0);
   });
 
-  it('re-watches after the server closes watches, and re-lists after the API fails, serving the last pool meanwhile', async () => {
+  it('re-watches after the server closes watches, and restarts after the API fails, serving the last pool meanwhile', async () => {
     const { kube, store, source } = await setup();
     kube.upsert(POOLS, inferencePool('pool', { app: 'vllm' }, [8000]));
     kube.upsert(PODS, pod('a', '10.0.0.1', { app: 'vllm' }));
@@ -118,6 +118,35 @@ describe('Kubernetes endpoint source', () => {
     await waitFor(() => source.synced && keys(store).length === 3, 20_000);
     expect(syncs).toEqual([false, true]);
   }, 30_000);
+
+  it('resumes a broken watch from its resource version (deletions replayed, no re-list), and re-lists on 410 Gone', async () => {
+    const { kube, store, source } = await setup();
+    kube.upsert(POOLS, inferencePool('pool', { app: 'vllm' }, [8000]));
+    for (const [n, ip] of [['a', '10.0.0.1'], ['b', '10.0.0.2'], ['c', '10.0.0.3']]) kube.upsert(PODS, pod(n, ip, { app: 'vllm' }));
+    await source.start();
+    expect(keys(store)).toHaveLength(3);
+
+    // Watches fail for a while; a pod is deleted meanwhile. Resuming replays the deletion.
+    const lists0 = kube.lists;
+    kube.breakApi(0);
+    await waitFor(() => source.synced === false, 10_000);
+    kube.remove(PODS, 'c');
+    kube.heal();
+    await waitFor(() => source.synced && keys(store).length === 2, 20_000);
+    expect(keys(store)).toEqual(['10.0.0.1:8000', '10.0.0.2:8000']);
+    expect(kube.lists).toBe(lists0);
+
+    // Down again, and the server compacts its history: the resumed watch gets 410 and the
+    // informer re-lists, which also drops a pod deleted while it could not watch.
+    kube.breakApi(0);
+    await waitFor(() => source.synced === false, 10_000);
+    kube.remove(PODS, 'b');
+    kube.upsert(PODS, pod('d', '10.0.0.4', { app: 'vllm' }));
+    kube.compact();
+    kube.heal();
+    await waitFor(() => source.synced && keys(store).join() === '10.0.0.1:8000,10.0.0.4:8000', 20_000);
+    expect(kube.lists).toBeGreaterThan(lists0);
+  }, 45_000);
 
   it('ends on the last of several quick pool changes, with no stale informer left', async () => {
     const { kube, store, source } = await setup();

@@ -1,7 +1,8 @@
 // Keeping a @kubernetes/client-node informer alive. The library re-watches by
 // itself when the API server closes a watch; after an error it stops, so here
-// it is restarted (re-list + watch) with exponential backoff, and the owner
-// is told when the informer breaks and when it is back.
+// it is restarted with exponential backoff (the library resumes from the last
+// resource version and re-lists on 410 Gone), and the owner is told when the
+// informer breaks and when it is back.
 import type { KubernetesObject, ListWatch } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 

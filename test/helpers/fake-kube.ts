@@ -29,6 +29,10 @@ export class FakeKube {
   readonly #store = new Map<string, Map<string, Obj>>();
   readonly #watchers = new Set<Watcher>();
   #rv = 100;
+  /** Changes per collection, for replaying a resumed watch (a real server's watch cache). */
+  readonly #history = new Map<string, { rv: number; obj: Obj; deleted: boolean }[]>();
+  /** Watches from a resource version older than this get 410 Gone (history compacted). */
+  #compactedRv = 0;
   #failLists = 0;
   #refuseWatches = false;
   lists = 0;
@@ -68,6 +72,7 @@ export class FakeKube {
     const copy = structuredClone(obj);
     copy.metadata.resourceVersion = String(++this.#rv);
     items.set(copy.metadata.name, copy);
+    this.#record(collection, copy, false);
     this.#notify(collection, copy, false);
   }
 
@@ -77,7 +82,20 @@ export class FakeKube {
     if (!obj) return;
     items.delete(name);
     obj.metadata.resourceVersion = String(++this.#rv);
+    this.#record(collection, obj, true);
     this.#notify(collection, obj, true);
+  }
+
+  /** Forget the change history: watches resuming from an older resource version get 410 Gone. */
+  compact(): void {
+    this.#compactedRv = this.#rv;
+    this.#history.clear();
+  }
+
+  #record(collection: string, obj: Obj, deleted: boolean): void {
+    let h = this.#history.get(collection);
+    if (!h) this.#history.set(collection, (h = []));
+    h.push({ rv: this.#rv, obj: structuredClone(obj), deleted });
   }
 
   /** End every open watch as the API server does on its timeout; clients re-watch. */
@@ -182,9 +200,18 @@ export class FakeKube {
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       res.flushHeaders(); // the client waits for the headers before it counts the watch as started
       const rv = Number(url.searchParams.get('resourceVersion') ?? 0);
+      if (rv > 0 && rv < this.#compactedRv) {
+        // As the API server: the history is gone, the client must re-list.
+        res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: `too old resource version: ${rv} (${this.#compactedRv})` } }) + '\n');
+        return;
+      }
       const w: Watcher = { path, res, labels, field, seen: new Set(items.map((o) => o.metadata.name)) };
-      // Replay what changed since the client's resource version (objects only; a real server keeps a history).
-      for (const o of items) if (Number(o.metadata.resourceVersion) > rv) res.write(JSON.stringify({ type: 'MODIFIED', object: o }) + '\n');
+      // Replay every change since the client's resource version, deletions included.
+      for (const e of this.#history.get(path) ?? []) {
+        if (e.rv <= rv) continue;
+        const type = !e.deleted && this.#matches(e.obj, labels, field) ? 'MODIFIED' : 'DELETED';
+        res.write(JSON.stringify({ type, object: e.obj }) + '\n');
+      }
       this.#watchers.add(w);
       req.on('close', () => this.#watchers.delete(w));
       return;
