@@ -6,6 +6,7 @@
 // characters (three letters and a space), the same approximation the
 // simulator uses, so a prompt of N tokens is 4·N characters.
 import { readFileSync } from 'node:fs';
+import { shuffle } from '../../src/scheduling/pickers/shuffle.ts';
 
 export const CHARS_PER_TOKEN = 4;
 
@@ -97,16 +98,8 @@ export function approxTokens(text: string): number {
   return Math.ceil(text.length / CHARS_PER_TOKEN);
 }
 
-/** Fisher–Yates with a seeded PRNG. */
-export function shuffle<T>(a: T[], random: () => number): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-  }
-  return a;
-}
+/** Fisher–Yates with a seeded PRNG (the pickers' own). */
+export { shuffle };
 
 function chat(model: string, messages: ChatMessage[], maxTokens: number, ignoreEos: boolean): ChatRequest {
   const body: ChatRequest = {

@@ -1,5 +1,6 @@
 // Building blocks for plugin unit tests: endpoints with given metrics, a
 // cycle state for a request, and plugins created through the real registry.
+import { rng } from '../../bench/load/workloads.ts';
 import { createLogger } from '../../src/log.ts';
 import type { ModelServerMetrics } from '../../src/metrics/engines.ts';
 import { parseRequestBody } from '../../src/openai/request.ts';
@@ -40,16 +41,9 @@ export function state(body: Record<string, unknown> | undefined, headers: Record
   return new CycleState(request(body, headers));
 }
 
-/** Seeded PRNG (mulberry32) so distribution tests are repeatable. */
+/** Seeded PRNG (mulberry32, the load generator's) so distribution tests are repeatable. */
 export function seeded(seed = 42): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return rng(seed);
 }
 
 export function context(pool: Datastore, random: () => number = seeded()): PluginContext {
