@@ -26,3 +26,12 @@ export async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<vo
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Wait until every endpoint has been scraped since the last request routed to it, so the
+ * queue-scorer sees the pods' own queues only (it also counts requests routed since a
+ * pod's last scrape was sent). For tests that assert an exact ranking.
+ */
+export async function settled(app: App): Promise<void> {
+  await waitFor(() => app.datastore.list().every((e) => e.dispatchedAtScrape === e.dispatched));
+}
