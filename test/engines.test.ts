@@ -387,7 +387,7 @@ describe('metric specs', () => {
   });
 
   it('rejects what it cannot honour', () => {
-    for (const bad of ['m{a!="x"}', 'm{a=~"x"}', 'm{a="x" b="y"}', '9m', 'm{a="x",a="y"}', 'm{a}', 'sum(m)']) {
+    for (const bad of ['m{a!="x"}', 'm{a=~"x"}', 'm{a=~x}', 'm{a==x}', 'm{a="x" b="y"}', '9m', 'm{a="x",a="y"}', 'm{a}', 'sum(m)']) {
       expect(() => parseMetricSpec(bad), bad).toThrow(/invalid metric spec/);
     }
   });

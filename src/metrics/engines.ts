@@ -222,7 +222,8 @@ export function parseMetricSpec(text: string): MetricSpec | undefined {
   const body = m[2]?.trim();
   if (body === undefined || body === '') return spec(m[1]);
   const labels: Record<string, string> = {};
-  const re = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,"\s]*))\s*(,|$)/gy;
+  // An unquoted value may not start with "~" (a =~ regex matcher) or "=" (==).
+  const re = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,"\s~=][^,"\s]*|))\s*(,|$)/gy;
   let consumed = 0;
   for (let mm = re.exec(body); mm !== null && consumed < body.length; mm = re.exec(body)) {
     const raw = mm[2] !== undefined ? mm[2].replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)) : mm[3];
