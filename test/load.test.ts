@@ -173,3 +173,15 @@ describe('load runner against a simulated pod', () => {
     expect(run.stages[0].records.every((r) => !r.ok && r.error === 'ECONNREFUSED')).toBe(true);
   });
 });
+
+describe('report charts', () => {
+  it('the y axis always covers the largest value (no line drawn above the plot)', async () => {
+    const { svgLineChart } = await import('../bench/load/report.ts');
+    const svg = svgLineChart('t', 'x', 'y', [{ name: 'a', points: [[2, 273], [22, 4830], [30, 12880]] }, { name: 'b', points: [[2, 269], [22, 698], [30, 9224]] }]);
+    const ys = [...svg.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"/g)].map((m) => Number(m[1]));
+    expect(ys).toHaveLength(6);
+    // Plot area: top margin 28 px, height 280 − 28 − 44.
+    for (const y of ys) expect(y).toBeGreaterThanOrEqual(28);
+    expect(svg).toContain('>15k<');
+  });
+});
