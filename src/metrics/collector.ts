@@ -1,11 +1,11 @@
 // Scrapes every endpoint's Prometheus page every interval. One timer starts
 // the scrapes of all endpoints together (one wake-up per interval instead of
 // one per endpoint: at 128 pods every 50 ms that halves the idle CPU), but
-// each endpoint's scrape runs on its own: a per-endpoint undici Client
-// (keep-alive), a per-scrape timeout, and an endpoint whose last scrape is
-// still running is skipped, so one slow or dead pod never delays the others.
-// Results land on the Endpoint objects the scheduler reads.
-import { Client } from 'undici';
+// each endpoint's scrape runs on its own: a per-endpoint keep-alive
+// connection (http-scraper.ts), a per-scrape timeout, and an endpoint whose
+// last scrape is still running is skipped, so one slow or dead pod never
+// delays the others. Results land on the Endpoint objects the scheduler reads.
+import { HttpScraper } from './http-scraper.ts';
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import type { EndpointPool, PoolChange } from '../pool/datastore.ts';
@@ -28,7 +28,7 @@ export interface CollectorOptions {
 
 interface Target {
   endpoint: Endpoint;
-  client: Client;
+  client: HttpScraper;
   inFlight: boolean;
   stopped: boolean;
   failures: number;
@@ -101,16 +101,7 @@ export class MetricsCollector {
     for (const ep of change.added) {
       if (this.#targets.has(ep.key)) continue;
       const port = this.#opts.port || ep.port;
-      const origin = `${this.#opts.scheme}://${joinHostPort(ep.address, port)}`;
-      let client: Client;
-      try {
-        client = this.#client(origin);
-      } catch (err) {
-        // One bad endpoint must not stop the others from being scraped.
-        ep.scrapeError = (err as Error).message;
-        this.#log.error({ endpoint: ep.key, err: ep.scrapeError }, 'cannot scrape endpoint');
-        continue;
-      }
+      const client = this.#client(ep.address, port);
       const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0, warnedEngine: undefined, dispatchedAtSend: 0 };
       this.#targets.set(ep.key, t);
       // First scrape at once: a new endpoint becomes pickable without waiting a tick.
@@ -118,14 +109,15 @@ export class MetricsCollector {
     }
   }
 
-  #client(origin: string): Client {
-    return new Client(origin, {
-        keepAliveTimeout: 60_000,
-        headersTimeout: this.#opts.timeoutMs,
-        bodyTimeout: this.#opts.timeoutMs,
-        connectTimeout: this.#opts.timeoutMs,
-        pipelining: 1,
-        connect: this.#opts.scheme === 'https' ? { rejectUnauthorized: !this.#opts.insecureSkipVerify } : undefined,
+  #client(address: string, port: number): HttpScraper {
+    return new HttpScraper({
+      host: address,
+      port,
+      authority: joinHostPort(address, port),
+      path: this.#opts.path,
+      https: this.#opts.scheme === 'https',
+      rejectUnauthorized: !this.#opts.insecureSkipVerify,
+      timeoutMs: this.#opts.timeoutMs,
     });
   }
 
@@ -134,50 +126,25 @@ export class MetricsCollector {
     t.inFlight = true;
     t.dispatchedAtSend = t.endpoint.dispatched;
     return new Promise<void>((resolve) => {
-      const chunks: Buffer[] = [];
-      let status = 0;
-      const finish = (err: Error | undefined) => {
+      t.client.scrape((err, status, body) => {
         t.inFlight = false;
         if (!t.stopped) {
           if (err) this.#failed(t, err.message);
-          else this.#succeeded(t, chunks);
+          else if (status !== 200) this.#failed(t, `HTTP ${status}`);
+          else this.#succeeded(t, body!);
         }
         resolve();
-      };
-      try {
-        // undici's dispatch API with a plain handler: no body stream and no
-        // promise per scrape (request() measured ~20 % more CPU at 2,560 scrapes/s).
-        t.client.dispatch(
-          { path: this.#opts.path, method: 'GET', headers: { accept: 'text/plain;version=0.0.4' } },
-          {
-            onRequestStart() {},
-            onResponseStart(_c: unknown, statusCode: number) {
-              status = statusCode;
-            },
-            onResponseData(_c: unknown, chunk: Buffer) {
-              if (status === 200) chunks.push(chunk);
-            },
-            onResponseEnd() {
-              finish(status === 200 ? undefined : new Error(`HTTP ${status}`));
-            },
-            onResponseError(_c: unknown, err: Error) {
-              finish(err);
-            },
-          } as unknown as Parameters<Client['dispatch']>[1],
-        );
-      } catch (err) {
-        finish(err as Error);
-      }
+      });
     });
   }
 
-  #succeeded(t: Target, chunks: Buffer[]): void {
+  #succeeded(t: Target, body: Buffer): void {
     const ep = t.endpoint;
     try {
       const engine = this.#engineFor(t);
       // Decoding to a string and parsing with the name filter measured cheaper
       // in this flow (22 µs/page) than searching the raw bytes (51 µs/page).
-      const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+      const text = body.toString('utf8');
       ep.metrics = extractMetrics(engine, parsePrometheusText(text, wantedMetricNames(engine)));
     } catch (err) {
       this.#failed(t, (err as Error).message);
@@ -218,10 +185,6 @@ export class MetricsCollector {
 
   async #stopTarget(t: Target): Promise<void> {
     t.stopped = true;
-    try {
-      await t.client.destroy();
-    } catch {
-      // Closing a broken connection may fail; nothing to release then.
-    }
+    t.client.close();
   }
 }
