@@ -74,6 +74,20 @@ describe('workloads', () => {
     expect(t2.promptTokens).toBeGreaterThan(t1.promptTokens);
   });
 
+  it('multi-turn: turns are not taken in a fixed rotation (which would pin conversations to round-robin pods)', () => {
+    const w = makeWorkload('multi-turn', { conversations: 8, turns: 5, systemTokens: 10, userTokens: 5, outputTokens: 2 });
+    const pods = new Map<number, Set<number>>();
+    for (let i = 0; i < 40; i++) {
+      const it = w.next()!;
+      // A round-robin router over 8 pods sends request i to pod i mod 8.
+      if (!pods.has(it.session!)) pods.set(it.session!, new Set());
+      pods.get(it.session!)!.add(i % 8);
+      w.complete(it, { ok: true, text: 'a' });
+    }
+    const distinct = [...pods.values()].map((s) => s.size);
+    expect(distinct.reduce((a, b) => a + b, 0) / distinct.length).toBeGreaterThan(2);
+  });
+
   it('no-sharing prompts share nothing; trace replay reads JSONL (and Mooncake hash ids) and rejects bad lines', () => {
     const w = makeWorkload('no-sharing', { promptTokens: 50, outputTokens: 3 });
     const a = w.next()!.body.messages[0].content;

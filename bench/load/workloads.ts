@@ -293,16 +293,19 @@ export function multiTurn(o: MultiTurnOptions = {}): Workload {
   };
   const convs: Array<Conversation | undefined> = [];
   for (let i = 0; i < n; i++) convs.push(fresh(i));
-  let cursor = 0;
+  // The next turn comes from a conversation drawn at random among the ready ones: taken in a
+  // fixed rotation, conversation c's turns would be requests c, c + n, c + 2n … and a
+  // round-robin router with a pod count dividing n would keep each conversation on one pod.
+  const random = rng(hashSeed(`mt-order/${seed}`));
   const byItem = new Map<string, Conversation>();
   return {
     kind: 'multi-turn',
     timed: false,
     next(nowMs = performance.now()) {
+      const start = Math.floor(random() * convs.length);
       for (let k = 0; k < convs.length; k++) {
-        const c = convs[(cursor + k) % convs.length];
+        const c = convs[(start + k) % convs.length];
         if (!c || c.busy || c.readyAt > nowMs) continue;
-        cursor = (c.index + 1) % convs.length;
         c.busy = true;
         const head = `turn ${c.turn} of ${c.id}: `;
         const user = (head + syntheticText(`mt-u/${seed}/${c.id}/${c.turn}`, userTokens)).slice(0, Math.max(head.length, userTokens * 4));
