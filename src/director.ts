@@ -97,14 +97,30 @@ export class Director {
     primary.inFlight++;
     primary.inFlightTokens += tokens;
     primary.dispatched++;
-    return { request, result, endpoints: result.endpoints, primary, tokens };
+    return { request, result, endpoints: result.endpoints, primary, tokens, charged: primary };
+  }
+
+  /**
+   * The gateway reports which endpoint served the request (it may have retried
+   * down the fallback list): the request's in-flight load moves there.
+   */
+  served(routing: Routing, servedKey: string): void {
+    const ep = this.#pool.get(servedKey);
+    if (!ep || ep === routing.charged) return;
+    const from = routing.charged;
+    if (from.inFlight > 0) from.inFlight--;
+    from.inFlightTokens = Math.max(0, from.inFlightTokens - routing.tokens);
+    ep.inFlight++;
+    ep.inFlightTokens += routing.tokens;
+    routing.charged = ep;
   }
 
   /** The routed request finished (or was abandoned): release what pick() took. */
   done(routing: Routing): void {
     const { primary } = routing;
-    if (primary.inFlight > 0) primary.inFlight--;
-    primary.inFlightTokens = Math.max(0, primary.inFlightTokens - routing.tokens);
+    const charged = routing.charged;
+    if (charged.inFlight > 0) charged.inFlight--;
+    charged.inFlightTokens = Math.max(0, charged.inFlightTokens - routing.tokens);
     try {
       this.#scheduler.requestDone?.(routing.request, routing.result, primary);
     } catch (err) {
@@ -132,4 +148,6 @@ export interface Routing {
   readonly endpoints: readonly Endpoint[];
   readonly primary: Endpoint;
   readonly tokens: number;
+  /** Where the in-flight load is counted: the primary, or the endpoint that served it. */
+  charged: Endpoint;
 }

@@ -150,3 +150,23 @@ describe('bench/config', () => {
     }
   });
 });
+
+describe('in-flight accounting and the served endpoint', () => {
+  it('moves a request\'s in-flight load to the endpoint the gateway reports as having served it', () => {
+    const { pool, endpoints } = makePool([{ waitingQueueSize: 0 }, { waitingQueueSize: 5 }]);
+    const scheduler = new PipelineScheduler(load('plugins:\n- type: queue-scorer\n', pool), log);
+    const metrics = new EppMetrics(pool, { poolName: 'p', stalenessThresholdMs: 2000, version: 't', processMetrics: false });
+    const d = new Director(pool, scheduler, { metricsStalenessThresholdMs: 2000, fallbackEndpoints: 1, disableEndpointSubsetFilter: false }, metrics, log);
+    const r = d.pick(request({ model: 'm', prompt: 'x'.repeat(400) }), undefined);
+    const [primary, fallback] = endpoints;
+    expect(r.primary).toBe(primary);
+    expect([primary.inFlight, primary.inFlightTokens, fallback.inFlight]).toEqual([1, 100, 0]);
+    d.served(r, fallback.key); // Envoy retried on the fallback
+    expect([primary.inFlight, primary.inFlightTokens, fallback.inFlight, fallback.inFlightTokens]).toEqual([0, 0, 1, 100]);
+    d.served(r, 'unknown:1'); // not in the pool: nothing moves
+    d.served(r, fallback.key); // reported twice: counted once
+    expect([primary.inFlight, fallback.inFlight]).toEqual([0, 1]);
+    d.done(r);
+    expect([primary.inFlight, fallback.inFlight, fallback.inFlightTokens]).toEqual([0, 0, 0]);
+  });
+});

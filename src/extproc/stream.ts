@@ -378,7 +378,10 @@ export class ExtProcStream {
     const raw = readHeaders(h, headers);
     this.#responseStatus = headers.get(':status') ?? '';
     const served = metadataValue(req, DESTINATION_NAMESPACE, SERVED_KEY)?.stringValue;
-    if (served) this.#served = served;
+    if (served) {
+      this.#served = served;
+      if (this.#routing && !this.#completed) this.#ctx.director.served(this.#routing, served);
+    }
     if ((headers.get('content-type') ?? '').includes('text/event-stream')) {
       this.#sse = new SseUsageReader();
       this.#respChunks = undefined;
