@@ -12,6 +12,7 @@ import { appendFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { boolFlag, numFlag } from './lib/args.ts';
 import { ROOT, json, start, startEpp, stop, waitReady, type Child } from './lib/processes.ts';
 import { cacheScraper } from './load/metrics.ts';
 import { buildReport, toMarkdown, writeReports, type Report } from './load/report.ts';
@@ -88,35 +89,28 @@ export interface DemoPlan {
   title: string;
 }
 
-function posInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${v}"`);
-  return n;
-}
-
 /** Turn argv into a demo plan (exported for tests). */
 export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
   const { values: v } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   if (v.help) return 'help';
-  const pods = posInt('pods', v.pods)!;
+  const pods = numFlag('pods', v.pods, true, 1)!;
   const strategies = v.strategies.split(',').map((s) => s.trim()).filter(Boolean) as DemoStrategy[];
   for (const s of strategies) if (!STRATEGIES.includes(s)) throw new Error(`unknown strategy "${s}" (${STRATEGIES.join(', ')})`);
   if (strategies.length === 0) throw new Error('--strategies is empty');
   const kind = v.workload as DemoPlan['kind'];
   if (!['shared-prefix', 'multi-turn', 'no-sharing'].includes(kind)) throw new Error(`unknown --workload ${kind} (shared-prefix, multi-turn, no-sharing)`);
-  const seed = posInt('seed', v.seed)!;
-  const outputTokens = posInt('output-tokens', v['output-tokens'])!;
-  const groups = posInt('groups', v.groups)!;
-  const systemTokens = posInt('system-tokens', v['system-tokens'])!;
-  const questionTokens = posInt('question-tokens', v['question-tokens'])!;
+  const seed = numFlag('seed', v.seed, true, 1)!;
+  const outputTokens = numFlag('output-tokens', v['output-tokens'], true, 1)!;
+  const groups = numFlag('groups', v.groups, true, 1)!;
+  const systemTokens = numFlag('system-tokens', v['system-tokens'], true, 1)!;
+  const questionTokens = numFlag('question-tokens', v['question-tokens'], true, 1)!;
   let workload: WorkloadOptions;
   if (kind === 'shared-prefix') {
-    workload = { seed, groups, promptsPerGroup: posInt('prompts-per-group', v['prompts-per-group']), systemTokens, questionTokens, outputTokens };
+    workload = { seed, groups, promptsPerGroup: numFlag('prompts-per-group', v['prompts-per-group'], true, 1), systemTokens, questionTokens, outputTokens };
   } else if (kind === 'no-sharing') {
-    workload = { seed, promptTokens: posInt('prompt-tokens', v['prompt-tokens']) ?? systemTokens + questionTokens, outputTokens };
+    workload = { seed, promptTokens: numFlag('prompt-tokens', v['prompt-tokens'], true, 1) ?? systemTokens + questionTokens, outputTokens };
   } else {
-    workload = { seed, conversations: posInt('conversations', v.conversations) ?? 64, turns: posInt('turns', v.turns) ?? 5, outputTokens };
+    workload = { seed, conversations: numFlag('conversations', v.conversations, true, 1) ?? 64, turns: numFlag('turns', v.turns, true, 1) ?? 5, outputTokens };
   }
   const rates = v.rates.split(',').map((x) => Number(x.trim()));
   if (rates.length === 0 || rates.some((r) => !(r > 0))) throw new Error(`--rates must be positive numbers, got "${v.rates}"`);
@@ -147,7 +141,8 @@ export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
     argv,
     title: v.title ?? `llm-epp demo: ${kind}, ${pods} simulated pods`,
   };
-  if (v.progress !== undefined) plan.progress = /^(true|1|yes)$/i.test(v.progress);
+  const progress = boolFlag('progress', v.progress);
+  if (progress !== undefined) plan.progress = progress;
   return plan;
 }
 

@@ -7,19 +7,21 @@ import type { CycleState, Scorer } from '../src/scheduling/framework.ts';
 import { invertedMinMax } from '../src/scheduling/normalize.ts';
 import { definePlugin } from '../src/scheduling/registry.ts';
 
+const reportedQueue = (e: Endpoint): number => e.metrics?.waitingQueueSize ?? 0;
+
 class QueueScorer implements Scorer {
   readonly type = 'queue-scorer';
   readonly category = 'distribution';
   readonly name: string;
-  readonly #routedSinceScrape: boolean;
+  readonly #queue: (e: Endpoint) => number;
 
   constructor(name: string, countRoutedSinceScrape: boolean) {
     this.name = name;
-    this.#routedSinceScrape = countRoutedSinceScrape;
+    this.#queue = countRoutedSinceScrape ? queueDepth : reportedQueue;
   }
 
   score(_state: CycleState, endpoints: readonly Endpoint[]): Float64Array {
-    return invertedMinMax(endpoints.map((e) => (this.#routedSinceScrape ? queueDepth(e) : (e.metrics?.waitingQueueSize ?? 0))));
+    return invertedMinMax(endpoints.map(this.#queue));
   }
 }
 

@@ -17,7 +17,7 @@ import { Datastore } from './pool/datastore.ts';
 import { FileSource } from './pool/file-source.ts';
 import { parseEndpointList } from './pool/static-source.ts';
 import { createRegistry } from './scheduling/builtin-plugins.ts';
-import { DEFAULT_CONFIG, loadConfig, parseConfigText, type LoadedConfig } from './scheduling/config.ts';
+import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, type LoadedConfig } from './scheduling/config.ts';
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
 import { RequestPolicy } from './request-control/policy.ts';
@@ -68,7 +68,7 @@ export async function buildScheduler(
   log: Logger,
   metrics: EppMetrics | undefined,
   random: () => number = Math.random,
-): Promise<PipelineScheduler> {
+): Promise<PipelineScheduler<LoadedConfig>> {
   let text = DEFAULT_CONFIG;
   let source = 'default config';
   if (options.configFile) {
@@ -130,7 +130,15 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
 
   // The scheduling config is validated before anything listens: a bad config
   // never starts a half-working picker.
-  const scheduler = deps.scheduler ?? (await buildScheduler(options, datastore, log, metrics, deps.random));
+  let scheduler: Scheduler;
+  // A config's metrics-data-source parameters override the --model-server-metrics-* flags.
+  let dataLayer: DataLayerSettings = {};
+  if (deps.scheduler) scheduler = deps.scheduler;
+  else {
+    const built = await buildScheduler(options, datastore, log, metrics, deps.random);
+    scheduler = built;
+    dataLayer = built.config.dataLayer;
+  }
 
   const bufferBudget = { used: 0, limit: options.maxBufferedRequestBytes };
   const tls = options.secureServing ? await loadTlsMaterial(options.certPath) : undefined;
@@ -183,8 +191,6 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     log.info({ endpoints: datastore.list().length }, 'static endpoint pool loaded');
   }
 
-  // A config's metrics-data-source parameters override the --model-server-metrics-* flags.
-  const dataLayer = scheduler instanceof PipelineScheduler ? ((scheduler.config as Partial<LoadedConfig>).dataLayer ?? {}) : {};
   const collector = new MetricsCollector(
     datastore,
     {

@@ -94,8 +94,7 @@ export class Director {
     });
     // Prompt tokens estimated at 4 characters each, as the prefix index does.
     const tokens = Math.ceil((request.parsed?.routingText.length ?? 0) / 4);
-    primary.inFlight++;
-    primary.inFlightTokens += tokens;
+    charge(primary, tokens, 1);
     primary.dispatched++;
     return { request, result, endpoints: result.endpoints, primary, tokens, charged: primary };
   }
@@ -107,20 +106,15 @@ export class Director {
   served(routing: Routing, servedKey: string): void {
     const ep = this.#pool.get(servedKey);
     if (!ep || ep === routing.charged) return;
-    const from = routing.charged;
-    if (from.inFlight > 0) from.inFlight--;
-    from.inFlightTokens = Math.max(0, from.inFlightTokens - routing.tokens);
-    ep.inFlight++;
-    ep.inFlightTokens += routing.tokens;
+    charge(routing.charged, routing.tokens, -1);
+    charge(ep, routing.tokens, 1);
     routing.charged = ep;
   }
 
   /** The routed request finished (or was abandoned): release what pick() took. */
   done(routing: Routing): void {
     const { primary } = routing;
-    const charged = routing.charged;
-    if (charged.inFlight > 0) charged.inFlight--;
-    charged.inFlightTokens = Math.max(0, charged.inFlightTokens - routing.tokens);
+    charge(routing.charged, routing.tokens, -1);
     try {
       this.#scheduler.requestDone?.(routing.request, routing.result, primary);
     } catch (err) {
@@ -138,6 +132,12 @@ export class Director {
       return [];
     }
   }
+}
+
+/** Add (+1) or remove (−1) one request and its prompt tokens from an endpoint's in-flight load. */
+function charge(ep: Endpoint, tokens: number, sign: 1 | -1): void {
+  ep.inFlight = Math.max(0, ep.inFlight + sign);
+  ep.inFlightTokens = Math.max(0, ep.inFlightTokens + sign * tokens);
 }
 
 /** One routed request: what pick() took and done() gives back. */

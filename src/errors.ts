@@ -29,6 +29,8 @@ export class EppError extends Error {
   readonly status: number;
   /** Request field the error is about, e.g. "model" (OpenAI's `param`). */
   readonly param: string | null;
+  /** The model the rejected request named, when it got that far (for error metrics). */
+  model: string | undefined;
 
   constructor(code: ErrorCode, message: string, param: string | null = null) {
     super(message);
@@ -36,6 +38,7 @@ export class EppError extends Error {
     this.code = code;
     this.status = STATUS[code];
     this.param = param;
+    this.model = undefined;
   }
 }
 

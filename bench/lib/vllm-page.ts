@@ -2,12 +2,24 @@
 
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 
-// Bucket lists from vLLM v1/metrics/loggers.py (≈ v0.10–0.12).
-const TTFT = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
-const ITL = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
-const LATENCY = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
-const ITERATION = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
-const TOKENS_125 = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+// Bucket lists from vLLM v1/metrics/loggers.py (≈ v0.10–0.12); the simulator's pages use them too.
+export const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
+export const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
+export const LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
+export const ITERATION_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+
+/** vLLM's build_1_2_5_buckets(max): 1, 2, 5, 10, 20, 50, … up to max. */
+export function buckets125(max: number): number[] {
+  const out: number[] = [];
+  for (let m = 1; ; m *= 10) {
+    for (const k of [1, 2, 5]) {
+      if (k * m > max) return out;
+      out.push(k * m);
+    }
+  }
+}
+
+const TOKENS_125 = buckets125(100_000);
 
 /** Value formatting of Python prometheus_client (floatToGoString): repr(), switching to
  * Go-style exponents above 6 integer digits, e.g. 8.128902e+06, 1.7537953269352946e+09. */
@@ -77,13 +89,13 @@ export function syntheticVllmPage(state: PageState = { waiting: 3, running: 24, 
     family(name, 'histogram', help, lines);
     family(`${name}_created`, 'gauge', help, [`${name}_created{${lbl}} ${py(created)}`]);
   };
-  histogram('vllm:time_to_first_token_seconds', 'Histogram of time to first token in seconds.', TTFT, 11008, 2351.8979474117756);
-  histogram('vllm:inter_token_latency_seconds', 'Histogram of inter-token latency in seconds.', ITL, 7400757, 86696.45791549598);
-  histogram('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', LATENCY, 11008, 31160.93850019932);
-  histogram('vllm:request_queue_time_seconds', 'Histogram of time spent in WAITING phase for request.', LATENCY, 11008, 112.03);
+  histogram('vllm:time_to_first_token_seconds', 'Histogram of time to first token in seconds.', TTFT_BUCKETS, 11008, 2351.8979474117756);
+  histogram('vllm:inter_token_latency_seconds', 'Histogram of inter-token latency in seconds.', ITL_BUCKETS, 7400757, 86696.45791549598);
+  histogram('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', LATENCY_BUCKETS, 11008, 31160.93850019932);
+  histogram('vllm:request_queue_time_seconds', 'Histogram of time spent in WAITING phase for request.', LATENCY_BUCKETS, 11008, 112.03);
   histogram('vllm:request_prompt_tokens', 'Number of prefill tokens processed.', TOKENS_125, 11008, 8128902);
   histogram('vllm:request_generation_tokens', 'Number of generation tokens processed.', TOKENS_125, 11008, 7557572);
-  histogram('vllm:iteration_tokens_total', 'Histogram of number of tokens per engine_step.', ITERATION, 1622361, 15686474);
+  histogram('vllm:iteration_tokens_total', 'Histogram of number of tokens per engine_step.', ITERATION_BUCKETS, 1622361, 15686474);
   return out.join('\n') + '\n';
 }
 

@@ -4,6 +4,7 @@
 // Several strategies side by side: --url llm-epp=http://127.0.0.1:8081 --url round-robin=http://127.0.0.1:8082
 // (run one after the other with identical request sequences).
 import { parseArgs } from 'node:util';
+import { parseDuration as parseFlagDuration } from '../../src/flags.ts';
 import { cacheScraper } from './metrics.ts';
 import { buildReport, toMarkdown, writeReports, type SLO } from './report.ts';
 import { runStages, type RunResult, type StageSpec } from './runner.ts';
@@ -42,13 +43,15 @@ Report
   --title TEXT
 `;
 
-/** "20s", "500ms", "2m", "1h", plain number = seconds → milliseconds. */
+/** llm-epp's duration syntax ("20s", "500ms", "2m", "1m30s"), and a plain number as seconds → milliseconds. */
 export function parseDuration(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(s);
-  if (!m) throw new Error(`bad duration "${s}" (e.g. 20s, 500ms, 2m)`);
-  const v = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return v * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+  const t = s.trim();
+  if (/^\d+(?:\.\d+)?$/.test(t)) return Number(t) * 1000;
+  try {
+    return parseFlagDuration(t);
+  } catch {
+    throw new Error(`bad duration "${s}" (e.g. 20s, 500ms, 2m)`);
+  }
 }
 
 function numList(s: string | undefined): number[] {

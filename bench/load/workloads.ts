@@ -3,12 +3,11 @@
 // is what makes routing quality visible (shared/reference/benchmarks.md §3).
 //
 // Text is deterministic and tokenizer-free: one "token" is exactly 4
-// characters (three letters and a space), the same approximation the
-// simulator uses, so a prompt of N tokens is 4·N characters.
+// characters (three letters and a space), the simulator's own token model
+// (bench/sim/tokens.ts), so a prompt of N tokens is 4·N characters.
 import { readFileSync } from 'node:fs';
 import { shuffle } from '../../src/scheduling/pickers/shuffle.ts';
-
-export const CHARS_PER_TOKEN = 4;
+import { CHARS_PER_TOKEN } from '../sim/tokens.ts';
 
 export type WorkloadKind = 'shared-prefix' | 'multi-turn' | 'no-sharing' | 'trace';
 
@@ -94,12 +93,10 @@ export function syntheticText(seed: string, tokens: number): string {
   return parts.join('');
 }
 
-export function approxTokens(text: string): number {
-  return Math.ceil(text.length / CHARS_PER_TOKEN);
+/** `head` followed by synthetic text, cut to `tokens` tokens (never shorter than `head`). */
+function labelledText(head: string, seed: string, tokens: number): string {
+  return (head + syntheticText(seed, tokens)).slice(0, Math.max(head.length, tokens * CHARS_PER_TOKEN));
 }
-
-/** Fisher–Yates with a seeded PRNG (the pickers' own). */
-export { shuffle };
 
 function chat(model: string, messages: ChatMessage[], maxTokens: number, ignoreEos: boolean): ChatRequest {
   const body: ChatRequest = {
@@ -213,9 +210,7 @@ export function sharedPrefix(o: SharedPrefixOptions = {}): Workload {
   const systems: string[] = [];
   for (let g = 0; g < groups; g++) {
     // The group id leads the system prompt so groups never share a block.
-    const head = `group ${g}: `;
-    const body = syntheticText(`sys/${seed}/${g}`, systemTokens);
-    systems.push((head + body).slice(0, Math.max(head.length, systemTokens * CHARS_PER_TOKEN)));
+    systems.push(labelledText(`group ${g}: `, `sys/${seed}/${g}`, systemTokens));
   }
   let order: Array<[number, number]> = [];
   let pass = -1;
@@ -239,7 +234,7 @@ export function sharedPrefix(o: SharedPrefixOptions = {}): Workload {
       const [g, p] = order[pos++];
       const qSeed = o.freshQuestions ? `q/${seed}/${g}/${p}/${pass}` : `q/${seed}/${g}/${p}`;
       const qHead = `user ${p}: `;
-      const question = (qHead + syntheticText(qSeed, questionTokens)).slice(0, Math.max(qHead.length, questionTokens * CHARS_PER_TOKEN));
+      const question = labelledText(qHead, qSeed, questionTokens);
       const messages: ChatMessage[] = [
         { role: 'system', content: systems[g] },
         { role: 'user', content: question },
@@ -287,7 +282,7 @@ export function multiTurn(o: MultiTurnOptions = {}): Workload {
     const history: ChatMessage[] = [];
     if (systemTokens > 0) {
       const head = `system ${g}: `;
-      history.push({ role: 'system', content: (head + syntheticText(`mt-sys/${seed}/${g}`, systemTokens)).slice(0, Math.max(head.length, systemTokens * 4)) });
+      history.push({ role: 'system', content: labelledText(head, `mt-sys/${seed}/${g}`, systemTokens) });
     }
     return { index, id, turn: 0, history, busy: false, readyAt: 0 };
   };
@@ -308,7 +303,7 @@ export function multiTurn(o: MultiTurnOptions = {}): Workload {
         if (!c || c.busy || c.readyAt > nowMs) continue;
         c.busy = true;
         const head = `turn ${c.turn} of ${c.id}: `;
-        const user = (head + syntheticText(`mt-u/${seed}/${c.id}/${c.turn}`, userTokens)).slice(0, Math.max(head.length, userTokens * 4));
+        const user = labelledText(head, `mt-u/${seed}/${c.id}/${c.turn}`, userTokens);
         const messages = [...c.history, { role: 'user' as const, content: user }];
         c.history = messages;
         const item: WorkItem = {
@@ -370,7 +365,7 @@ export function noSharing(o: NoSharingOptions = {}): Workload {
       const n = i++;
       // A unique id first, so no two prompts share even their first block.
       const head = `${n}/${seed} `;
-      const content = (head + syntheticText(`ns/${seed}/${n}`, promptTokens)).slice(0, Math.max(head.length, promptTokens * 4));
+      const content = labelledText(head, `ns/${seed}/${n}`, promptTokens);
       const messages: ChatMessage[] = [{ role: 'user', content }];
       return { id: `u${n}`, body: chat(model, messages, outputTokens, ignoreEos), promptTokens: promptTokensOf(messages) };
     },
@@ -448,7 +443,7 @@ export function trace(o: TraceOptions): Workload {
         content = parts.join('').slice(0, l.input * CHARS_PER_TOKEN);
       } else {
         const head = `${n} `;
-        content = (head + syntheticText(`tr/${seed}/${n}`, l.input)).slice(0, Math.max(head.length, l.input * 4));
+        content = labelledText(head, `tr/${seed}/${n}`, l.input);
       }
       const messages: ChatMessage[] = [{ role: 'user', content }];
       return {

@@ -5,6 +5,7 @@
 // Every engine constant is a flag (defaults: Llama-3.1-8B on one H100, vllm.md §6).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { boolFlag, numFlag } from '../lib/args.ts';
 import { DEFAULT_TIMING, type TimingOptions } from './engine.ts';
 import { startSimPod, type SimPod, type SimPodOptions } from './server.ts';
 
@@ -70,27 +71,13 @@ export interface FleetPlan {
   pod: SimPodOptions;
 }
 
-function num(name: string, v: string | undefined, integer: boolean, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
-  return n;
-}
-
-function bool(name: string, v: string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (/^(true|1|yes)$/i.test(v)) return true;
-  if (/^(false|0|no)$/i.test(v)) return false;
-  throw new Error(`--${name} must be true or false, got "${v}"`);
-}
-
 /** Turn argv into a fleet plan (exported for tests). */
 export function fleetPlanFromArgs(argv: string[]): FleetPlan | 'help' {
   const { values: v } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   if (v.help) return 'help';
   const timing: Partial<TimingOptions> = {};
   const t = (flag: string, key: keyof TimingOptions) => {
-    const x = num(flag, v[flag as keyof typeof v] as string | undefined, false, 0);
+    const x = numFlag(flag, v[flag as keyof typeof v] as string | undefined, false, 0);
     if (x !== undefined) timing[key] = x;
   };
   t('step-overhead-ms', 'stepOverheadMs');
@@ -102,18 +89,18 @@ export function fleetPlanFromArgs(argv: string[]): FleetPlan | 'help' {
   const set = <K extends keyof SimPodOptions>(k: K, x: SimPodOptions[K] | undefined) => {
     if (x !== undefined) pod[k] = x;
   };
-  set('numGpuBlocks', num('num-gpu-blocks', v['num-gpu-blocks'], true, 2));
-  set('blockSize', num('block-size', v['block-size'], true, 1));
-  set('maxNumSeqs', num('max-num-seqs', v['max-num-seqs'], true, 1));
-  set('maxNumBatchedTokens', num('max-num-batched-tokens', v['max-num-batched-tokens'], true, 1));
-  set('maxModelLen', num('max-model-len', v['max-model-len'], true, 1));
-  set('enablePrefixCaching', bool('enable-prefix-caching', v['enable-prefix-caching']));
-  set('maxLoras', num('max-loras', v['max-loras'], true, 1));
-  set('enablePromptTokensDetails', bool('enable-prompt-tokens-details', v['enable-prompt-tokens-details']));
-  set('streamInterval', num('stream-interval', v['stream-interval'], true, 1));
-  set('timeScale', num('time-scale', v['time-scale'], false, 0));
+  set('numGpuBlocks', numFlag('num-gpu-blocks', v['num-gpu-blocks'], true, 2));
+  set('blockSize', numFlag('block-size', v['block-size'], true, 1));
+  set('maxNumSeqs', numFlag('max-num-seqs', v['max-num-seqs'], true, 1));
+  set('maxNumBatchedTokens', numFlag('max-num-batched-tokens', v['max-num-batched-tokens'], true, 1));
+  set('maxModelLen', numFlag('max-model-len', v['max-model-len'], true, 1));
+  set('enablePrefixCaching', boolFlag('enable-prefix-caching', v['enable-prefix-caching']));
+  set('maxLoras', numFlag('max-loras', v['max-loras'], true, 1));
+  set('enablePromptTokensDetails', boolFlag('enable-prompt-tokens-details', v['enable-prompt-tokens-details']));
+  set('streamInterval', numFlag('stream-interval', v['stream-interval'], true, 1));
+  set('timeScale', numFlag('time-scale', v['time-scale'], false, 0));
   if (v['lora-modules']) pod.loraModules = v['lora-modules'].split(',').map((s) => s.trim()).filter(Boolean);
-  const plan: FleetPlan = { pods: num('pods', v.pods, true, 1)!, basePort: num('port', v.port, true, 0)!, pod };
+  const plan: FleetPlan = { pods: numFlag('pods', v.pods, true, 1)!, basePort: numFlag('port', v.port, true, 0)!, pod };
   if (plan.basePort > 0 && plan.basePort + plan.pods - 1 > 65535) throw new Error('--port + --pods exceeds 65535');
   if (v['endpoints-file']) plan.endpointsFile = v['endpoints-file'];
   return plan;

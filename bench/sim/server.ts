@@ -28,8 +28,6 @@ export interface SimPod {
   readonly host: string;
   readonly port: number;
   readonly engine: Engine;
-  /** Requests answered per route (for tests and the fleet's summary). */
-  readonly served: number;
   close(): Promise<void>;
 }
 
@@ -134,7 +132,6 @@ export async function startSimPod(opts: SimPodOptions): Promise<SimPod> {
   const interval = Math.max(1, Math.floor(opts.streamInterval ?? 1));
   const maxBody = opts.maxBodyBytes ?? 32 << 20;
   const created = Math.floor(Date.now() / 1000);
-  let served = 0;
   let name = opts.name ?? '';
 
   const generate = async (req: IncomingMessage, res: ServerResponse, chat: boolean) => {
@@ -224,7 +221,6 @@ export async function startSimPod(opts: SimPodOptions): Promise<SimPod> {
     }
     await allDone;
     if (closed) return;
-    served++;
     const prompt = results.reduce((s, r) => s + (r?.promptTokens ?? 0), 0);
     const completion = results.reduce((s, r) => s + (r?.completionTokens ?? 0), 0);
     const usage: Record<string, unknown> = { prompt_tokens: prompt, total_tokens: prompt + completion, completion_tokens: completion };
@@ -305,9 +301,6 @@ export async function startSimPod(opts: SimPodOptions): Promise<SimPod> {
     host,
     port,
     engine,
-    get served() {
-      return served;
-    },
     async close() {
       engine.close();
       server.closeAllConnections();

@@ -233,14 +233,7 @@ export class ExtProcStream {
     this.#requestDone = true;
     const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bodyBytes);
     this.#dropChunks();
-    let parsed: ParsedRequest;
-    try {
-      parsed = parseRequestBody(body, this.#path);
-    } catch (err) {
-      // A 400 after "model" was read (e.g. no prompt) is still that model's error.
-      if (err instanceof EppError && err.param !== 'model') this.#model = modelOf(body);
-      throw err;
-    }
+    const parsed = parseRequestBody(body, this.#path);
     const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
     const policy = this.#ctx.policy.resolve(this.#headers, parsed.model);
     this.#model = parsed.model;
@@ -280,9 +273,6 @@ export class ExtProcStream {
       priority: pol.priority,
       fairnessId: pol.fairnessId,
     };
-    // Known before pick(): a 503 or 429 from it still counts against the model.
-    this.#model = model;
-    this.#targetModel = sched.targetModel;
     const routing = this.#ctx.director.pick(sched, this.#subsetHint());
     this.#routing = routing;
     const endpoints = routing.endpoints;
@@ -530,7 +520,8 @@ export class ExtProcStream {
     if (!(err instanceof EppError)) this.#ctx.log.error({ err, requestId: this.#requestId }, 'internal error on ext_proc stream');
     else this.#ctx.log.debug({ requestId: this.#requestId, status: e.status, reason: e.message }, 'request rejected');
     const req = this.#routing?.request;
-    const model = req?.model ?? this.#model;
+    // Before routing: the model read from the body, or the one a rejected body named.
+    const model = req?.model ?? (this.#model || e.model || '');
     // No rewrite decided yet (a 400 from parsing): the target is the model asked for.
     const target = req?.targetModel ?? (this.#targetModel || model);
     const m = this.#ctx.metrics;
@@ -577,21 +568,4 @@ export class ExtProcStream {
       if (routing.request.model) this.#ctx.metrics.runningRequests.dec({ model_name: this.#ctx.metrics.modelLabel(routing.request.model) });
     }
   }
-}
-
-/**
- * The "model" of a body that failed validation, or "" (not JSON, no model).
- * Parses a second time, but only on the 400 path, for the error metric's label.
- */
-function modelOf(body: Buffer): string {
-  try {
-    const v: unknown = JSON.parse(body.toString('utf8'));
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      const model = (v as { model?: unknown }).model;
-      if (typeof model === 'string') return model;
-    }
-  } catch {
-    // Not JSON: the error itself says so; there is no model to label with.
-  }
-  return '';
 }

@@ -336,10 +336,8 @@ export class HttpScraper {
     if (!cb) return;
     this.#drop();
     if (retryable && this.#reused && !this.#closed) {
-      this.#reused = false;
+      // The socket was dropped, so #send opens a fresh one (not reused): a second failure is reported.
       this.#send();
-      // #send marks the new socket as fresh; a second failure is reported.
-      this.#reused = false;
       return;
     }
     this.#cb = undefined;

@@ -2,7 +2,7 @@
 // what a request's routing text is (the text later cut into prefix blocks),
 // the same way for every API.
 import { isUtf8 } from 'node:buffer';
-import { badRequest } from '../errors.ts';
+import { EppError, badRequest } from '../errors.ts';
 
 export type ApiKind = 'completions' | 'chat' | 'responses' | 'embeddings';
 
@@ -51,15 +51,15 @@ export function parseRequestBody(raw: Buffer, path: string): ParsedRequest {
   if (typeof b.model !== 'string' || b.model === '') throw badRequest('"model" is required and must be a non-empty string', 'model');
 
   const api = apiForPath(path);
-  let routingText: string;
   try {
-    routingText = extractRoutingText(api, b);
+    return finish(api, b as Record<string, unknown> & { model: string }, extractRoutingText(api, b));
   } catch (e) {
     // Pathologically nested parts overflow JSON.stringify: still the client's fault.
-    if (e instanceof RangeError) throw badRequest('request body is nested too deeply');
-    throw e;
+    const err = e instanceof RangeError ? badRequest('request body is nested too deeply') : e;
+    // The request named its model: its error is counted against it.
+    if (err instanceof EppError) err.model = b.model;
+    throw err;
   }
-  return finish(api, b as Record<string, unknown> & { model: string }, routingText);
 }
 
 function extractRoutingText(api: ApiKind, b: Record<string, unknown>): string {

@@ -80,18 +80,24 @@ export interface LoadedConfig extends PipelineConfig {
   readonly dataLayer: DataLayerSettings;
 }
 
-/** `section: {pluginRef}` → the plugin, checked with `ok`. */
+/**
+ * A `{pluginRef, …extra}` mapping → the plugin it names, which `ok` must accept:
+ * the one check behind profile entries, sections and data-layer sources.
+ */
+function refTo(raw: unknown, where: string, plugins: ReadonlyMap<string, Plugin>, extra: readonly string[] = [], ok?: (p: Plugin) => boolean, want = ''): Plugin {
+  if (!isMap(raw)) throw new ConfigError(`${where}: must be a mapping with "pluginRef"`);
+  strictKeys(raw, ['pluginRef', ...extra], where);
+  if (typeof raw.pluginRef !== 'string') throw new ConfigError(`${where}: "pluginRef" is required`);
+  const p = plugins.get(raw.pluginRef);
+  if (!p) throw new ConfigError(`${where}: pluginRef "${raw.pluginRef}" names no plugin (declared: ${[...plugins.keys()].join(', ') || 'none'})`);
+  if (ok && !ok(p)) throw new ConfigError(`${where}: "${raw.pluginRef}" (${p.type}) is not ${want}`);
+  return p;
+}
+
+/** `section: {pluginRef}` → the plugin, or undefined when the section is absent. */
 function sectionRef(doc: Record<string, unknown>, key: string, plugins: ReadonlyMap<string, Plugin>, source: string, ok: (p: Plugin) => boolean, want: string): Plugin | undefined {
   const v = doc[key];
-  if (v === undefined || v === null) return undefined;
-  const where = `${source}: ${key}`;
-  if (!isMap(v)) throw new ConfigError(`${where}: must be a mapping with "pluginRef"`);
-  strictKeys(v, ['pluginRef'], where);
-  if (typeof v.pluginRef !== 'string' || v.pluginRef === '') throw new ConfigError(`${where}: "pluginRef" is required`);
-  const p = plugins.get(v.pluginRef);
-  if (!p) throw new ConfigError(`${where}: pluginRef "${v.pluginRef}" names no plugin (declared: ${[...plugins.keys()].join(', ') || 'none'})`);
-  if (!ok(p)) throw new ConfigError(`${where}: "${v.pluginRef}" (${p.type}) is not ${want}`);
-  return p;
+  return v === undefined || v === null ? undefined : refTo(v, `${source}: ${key}`, plugins, [], ok, want);
 }
 
 /** The data-layer section (`data` or `dataLayer`): {sources: [{pluginRef, extractors: [{pluginRef}]}]}. */
@@ -105,27 +111,18 @@ function dataLayerSection(doc: Record<string, unknown>, plugins: ReadonlyMap<str
   strictKeys(v, ['sources'], where);
   const sources = v.sources ?? [];
   if (!Array.isArray(sources)) throw new ConfigError(`${where}: "sources" must be a list`);
-  const ref = (raw: unknown, w: string, ok: (p: Plugin) => boolean, want: string, extra: string[] = []): Plugin => {
-    if (!isMap(raw)) throw new ConfigError(`${w}: must be a mapping with "pluginRef"`);
-    strictKeys(raw, ['pluginRef', ...extra], w);
-    if (typeof raw.pluginRef !== 'string') throw new ConfigError(`${w}: "pluginRef" is required`);
-    const p = plugins.get(raw.pluginRef);
-    if (!p) throw new ConfigError(`${w}: pluginRef "${raw.pluginRef}" names no plugin (declared: ${[...plugins.keys()].join(', ') || 'none'})`);
-    if (!ok(p)) throw new ConfigError(`${w}: "${raw.pluginRef}" (${p.type}) is not ${want}`);
-    return p;
-  };
   let src: MetricsDataSource | undefined;
   let ext: CoreMetricsExtractor | undefined;
   sources.forEach((raw, i) => {
     const w = `${where}: sources[${i}]`;
-    const p = ref(raw, w, isMetricsDataSource, 'a metrics-data-source (the only data source llm-epp has)', ['extractors']) as MetricsDataSource;
+    const p = refTo(raw, w, plugins, ['extractors'], isMetricsDataSource, 'a metrics-data-source (the only data source llm-epp has)') as MetricsDataSource;
     // One collector scrapes each endpoint once.
     if (src) throw new ConfigError(`${w}: llm-epp scrapes each endpoint once; give one metrics-data-source`);
     src = p;
     const extractors = (raw as Record<string, unknown>).extractors ?? [];
     if (!Array.isArray(extractors)) throw new ConfigError(`${w}: "extractors" must be a list`);
     extractors.forEach((e, j) => {
-      const x = ref(e, `${w}: extractors[${j}]`, isCoreMetricsExtractor, 'a core-metrics-extractor') as CoreMetricsExtractor;
+      const x = refTo(e, `${w}: extractors[${j}]`, plugins, [], isCoreMetricsExtractor, 'a core-metrics-extractor') as CoreMetricsExtractor;
       if (ext && ext !== x) throw new ConfigError(`${w}: extractors[${j}]: one core-metrics-extractor maps every engine; give one`);
       ext = x;
     });
@@ -207,11 +204,7 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
     let picker: Picker | undefined;
     refs.forEach((ref, j) => {
       const w = `${where}: plugins[${j}]`;
-      if (!isMap(ref)) throw new ConfigError(`${w}: must be a mapping with "pluginRef"`);
-      strictKeys(ref, ['pluginRef', 'weight'], w);
-      if (typeof ref.pluginRef !== 'string') throw new ConfigError(`${w}: "pluginRef" is required`);
-      const plugin = plugins.get(ref.pluginRef);
-      if (!plugin) throw new ConfigError(`${w}: pluginRef "${ref.pluginRef}" names no plugin (declared: ${[...plugins.keys()].join(', ') || 'none'})`);
+      const plugin = refTo(ref, w, plugins, ['weight']);
       if (ref.weight !== undefined && ref.weight !== null && (typeof ref.weight !== 'number' || !Number.isFinite(ref.weight) || ref.weight < 0)) {
         throw new ConfigError(`${w}: weight of "${ref.pluginRef}" must be a number ≥ 0, got ${JSON.stringify(ref.weight)}`);
       }
@@ -256,10 +249,9 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   if (profileHandler.type === 'single-profile-handler' && profiles.size !== 1) {
     throw new ConfigError(`${source}: single-profile-handler needs exactly one scheduling profile, found ${profiles.size}`);
   }
-  // GAIE always ensures these exist, so a section may name them undeclared.
+  // GAIE always ensures these exist, so a section may name them undeclared (addPlugin keeps a declared one).
   for (const [key, type] of [['saturationDetector', 'utilization-detector'], ['parser', 'openai-parser']] as const) {
-    const ref = (doc[key] as { pluginRef?: unknown } | undefined)?.pluginRef;
-    if (ref === type && !plugins.has(type)) addPlugin(type);
+    if ((doc[key] as { pluginRef?: unknown } | undefined)?.pluginRef === type) addPlugin(type);
   }
   // Saturation detector (GAIE always has one: utilization-detector by default).
   let saturationDetector = sectionRef(doc, 'saturationDetector', plugins, source, isSaturationDetector, 'a saturation detector (utilization-detector, concurrency-detector)') as SaturationDetector | undefined;
@@ -275,11 +267,6 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   const declared = [...plugins.values()];
   const src = section.src ?? declared.find(isMetricsDataSource);
   const ext = section.ext ?? declared.find(isCoreMetricsExtractor);
-  const dataLayer: DataLayerSettings = {
-    ...(src?.scheme !== undefined ? { scheme: src.scheme } : {}),
-    ...(src?.path !== undefined ? { path: src.path } : {}),
-    ...(src?.insecureSkipVerify !== undefined ? { insecureSkipVerify: src.insecureSkipVerify } : {}),
-    ...(ext ? { engines: ext.engines } : {}),
-  };
+  const dataLayer: DataLayerSettings = { scheme: src?.scheme, path: src?.path, insecureSkipVerify: src?.insecureSkipVerify, engines: ext?.engines };
   return { plugins, profiles, profileHandler, featureGates, apiVersion, saturationDetector, dataLayer };
 }

@@ -47,9 +47,9 @@ function scoreMap(run: ProfileResult): Map<Endpoint, number> {
   return m;
 }
 
-export class PipelineScheduler implements Scheduler {
+export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implements Scheduler {
   readonly name = 'pipeline';
-  readonly config: PipelineConfig;
+  readonly config: C;
   readonly #producers: DataProducer[];
   readonly #preRequest: PreRequest[];
   readonly #requestDone: RequestDone[];
@@ -57,7 +57,7 @@ export class PipelineScheduler implements Scheduler {
   readonly #metrics: EppMetrics | undefined;
   readonly #log: Logger;
 
-  constructor(config: PipelineConfig, log: Logger, metrics?: EppMetrics) {
+  constructor(config: C, log: Logger, metrics?: EppMetrics) {
     this.config = config;
     this.#log = log;
     this.#metrics = metrics;
