@@ -58,7 +58,7 @@ export class Director {
   pick(request: SchedulingRequest, subset: readonly string[] | undefined): Routing {
     const candidates = this.candidates(subset);
     if (candidates.length === 0) {
-      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
+      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: this.#metrics.modelLabel(request.targetModel), pod_name: '', namespace: '', port: '' });
       if (this.#pool.list().length === 0) throw new EppError('ServiceUnavailable', 'no endpoints in the pool');
       if (subset !== undefined && !this.#opts.disableEndpointSubsetFilter) {
         throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates: no ready endpoint in the subset hint');
@@ -68,7 +68,7 @@ export class Director {
     // GAIE's admission without flow control: sheddable requests (priority < 0)
     // are dropped with 429 while the pool is saturated.
     if (request.priority < 0 && this.#scheduler.saturation !== undefined && this.#scheduler.saturation(candidates) >= 1) {
-      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
+      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: this.#metrics.modelLabel(request.targetModel), pod_name: '', namespace: '', port: '' });
       throw new EppError('ResourceExhausted', 'the pool is saturated: sheddable request (priority < 0) rejected');
     }
     const max = 1 + this.#opts.fallbackEndpoints;
@@ -81,13 +81,13 @@ export class Director {
       this.#metrics.schedulerE2E.observe((performance.now() - start) / 1000);
     }
     if (result.endpoints.length === 0) {
-      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: request.targetModel, pod_name: '', namespace: '', port: '' });
+      this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: this.#metrics.modelLabel(request.targetModel), pod_name: '', namespace: '', port: '' });
       throw new EppError('ServiceUnavailable', 'failed to find target endpoint: no candidate passed the scheduling filters');
     }
     const primary = result.endpoints[0];
     this.#metrics.schedulerAttempts.inc({
       status: 'success',
-      target_model_name: request.targetModel,
+      target_model_name: this.#metrics.modelLabel(request.targetModel),
       pod_name: primary.name,
       namespace: primary.namespace,
       port: String(primary.port),

@@ -8,6 +8,7 @@
 // runs in one call (xxh64-chain.ts): ~20 ns a block, against ~170 ns with
 // xxhash-wasm called per block and ~285 ns with the native @node-rs/xxhash
 // (bench/RESULTS.md).
+import { MAX_CLIENT_STRING_LENGTH } from '../observability/bounded.ts';
 import { runChain, wasmMemory, xxh64At } from './xxh64-chain.ts';
 
 export interface BlockHashes {
@@ -30,8 +31,11 @@ export function seedHash(model: string, cacheSalt: string | undefined): bigint {
     const mem = wasmMemory(key.length * 3);
     const { written } = encoder.encodeInto(key, mem);
     h = xxh64At(0, written, 0n);
-    if (seeds.size > 10_000) seeds.clear();
-    seeds.set(key, h);
+    // Only short keys are cached: a client-chosen 1 MiB model name must not be kept.
+    if (key.length <= MAX_CLIENT_STRING_LENGTH) {
+      if (seeds.size > 10_000) seeds.clear();
+      seeds.set(key, h);
+    }
   }
   return h;
 }
