@@ -20,16 +20,34 @@ describe('request policy', () => {
     expect(p.resolve(h(), 'm')).toMatchObject({ priority: 0, objective: undefined, targetModel: 'm', rewriteName: undefined });
   });
 
-  it('rewrites models: exact match beats match-all, older objects win ties, the header forces a target', () => {
+  const REWRITES = [
+    { name: 'newer-exact', createdAt: 20, rules: [{ matches: ['food-review'], targets: [{ modelRewrite: 'newer', weight: 1 }] }] },
+    { name: 'catch-all', createdAt: 5, rules: [{ matches: [], targets: [{ modelRewrite: 'fallback', weight: 1 }] }] },
+    { name: 'older-exact', createdAt: 10, rules: [{ matches: ['food-review'], targets: [{ modelRewrite: 'older', weight: 1 }] }] },
+  ];
+
+  it('rewrites models: exact match beats match-all, older objects win ties', () => {
     const p = new RequestPolicy(seeded(1));
-    p.setRewrites([
-      { name: 'newer-exact', createdAt: 20, rules: [{ matches: ['food-review'], targets: [{ modelRewrite: 'newer', weight: 1 }] }] },
-      { name: 'catch-all', createdAt: 5, rules: [{ matches: [], targets: [{ modelRewrite: 'fallback', weight: 1 }] }] },
-      { name: 'older-exact', createdAt: 10, rules: [{ matches: ['food-review'], targets: [{ modelRewrite: 'older', weight: 1 }] }] },
-    ]);
+    p.setRewrites(REWRITES);
     expect(p.resolve(h(), 'food-review')).toMatchObject({ targetModel: 'older', rewriteName: 'older-exact' });
     expect(p.resolve(h(), 'anything')).toMatchObject({ targetModel: 'fallback', rewriteName: 'catch-all' });
+  });
+
+  it('ignores a client rewrite header by default: the operator\'s rewrite rules decide', () => {
+    const p = new RequestPolicy(seeded(1));
+    p.setRewrites(REWRITES);
+    for (const name of ['x-gateway-model-name-rewrite', 'x-llm-d-model-name-rewrite']) {
+      expect(p.resolve(h({ [name]: 'restricted-model' }), 'food-review')).toMatchObject({ targetModel: 'older', rewriteName: 'older-exact' });
+      expect(p.resolve(h({ [name]: 'restricted-model' }), 'tenant-allowed-model')).toMatchObject({ targetModel: 'fallback' });
+    }
+    expect(new RequestPolicy().resolve(h({ 'x-gateway-model-name-rewrite': 'restricted-model' }), 'tenant-allowed-model').targetModel).toBe('tenant-allowed-model');
+  });
+
+  it('with allowClientModelRewrite, the header forces a target', () => {
+    const p = new RequestPolicy(seeded(1), { allowClientModelRewrite: true });
+    p.setRewrites(REWRITES);
     expect(p.resolve(h({ 'x-gateway-model-name-rewrite': 'pinned' }), 'food-review')).toMatchObject({ targetModel: 'pinned', rewriteName: undefined });
+    expect(p.resolve(h({ 'x-llm-d-model-name-rewrite': 'pinned' }), 'food-review')).toMatchObject({ targetModel: 'pinned', rewriteName: undefined });
   });
 
   it('splits traffic by weight (canary), uniformly when all weights are 0', () => {

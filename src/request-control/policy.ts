@@ -48,13 +48,24 @@ function firstHeader(headers: ReadonlyMap<string, string>, names: readonly strin
   return undefined;
 }
 
+export interface RequestPolicyOptions {
+  /**
+   * Honour the rewrite headers (REWRITE_HEADERS). Off by default: they come
+   * from clients unless the gateway strips them, and would let a client pick
+   * the model or adapter that InferenceModelRewrites are meant to decide.
+   */
+  allowClientModelRewrite?: boolean;
+}
+
 export class RequestPolicy {
   #objectives = new Map<string, number>();
   #rewrites: ModelRewrite[] = [];
   readonly #random: () => number;
+  readonly #allowHeaderRewrite: boolean;
 
-  constructor(random: () => number = Math.random) {
+  constructor(random: () => number = Math.random, opts: RequestPolicyOptions = {}) {
     this.#random = random;
+    this.#allowHeaderRewrite = opts.allowClientModelRewrite === true;
   }
 
   setObjectives(list: readonly ObjectiveSpec[]): void {
@@ -70,7 +81,7 @@ export class RequestPolicy {
     const objective = firstHeader(headers, OBJECTIVE_HEADERS);
     const priority = objective !== undefined ? (this.#objectives.get(objective) ?? 0) : 0;
     const fairnessId = firstHeader(headers, FAIRNESS_HEADERS) ?? DEFAULT_FAIRNESS_ID;
-    const forced = firstHeader(headers, REWRITE_HEADERS);
+    const forced = this.#allowHeaderRewrite ? firstHeader(headers, REWRITE_HEADERS) : undefined;
     if (forced) return { objective, priority, fairnessId, targetModel: forced, rewriteName: undefined };
     const chosen = model ? this.#rewrite(model) : undefined;
     return { objective, priority, fairnessId, targetModel: chosen?.target ?? model, rewriteName: chosen?.name };
