@@ -57,6 +57,7 @@ export interface ProcessingRequest {
   request_trailers?: HttpTrailers;
   response_trailers?: HttpTrailers;
   metadata_context?: { filter_metadata?: Record<string, PbStruct> };
+  attributes?: Record<string, PbStruct>;
   observability_mode?: boolean;
   protocol_config?: { request_body_mode?: number; response_body_mode?: number; send_body_without_waiting_for_header_response?: boolean };
 }

@@ -1,13 +1,19 @@
 // The gRPC servers: ext_proc (plus health, because Envoy health-checks the EPP
 // cluster on that port) and a separate plaintext health server.
-import { Server, type ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { Server, status, type ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { HealthState } from '../health.ts';
+import { messageLimitInterceptor } from './message-limit.ts';
 import { externalProcessorService } from './proto.ts';
 import { ExtProcStream, type StreamContext } from './stream.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
 
 export interface GrpcServerOptions {
+  /** Largest message read; a larger one is answered 413 (message-limit.ts). */
   maxReceiveMessageBytes: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS on each connection; 0 = no limit. */
+  maxStreamsPerConnection: number;
+  /** A connection with no open stream for this long is closed; 0 = never. */
+  connectionIdleTimeoutMs: number;
 }
 
 export function createExtProcServer(ctx: StreamContext, health: HealthState, opts: GrpcServerOptions): Server {
@@ -15,9 +21,17 @@ export function createExtProcServer(ctx: StreamContext, health: HealthState, opt
     'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
     'grpc.max_send_message_length': opts.maxReceiveMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
+    ...(opts.maxStreamsPerConnection > 0 ? { 'grpc.max_concurrent_streams': opts.maxStreamsPerConnection } : {}),
+    ...(opts.connectionIdleTimeoutMs > 0 ? { 'grpc.max_connection_idle_ms': opts.connectionIdleTimeoutMs } : {}),
+    interceptors: [messageLimitInterceptor(opts.maxReceiveMessageBytes)],
   });
   server.addService(externalProcessorService, {
     Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+      if (!ctx.streams.hasRoom) {
+        ctx.metrics.streamsEnded.inc({ reason: 'stream_limit' });
+        call.emit('error', { code: status.RESOURCE_EXHAUSTED, details: 'llm-epp: too many open ext_proc streams (--max-concurrent-streams); retry shortly' });
+        return;
+      }
       new ExtProcStream(call, ctx);
     },
   });
@@ -25,8 +39,8 @@ export function createExtProcServer(ctx: StreamContext, health: HealthState, opt
   return server;
 }
 
-export function createHealthServer(health: HealthState): Server {
-  const server = new Server();
+export function createHealthServer(health: HealthState, connectionIdleTimeoutMs = 0): Server {
+  const server = new Server(connectionIdleTimeoutMs > 0 ? { 'grpc.max_connection_idle_ms': connectionIdleTimeoutMs } : {});
   health.impl.addToServer(server);
   return server;
 }

@@ -7,11 +7,14 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Director, Routing } from '../director.ts';
 import { EppError, openAIErrorBody } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { bounded } from '../observability/bounded.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { parseRequestBody, type ParsedRequest } from '../openai/request.ts';
 import { SseUsageReader, usageFromJson, type Usage } from '../openai/usage.ts';
 import { restoreModel, type RequestPolicy, type RequestPolicyResult } from '../request-control/policy.ts';
 import type { SchedulingRequest } from '../scheduling/types.ts';
+import { tooLargeSize } from './message-limit.ts';
+import type { StreamTracker, TrackedStream } from './stream-tracker.ts';
 import {
   BodySendMode,
   DESTINATION_HEADER,
@@ -51,6 +54,8 @@ export interface StreamContext {
   bufferBudget: { used: number; readonly limit: number };
   /** Objectives and model rewrites. */
   policy: RequestPolicy;
+  /** Open streams: idle timeout and drain. */
+  streams: StreamTracker;
 }
 
 // Headers the gateway owns; never echoed back to the upstream request.
@@ -67,7 +72,8 @@ const SYSTEM_HEADERS = new Set([
 
 type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
-export class ExtProcStream {
+export class ExtProcStream implements TrackedStream {
+  lastActivity = performance.now();
   readonly #call: Call;
   readonly #ctx: StreamContext;
 
@@ -93,6 +99,7 @@ export class ExtProcStream {
   /** Bytes of #chunks counted against the shared buffer budget. */
   #reserved = 0;
   #requestDone = false;
+  #sawRequestHeaders = false;
   /** STREAMED / BUFFERED_PARTIAL: routed on headers, body chunks just continue. */
   #passBody = false;
 
@@ -120,6 +127,7 @@ export class ExtProcStream {
   constructor(call: Call, ctx: StreamContext) {
     this.#call = call;
     this.#ctx = ctx;
+    ctx.streams.add(this);
     call.on('data', (req: ProcessingRequest) => this.#onMessage(req));
     // Envoy half-closed: finish our side too so the stream never hangs.
     call.on('end', () => {
@@ -136,7 +144,14 @@ export class ExtProcStream {
 
   #onMessage(req: ProcessingRequest): void {
     if (this.#closed) return;
+    this.lastActivity = performance.now();
     try {
+      const tooLarge = tooLargeSize(req);
+      if (tooLarge !== undefined) {
+        this.#ctx.metrics.streamsEnded.inc({ reason: 'message_too_large' });
+        if (this.#routing) throw new EppError('Internal', `ext_proc message of ${tooLarge} bytes is over llm-epp's message limit`);
+        throw new EppError('PayloadTooLarge', `request body exceeds ${this.#ctx.maxRequestBodyBytes} bytes`);
+      }
       if (req.protocol_config) {
         this.#requestBodyMode = req.protocol_config.request_body_mode ?? BodySendMode.NONE;
         this.#responseBodyMode = req.protocol_config.response_body_mode ?? BodySendMode.NONE;
@@ -170,10 +185,17 @@ export class ExtProcStream {
   // ---- request path ----
 
   #onRequestHeaders(h: HttpHeaders): void {
+    // One stream is one request: a second request_headers would route (and
+    // charge an endpoint) again.
+    if (this.#sawRequestHeaders) {
+      this.#ctx.metrics.streamsEnded.inc({ reason: 'protocol_error' });
+      throw new EppError('BadRequest', 'ext_proc protocol error: request_headers received twice on one stream');
+    }
+    this.#sawRequestHeaders = true;
     this.#receivedAt = performance.now();
     this.#rawHeaders = readHeaders(h, this.#headers, this.#dupHeaders, this.#originalHeaders);
     const id = this.#headers.get('x-request-id');
-    if (id) this.#requestId = id;
+    if (id) this.#requestId = bounded(id);
     else {
       this.#requestId = randomUUID();
       this.#requestIdGenerated = true;
@@ -250,6 +272,9 @@ export class ExtProcStream {
       }
     }
     this.#route(parsed, policy, out, buffered ? 'buffered' : 'duplex');
+    // The parsed body stays with the routed request until it ends, so its
+    // bytes stay counted until then; a request that was not routed gives them back now.
+    if (!this.#routing) this.#unreserve();
     if (!buffered && !this.#closed) {
       // Unchanged bodies are echoed as the original bytes, never re-serialised.
       for (const msg of chunkBody('request_body', out, endOfStream)) this.#send(msg);
@@ -324,7 +349,7 @@ export class ExtProcStream {
       log.debug(
         {
           requestId: this.#requestId,
-          model,
+          model: bounded(model),
           api: parsed?.api,
           stream: parsed?.stream,
           bodyBytes: bodyLength,
@@ -343,15 +368,18 @@ export class ExtProcStream {
 
   #subsetHint(): string[] | undefined {
     const v: PbValue | undefined = this.#metadata?.filter_metadata?.[SUBSET_NAMESPACE]?.fields?.[SUBSET_KEY];
-    if (v === undefined) return undefined;
-    if (v.listValue) {
+    if (v === undefined || v === null) return undefined;
+    // Decoded messages carry every field's default: the oneof says which one was sent.
+    const kind = valueKind(v);
+    if (kind === 'listValue') {
+      // As llm-d Router: list items that are not strings are skipped (only those ⇒ no candidate).
       const out: string[] = [];
-      for (const item of v.listValue.values ?? []) if (typeof item.stringValue === 'string') out.push(item.stringValue);
+      for (const item of v.listValue?.values ?? []) if (valueKind(item) === 'stringValue') out.push(item.stringValue!);
       return out;
     }
     // Lenient: a single "ip:port[,ip:port]" string.
-    if (typeof v.stringValue === 'string') return v.stringValue.split(',').filter((s) => s.trim() !== '');
-    // Not a list (as GAIE): no restriction.
+    if (kind === 'stringValue') return v.stringValue!.split(',').filter((s) => s.trim() !== '');
+    // Any other kind (number, bool, struct, null) is not a list: no restriction, as llm-d Router.
     return undefined;
   }
 
@@ -363,6 +391,7 @@ export class ExtProcStream {
       // request will never be routed, so drop what it holds.
       this.#requestDone = true;
       this.#dropChunks();
+      this.#unreserve();
     }
     const headers = new Map<string, string>();
     const raw = readHeaders(h, headers);
@@ -493,7 +522,7 @@ export class ExtProcStream {
       log.debug(
         {
           requestId: this.#requestId,
-          model,
+          model: bounded(model),
           endpoint: routing.primary.key,
           served: this.#served,
           status: this.#responseStatus,
@@ -535,6 +564,8 @@ export class ExtProcStream {
   #end(): void {
     this.#closed = true;
     this.#dropChunks();
+    this.#unreserve();
+    this.#ctx.streams.delete(this);
     if (this.#ended) return;
     this.#ended = true;
     try {
@@ -547,13 +578,29 @@ export class ExtProcStream {
   /** The stream is gone (cancel, reset, early close): free what it holds. */
   #release(): void {
     this.#dropChunks();
+    this.#unreserve();
     this.#respChunks = undefined;
     this.#releaseRouting();
     this.#closed = true;
+    this.#ctx.streams.delete(this);
+  }
+
+  /** No message from the peer for too long (StreamTracker): free everything, end with DEADLINE_EXCEEDED. */
+  idleTimeout(idleMs: number): void {
+    if (this.#ended) return;
+    this.#ctx.metrics.streamsEnded.inc({ reason: 'idle_timeout' });
+    this.#ctx.log.debug({ requestId: this.#requestId, idleMs }, 'ext_proc stream idle; closing it');
+    this.#release();
+    this.#ended = true;
+    this.#call.emit('error', { code: 4 /* DEADLINE_EXCEEDED */, details: `llm-epp: no ext_proc message for ${idleMs} ms (--stream-idle-timeout)` });
   }
 
   #dropChunks(): void {
     this.#chunks = [];
+  }
+
+  /** Give back the request bytes counted against the shared budget. */
+  #unreserve(): void {
     if (this.#reserved > 0) {
       this.#ctx.bufferBudget.used -= this.#reserved;
       this.#reserved = 0;
@@ -568,4 +615,16 @@ export class ExtProcStream {
       if (routing.request.model) this.#ctx.metrics.runningRequests.dec({ model_name: this.#ctx.metrics.modelLabel(routing.request.model) });
     }
   }
+}
+
+type ValueKind = 'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue';
+
+/** Which field of a google.protobuf.Value was sent (protobufjs names it `kind`; plain objects: the field that is set). */
+function valueKind(v: PbValue): ValueKind | undefined {
+  const kind = (v as { kind?: ValueKind }).kind;
+  if (kind !== undefined) return kind;
+  for (const k of ['listValue', 'stringValue', 'numberValue', 'boolValue', 'structValue', 'nullValue'] as const) {
+    if (Object.hasOwn(v, k) && v[k] !== undefined && v[k] !== null) return k;
+  }
+  return undefined;
 }

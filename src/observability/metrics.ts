@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EndpointPool } from '../pool/datastore.ts';
 import type { Endpoint } from '../pool/endpoint.ts';
+import { LabelValues, MAX_LABEL_VALUES } from './bounded.ts';
 
 const DURATION_BUCKETS = [
   0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240,
@@ -35,14 +36,26 @@ export interface EppMetricsOptions {
   version: string;
   /** Also export Node.js process metrics (event loop lag, heap, CPU). */
   processMetrics?: boolean;
+  /** Distinct model names kept as label values (default MAX_LABEL_VALUES); later ones share "other". */
+  maxModelLabels?: number;
 }
 
-/** Distinct model names kept as label values; later ones share "other". */
-export const MAX_MODEL_LABELS = 1000;
+/**
+ * Labels whose values come from what clients send. Every one of them is set
+ * through modelLabel(); test/metric-labels.test.ts fails when a metric gains a
+ * label that is in neither this list nor OPERATOR_LABELS.
+ */
+export const CLIENT_LABELS = ['model_name', 'target_model_name', 'target_model'] as const;
+/** Labels whose values come from the operator (config, pool, objectives) or from llm-epp itself. */
+export const OPERATOR_LABELS = [
+  'priority', 'error_code', 'status', 'pod_name', 'namespace', 'port', 'extension_point', 'plugin_type', 'plugin_name',
+  'model_server_pod', 'model_rewrite_name', 'commit', 'build_ref', 'name', 'label', 'reason', 'version', 'major', 'minor',
+  'patch', 'space', 'kind', 'type',
+] as const;
 
 export class EppMetrics {
   readonly registry = new Registry();
-  readonly #models = new Set<string>();
+  readonly #models: LabelValues;
   readonly requestTotal: Counter<'model_name' | 'target_model_name' | 'priority'>;
   readonly requestErrorTotal: Counter<'model_name' | 'target_model_name' | 'error_code'>;
   readonly requestDuration: Histogram<'model_name' | 'target_model_name'>;
@@ -63,21 +76,32 @@ export class EppMetrics {
   readonly modelRewrites: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
   readonly prefixHitRatio: Histogram<string>;
   readonly prefixHitBytes: Histogram<string>;
+  readonly streamsEnded: Counter<'reason'>;
+  /** Reads the open ext_proc stream count (set by the server once it exists). */
+  openStreams: () => number = () => 0;
 
   /**
    * The label value for a client-chosen model name: clients can send any
    * string, and every distinct one would otherwise be a new series forever.
    */
   modelLabel(model: string): string {
-    if (this.#models.has(model)) return model;
-    if (this.#models.size >= MAX_MODEL_LABELS) return 'other';
-    this.#models.add(model);
-    return model;
+    return this.#models.value(model);
   }
 
   constructor(pool: EndpointPool, opts: EppMetricsOptions) {
     const r = this.registry;
     const registers = [r];
+    const models = new LabelValues(opts.maxModelLabels ?? MAX_LABEL_VALUES);
+    this.#models = models;
+    new Gauge({
+      name: 'llm_epp_client_label_values',
+      help: 'Distinct client-supplied values (model names) kept as metric labels; at the cap, new values are reported as "other".',
+      labelNames: ['label'],
+      registers,
+      collect() {
+        this.set({ label: 'model' }, models.size);
+      },
+    });
     this.requestTotal = new Counter({
       name: 'inference_objective_request_total',
       help: ALPHA + 'Counter of inference objective requests broken out for each model and target model.',
@@ -148,6 +172,21 @@ export class EppMetrics {
       help: ALPHA + 'Length of the prefix match in number of bytes in the cache lookup.',
       buckets: [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536],
       registers,
+    });
+    this.streamsEnded = new Counter({
+      name: 'llm_epp_extproc_streams_ended_total',
+      help: 'ext_proc streams llm-epp ended on its own, by reason: stream_limit (refused: --max-concurrent-streams), idle_timeout (--stream-idle-timeout), message_too_large, protocol_error, drain_timeout (still open when --drain-timeout ran out).',
+      labelNames: ['reason'],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'llm_epp_extproc_streams',
+      help: 'ext_proc streams open now.',
+      registers,
+      collect() {
+        this.set(self.openStreams());
+      },
     });
     this.scrapeErrors = new Counter({
       name: 'llm_epp_model_server_scrape_errors_total',
