@@ -21,8 +21,10 @@ import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, ty
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
 import { RequestPolicy } from './request-control/policy.ts';
-import { readFile } from 'node:fs/promises';
 import { loadTlsMaterial, serverCredentials } from './tls.ts';
+import { StreamTracker } from './extproc/stream-tracker.ts';
+import { readBoundedFile } from './bounded-file.ts';
+import { createMetricsAuth } from './observability/metrics-auth.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -63,7 +65,7 @@ export function leaseName(o: Pick<Options, 'poolName' | 'endpointSelector'>): st
 }
 
 export async function buildScheduler(
-  options: Pick<Options, 'configFile' | 'configText'>,
+  options: Pick<Options, 'configFile' | 'configText' | 'maxConfigBytes'>,
   pool: Datastore,
   log: Logger,
   metrics: EppMetrics | undefined,
@@ -73,12 +75,13 @@ export async function buildScheduler(
   let source = 'default config';
   if (options.configFile) {
     source = options.configFile;
-    text = await readFile(options.configFile, 'utf8').catch((err: Error) => {
+    text = await readBoundedFile(options.configFile, options.maxConfigBytes).catch((err: Error) => {
       throw new Error(`--config-file ${options.configFile}: ${err.message}`);
     });
   } else if (options.configText) {
     source = '--config-text';
     text = options.configText;
+    if (Buffer.byteLength(text) > options.maxConfigBytes) throw new Error(`--config-text: larger than --max-config-bytes (${options.maxConfigBytes} bytes)`);
   }
   const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random }, source);
   log.info(
@@ -113,7 +116,15 @@ export interface App {
   readonly certPem: Buffer | undefined;
   /** Request bytes held right now over all streams, and the cap. */
   readonly bufferBudget: { readonly used: number; readonly limit: number };
-  stop(graceMs?: number): Promise<void>;
+  /** ext_proc streams open now. */
+  readonly streams: StreamTracker;
+  /**
+   * Shut down as on SIGTERM: health NOT_SERVING at once; ext_proc keeps
+   * accepting for `delayMs` (default --shutdown-delay); then it stops
+   * accepting and open streams get up to `drainMs` (default --drain-timeout)
+   * to finish before the rest are closed.
+   */
+  stop(drainMs?: number, delayMs?: number): Promise<void>;
 }
 
 export async function startApp(options: Options, deps: AppDeps = {}): Promise<App> {
@@ -147,7 +158,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let fileSource: FileSource | undefined;
   let kubeSource: { stop(): Promise<void>; synced: boolean; onSyncChange: ((s: boolean) => void) | undefined } | undefined;
   let policySource: { stop(): Promise<void> } | undefined;
-  const policy = new RequestPolicy(deps.random);
+  const policy = new RequestPolicy(deps.random, { allowClientModelRewrite: options.allowClientModelRewrite });
   let kubeConfig: unknown;
   if (options.poolName || options.endpointSelector) {
     // Loaded only for Kubernetes: the client library is large.
@@ -184,7 +195,11 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       await startWithin(ps.start(), KUBE_START_WAIT_MS, log, 'objectives and model rewrites');
     }
   } else if (options.endpointsFile) {
-    fileSource = new FileSource(options.endpointsFile, datastore, log);
+    fileSource = new FileSource(options.endpointsFile, datastore, log, {
+      maxBytes: options.maxConfigBytes,
+      maxShrink: options.endpointsFileMaxShrink,
+      settleMs: options.endpointsFileSettleMs,
+    });
     await fileSource.start();
   } else {
     datastore.replaceAll(parseEndpointList(options.endpoints));
@@ -219,6 +234,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     log,
   );
 
+  const streams = new StreamTracker({ maxStreams: options.maxConcurrentStreams, idleTimeoutMs: options.streamIdleTimeoutMs });
+  metrics.openStreams = () => streams.size;
   const extProc = createExtProcServer(
     {
       director,
@@ -229,18 +246,26 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       emitEndpointScores: options.emitEndpointScores,
       bufferBudget,
       policy,
+      streams,
     },
     health,
-    // BUFFERED mode sends the whole body in one message.
-    { maxReceiveMessageBytes: options.maxRequestBodyBytes + (1 << 20) },
+    {
+      // BUFFERED mode sends the whole body in one message; larger ones get 413.
+      maxReceiveMessageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20) + (1 << 20),
+      maxStreamsPerConnection: options.maxStreamsPerConnection,
+      connectionIdleTimeoutMs: options.connectionIdleTimeoutMs,
+    },
   );
-  const healthServer = createHealthServer(health);
+  const healthServer = createHealthServer(health, options.connectionIdleTimeoutMs);
   let metricsServer: HttpServer | undefined;
   const servers: Server[] = [extProc, healthServer];
   try {
     const grpcPort = await bind(extProc, `${host}:${options.grpcPort}`, serverCredentials(tls));
-    const healthPort = await bind(healthServer, `${host}:${options.grpcHealthPort}`, serverCredentials(undefined));
-    metricsServer = await startMetricsServer(metrics.registry, options.metricsPort, host);
+    const healthPort = await bind(healthServer, hostPort(options.grpcHealthBindAddress || host, options.grpcHealthPort), serverCredentials(undefined));
+    const auth = options.metricsEndpointAuth
+      ? await createMetricsAuth({ tokenFile: options.metricsEndpointAuthTokenFile || undefined, kubeConfig: deps.kubeConfig ?? kubeConfig }, log)
+      : undefined;
+    metricsServer = await startMetricsServer(metrics.registry, options.metricsPort, options.metricsBindAddress || host, auth);
     const metricsAddr = metricsServer.address();
     const metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
 
@@ -294,12 +319,29 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       ports: { grpc: grpcPort, health: healthPort, metrics: metricsPort },
       certPem: tls?.cert,
       bufferBudget,
-      stop(graceMs = 5000) {
+      streams,
+      stop(drainMs = options.drainTimeoutMs, delayMs = options.shutdownDelayMs) {
         stopping ??= (async () => {
-          health.setReady(false);
+          // 1. Health NOT_SERVING on both ports (liveness stays SERVING); the
+          //    lease goes to a standby now.
+          health.setDraining();
+          log.info({ shutdownDelayMs: delayMs, drainTimeoutMs: drainMs, openStreams: streams.size }, 'draining: health NOT_SERVING, still accepting ext_proc streams');
           await elector?.stop();
+          // 2. Keep accepting and serving while gateways notice.
+          if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+          // 3. Stop accepting; open streams get up to drainMs to finish.
+          log.info({ openStreams: streams.size }, 'draining: no longer accepting ext_proc streams');
+          const closed = shutdown(extProc, drainMs);
+          const drained = await streams.drained(drainMs);
+          if (!drained) {
+            metrics.streamsEnded.inc({ reason: 'drain_timeout' }, streams.size);
+            log.warn({ openStreams: streams.size, drainTimeoutMs: drainMs }, 'drain timeout: closing the streams still open');
+          }
+          await closed;
+          streams.close();
           fileSource?.stop();
-          await Promise.all([...servers.map((s) => shutdown(s, graceMs)), collector.stop(), kubeSource?.stop(), policySource?.stop()]);
+          // 4. Then everything else.
+          await Promise.all([shutdown(healthServer, 1000), collector.stop(), kubeSource?.stop(), policySource?.stop()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
           metricsServer?.closeAllConnections();
         })();
@@ -307,10 +349,16 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       },
     };
   } catch (err) {
+    streams.close();
     for (const s of servers) s.forceShutdown();
     metricsServer?.close();
     fileSource?.stop();
     await Promise.all([collector.stop(), kubeSource?.stop(), policySource?.stop()]);
     throw err;
   }
+}
+
+/** host:port for gRPC's bind, with IPv6 addresses bracketed. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }

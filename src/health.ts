@@ -14,13 +14,24 @@ export class HealthState {
     [EXT_PROC_SERVICE_NAME]: 'NOT_SERVING',
   });
   #ready = false;
+  #draining = false;
 
   get ready(): boolean {
     return this.#ready;
   }
 
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Shutting down: NOT_SERVING from now on, whatever setReady says later. `liveness` stays SERVING. */
+  setDraining(): void {
+    this.setReady(false);
+    this.#draining = true;
+  }
+
   setReady(ready: boolean): void {
-    if (ready === this.#ready) return;
+    if (this.#draining || ready === this.#ready) return;
     this.#ready = ready;
     for (const s of READINESS_SERVICES) this.impl.setStatus(s, ready ? 'SERVING' : 'NOT_SERVING');
   }

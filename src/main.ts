@@ -31,15 +31,30 @@ async function main(): Promise<void> {
     log.fatal({ err: (err as Error).message }, 'llm-epp failed to start');
     process.exit(1);
   }
+  // SIGTERM: health NOT_SERVING at once, keep serving for --shutdown-delay,
+  // drain open streams for up to --drain-timeout, exit 0. A second signal
+  // exits at once.
+  let stopping = false;
   const stop = (signal: string) => {
-    log.info({ signal }, 'shutting down');
-    app.stop(options.drainTimeoutMs).then(
-      () => process.exit(0),
-      () => process.exit(1),
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal, shutdownDelayMs: options.shutdownDelayMs, drainTimeoutMs: options.drainTimeoutMs }, 'shutting down');
+    app.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   // A bug must never take the picker down silently: log it; keep serving.
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));

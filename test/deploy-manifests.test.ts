@@ -575,11 +575,11 @@ describe('llm-epp Deployment', () => {
     expect(opts.haEnableLeaderElection).toBe(false);
     expect([opts.grpcPort, opts.grpcHealthPort, opts.metricsPort]).toEqual([portOf('grpc'), portOf('grpc-health'), portOf('metrics')]);
     expect([portOf('grpc'), portOf('grpc-health'), portOf('metrics')]).toEqual([9002, 9003, 9090]);
-    expect(c.args).toEqual(['--pool-name=vllm-llama3-8b-instruct', '--pool-namespace=$(NAMESPACE)', '--config-file=/config/epp-config.yaml', '--fallback-endpoints=0', '--drain-timeout=120s', '-v=2']);
+    expect(c.args).toEqual(['--pool-name=vllm-llama3-8b-instruct', '--pool-namespace=$(NAMESPACE)', '--config-file=/config/epp-config.yaml', '--fallback-endpoints=0', '--drain-timeout=110s', '-v=2']);
     // ORIGINAL_DST gateways (kgateway) read the destination header as one address.
     expect(opts.fallbackEndpoints).toBe(0);
-    // Open streams drain inside the pod's grace period.
-    expect(opts.drainTimeoutMs / 1000).toBeLessThan(pod.terminationGracePeriodSeconds);
+    // The shutdown delay and the drain of open streams fit inside the pod's grace period.
+    expect((opts.shutdownDelayMs + opts.drainTimeoutMs) / 1000).toBeLessThan(pod.terminationGracePeriodSeconds);
 
     // --config-file names a key of the generated ConfigMap, mounted there.
     const mount = c.volumeMounts.find((m: Obj) => opts.configFile.startsWith(m.mountPath + '/'));

@@ -1,8 +1,5 @@
 // Endpoint readiness through the real collector: stale and dead pods, an
 // empty pool, the endpoints file reloading live, TLS and gRPC health.
-import { credentials, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { KubeConfig } from '@kubernetes/client-node';
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -15,6 +12,7 @@ import type { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakeKube, inferencePool, pod as kubePod } from './helpers/fake-kube.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
+import { healthClient, readiness } from './helpers/health-client.ts';
 
 const body = JSON.stringify({ model: 'm', prompt: 'hello' });
 
@@ -173,32 +171,6 @@ describe('serving', () => {
     expect(app.datastore.list().map((e) => e.key)).toEqual([modelPod.key]);
   }, 30_000);
 });
-
-const READINESS = ['readiness', '', 'envoy.service.ext_proc.v3.ExternalProcessor'];
-
-interface HealthClient {
-  check(service: string): Promise<string>;
-  close(): void;
-}
-
-function healthClient(port: number): HealthClient {
-  const def = loadSync(healthProtoPath, { keepCase: true, enums: String });
-  const Health = (loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: ServiceClientConstructor } } } }).grpc.health.v1.Health;
-  const c = new Health(`127.0.0.1:${port}`, credentials.createInsecure());
-  return {
-    check: (service) =>
-      new Promise<string>((resolve, reject) =>
-        (c as unknown as { Check(r: object, cb: (e: Error | null, res: { status: string }) => void): void }).Check({ service }, (e, res) =>
-          e ? reject(e) : resolve(res.status),
-        ),
-      ),
-    close: () => c.close(),
-  };
-}
-
-function readiness(c: HealthClient): Promise<string[]> {
-  return Promise.all(READINESS.map((s) => c.check(s)));
-}
 
 /** An HTTP proxy to the fake API server that holds requests whose path matches `holds` until release(). */
 async function holdingProxy(targetPort: number, holds: RegExp): Promise<{ kubeConfig: KubeConfig; release(): void; close(): Promise<void> }> {

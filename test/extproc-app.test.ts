@@ -14,7 +14,7 @@ import { FakePod } from './helpers/fake-pod.ts';
 import { captureLogger, type CapturedLog } from './helpers/log-capture.ts';
 
 async function start(flags: string[], deps: AppDeps, ready: number): Promise<{ app: App; client: EnvoyClient }> {
-  const options = parseFlags(['--grpc-port=0', '--grpc-health-port=0', '--metrics-port=0', '--secure-serving=false', '--refresh-metrics-interval=20ms', ...flags]);
+  const options = parseFlags(['--grpc-port=0', '--grpc-health-port=0', '--metrics-port=0', '--secure-serving=false', '--refresh-metrics-interval=20ms', '--shutdown-delay=0s', ...flags]);
   const app = await startApp(options, { host: '127.0.0.1', processMetrics: false, ...deps });
   await waitFor(() => app.director.candidates(undefined).length >= ready);
   return { app, client: new EnvoyClient(`127.0.0.1:${app.ports.grpc}`) };

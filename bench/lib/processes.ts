@@ -59,6 +59,8 @@ export function startEpp(endpoints: string, extra: string[] = [], nodeArgs: stri
     '--metrics-port=0',
     '--secure-serving=false',
     '--log-level=info',
+    // Benchmarks stop llm-epp with SIGTERM and want it gone at once.
+    '--shutdown-delay=0s',
     ...extra,
   ];
   return start(

@@ -11,6 +11,7 @@ export async function startTestApp(extraFlags: string[], opts: { waitReady?: num
     '--metrics-port=0',
     '--secure-serving=false',
     '--refresh-metrics-interval=20ms',
+    '--shutdown-delay=0s',
     ...extraFlags,
   ]);
   const app = await startApp(options, { logger: createLogger('silent'), host: '127.0.0.1', processMetrics: false, random: opts.random, kubeConfig: opts.kubeConfig, leaseDurationMs: opts.leaseDurationMs });
