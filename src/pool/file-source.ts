@@ -1,7 +1,10 @@
 // --endpoints-file FILE: the pool from a YAML file, reloaded when it changes.
-// A bad edit is logged and ignored: the last good pool keeps serving.
+// A bad edit is logged and ignored: the last good pool keeps serving. A file
+// that is valid but empties the pool or drops more than --endpoints-file-max-shrink
+// of it at once (a truncated write looks like that) is held back until it has
+// stayed the same for --endpoints-file-settle; only then is it believed.
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readBoundedFile } from '../bounded-file.ts';
 import { basename, dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Logger } from '../log.ts';
@@ -59,25 +62,46 @@ export function parseEndpointsYaml(text: string, file = 'endpoints file'): Endpo
   });
 }
 
+export interface FileSourceOptions {
+  /** Largest file read (--max-config-bytes). */
+  maxBytes: number;
+  /** Fraction of the pool a reload may remove at once without being held back. */
+  maxShrink: number;
+  /** How long a held-back file must stay unchanged before it is applied. */
+  settleMs: number;
+}
+
+export const DEFAULT_FILE_SOURCE_OPTIONS: FileSourceOptions = { maxBytes: 4 << 20, maxShrink: 0.5, settleMs: 10_000 };
+
 export class FileSource {
   readonly #file: string;
   readonly #store: Datastore;
   readonly #log: Logger;
+  readonly #opts: FileSourceOptions;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #settleTimer: NodeJS.Timeout | undefined;
   #lastText: string | undefined;
+  /** A shrinking file waiting to prove it is stable. */
+  #held: { text: string; since: number } | undefined;
   #loading: Promise<void> = Promise.resolve();
 
-  constructor(file: string, store: Datastore, log: Logger) {
+  constructor(file: string, store: Datastore, log: Logger, opts: FileSourceOptions = DEFAULT_FILE_SOURCE_OPTIONS) {
     this.#file = resolve(file);
     this.#store = store;
     this.#log = log;
+    this.#opts = opts;
+  }
+
+  /** A file held back now (for tests and the log). */
+  get holding(): boolean {
+    return this.#held !== undefined;
   }
 
   /** First load: errors are fatal so a bad file never starts an empty picker. */
   async start(): Promise<void> {
-    const text = await readFile(this.#file, 'utf8');
-    this.#apply(text);
+    const text = await readBoundedFile(this.#file, this.#opts.maxBytes);
+    this.#apply(text, true);
     // Watch the directory: editors and Kubernetes ConfigMap updates replace the
     // file (rename / symlink swap), which a watch on the file itself misses.
     const name = basename(this.#file);
@@ -92,14 +116,18 @@ export class FileSource {
     this.#loading = this.#loading.then(async () => {
       let text: string;
       try {
-        text = await readFile(this.#file, 'utf8');
+        text = await readBoundedFile(this.#file, this.#opts.maxBytes);
       } catch (err) {
-        this.#log.error({ err, file: this.#file }, 'cannot read endpoints file; keeping the last good pool');
+        this.#log.error({ err: (err as Error).message, file: this.#file }, 'cannot read endpoints file; keeping the last good pool');
         return;
       }
-      if (text === this.#lastText) return;
+      if (text === this.#lastText) {
+        if (this.#held) this.#log.info({ file: this.#file }, 'endpoints file is back to the pool being served; nothing held back');
+        this.#held = undefined;
+        return;
+      }
       try {
-        this.#apply(text);
+        this.#apply(text, false);
       } catch (err) {
         this.#log.error({ err: (err as Error).message, file: this.#file }, 'invalid endpoints file; keeping the last good pool');
       }
@@ -111,6 +139,7 @@ export class FileSource {
     this.#watcher?.close();
     this.#watcher = undefined;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#settleTimer) clearTimeout(this.#settleTimer);
   }
 
   #schedule(): void {
@@ -119,13 +148,40 @@ export class FileSource {
     this.#timer = setTimeout(() => void this.reload(), 50);
   }
 
-  #apply(text: string): void {
+  #apply(text: string, initial: boolean): void {
     const specs = parseEndpointsYaml(text, this.#file);
+    const current = this.#store.list().length;
+    if (!initial && this.#shrinksTooFar(current, specs.length)) {
+      const now = performance.now();
+      if (this.#held?.text !== text) {
+        this.#held = { text, since: now };
+        this.#log.warn(
+          { file: this.#file, endpoints: current, fileEndpoints: specs.length, settleMs: this.#opts.settleMs },
+          specs.length === 0
+            ? 'endpoints file is empty; holding it back until it stays unchanged (the pool keeps serving)'
+            : 'endpoints file drops too many endpoints at once; holding it back until it stays unchanged (the pool keeps serving)',
+        );
+      }
+      const waited = now - this.#held.since;
+      if (waited < this.#opts.settleMs) {
+        // Look again once it could have settled.
+        if (this.#settleTimer) clearTimeout(this.#settleTimer);
+        this.#settleTimer = setTimeout(() => void this.reload(), this.#opts.settleMs - waited + 1);
+        return;
+      }
+      this.#log.warn({ file: this.#file, endpoints: specs.length }, 'held-back endpoints file stayed unchanged; applying it');
+    }
+    this.#held = undefined;
     const change = this.#store.replaceAll(specs);
     this.#lastText = text;
     this.#log.info(
       { file: this.#file, endpoints: specs.length, added: change.added.length, removed: change.removed.length },
       'endpoint pool loaded',
     );
+  }
+
+  #shrinksTooFar(current: number, next: number): boolean {
+    if (current === 0 || next >= current) return false;
+    return next === 0 || (current - next) / current > this.#opts.maxShrink;
   }
 }
