@@ -1,8 +1,20 @@
-// HTTP server for Prometheus: GET /metrics.
-import { createServer, type Server } from 'node:http';
+// HTTP server for Prometheus: GET /metrics, optionally behind a bearer token
+// (--metrics-endpoint-auth, metrics-auth.ts).
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { MetricsAuth } from './metrics-auth.ts';
 
-export function startMetricsServer(registry: Registry, port: number, host = '0.0.0.0'): Promise<Server> {
+export function startMetricsServer(registry: Registry, port: number, host = '0.0.0.0', auth?: MetricsAuth): Promise<Server> {
+  const serve = (method: string | undefined, res: ServerResponse) => {
+    registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': registry.contentType }).end(method === 'HEAD' ? undefined : text);
+      },
+      (err: Error) => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics error: ${err.message}\n`);
+      },
+    );
+  };
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -13,15 +25,21 @@ export function startMetricsServer(registry: Registry, port: number, host = '0.0
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at /metrics\n');
       return;
     }
-    registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : text);
+    if (!auth) return serve(req.method, res);
+    auth(req).then(
+      (r) => {
+        if (r.ok) return serve(req.method, res);
+        const headers: Record<string, string> = { 'content-type': 'text/plain' };
+        if (r.status === 401) headers['www-authenticate'] = 'Bearer';
+        res.writeHead(r.status, headers).end(r.message + '\n');
       },
-      (err: Error) => {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics error: ${err.message}\n`);
-      },
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error\n'),
     );
   });
+  // Slow or idle clients do not hold sockets forever.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
