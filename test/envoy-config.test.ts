@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { DESTINATION_HEADER, SERVED_KEY, SUBSET_KEY } from '../src/extproc/messages.ts';
+import { FAIRNESS_HEADERS, OBJECTIVE_HEADERS, REWRITE_HEADERS } from '../src/request-control/policy.ts';
 
 // Parsed YAML of known shape; checked field by field below.
 type Obj = Record<string, any>;
@@ -55,7 +57,13 @@ describe.each([
     expect(dst.lb_policy).toBe('CLUSTER_PROVIDED');
     expect(dst.original_dst_lb_config).toEqual({ use_http_header: true, http_header_name: 'x-gateway-destination-endpoint' });
     expect(route.timeout).toBe('0s');
-    expect(hcm.early_header_mutation_extensions[0].typed_config.mutations).toEqual([{ remove: 'x-gateway-destination-endpoint' }]);
+    expect(hcm.early_header_mutation_extensions[0].typed_config.mutations).toContainEqual({ remove: 'x-gateway-destination-endpoint' });
+  });
+
+  it('strips every x-gateway-* / x-llm-d-* request header llm-epp reads from clients, before ext_proc', () => {
+    const removed = hcm.early_header_mutation_extensions[0].typed_config.mutations.map((m: Obj) => m.remove);
+    const read = [...OBJECTIVE_HEADERS, ...FAIRNESS_HEADERS, ...REWRITE_HEADERS, DESTINATION_HEADER, SERVED_KEY, SUBSET_KEY];
+    expect(removed).toEqual(expect.arrayContaining(read));
   });
 
   it('talks HTTP/2 over TLS (ALPN h2) to llm-epp and health-checks the ext_proc service', () => {
