@@ -96,7 +96,7 @@ export class Director {
     const tokens = Math.ceil((request.parsed?.routingText.length ?? 0) / 4);
     charge(primary, tokens, 1);
     primary.dispatched++;
-    return { request, result, endpoints: result.endpoints, primary, tokens, charged: primary };
+    return { request, result, endpoints: result.endpoints, primary, tokens, charged: primary, released: false };
   }
 
   /**
@@ -105,14 +105,16 @@ export class Director {
    */
   served(routing: Routing, servedKey: string): void {
     const ep = this.#pool.get(servedKey);
-    if (!ep || ep === routing.charged) return;
+    if (routing.released || !ep || ep === routing.charged) return;
     charge(routing.charged, routing.tokens, -1);
     charge(ep, routing.tokens, 1);
     routing.charged = ep;
   }
 
-  /** The routed request finished (or was abandoned): release what pick() took. */
+  /** The routed request finished (or was abandoned): release what pick() took. Only the first call counts. */
   done(routing: Routing): void {
+    if (routing.released) return;
+    routing.released = true;
     const { primary } = routing;
     charge(routing.charged, routing.tokens, -1);
     try {
@@ -150,4 +152,6 @@ export interface Routing {
   readonly tokens: number;
   /** Where the in-flight load is counted: the primary, or the endpoint that served it. */
   charged: Endpoint;
+  /** done() has run: the charge is given back exactly once. */
+  released: boolean;
 }
