@@ -2,7 +2,7 @@
 // llm-epp command line: parse flags, start, stop cleanly on SIGTERM/SIGINT.
 import { startApp, VERSION } from './app.ts';
 import { FlagError, helpText, parseFlags } from './flags.ts';
-import { createLogger } from './log.ts';
+import { createLogger, flushLogger } from './log.ts';
 
 async function main(): Promise<void> {
   let options;
@@ -35,21 +35,23 @@ async function main(): Promise<void> {
   // drain open streams for up to --drain-timeout, exit 0. A second signal
   // exits at once.
   let stopping = false;
+  const exit = (code: number) => void flushLogger(log).then(() => process.exit(code));
   const stop = (signal: string) => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting without draining');
-      process.exit(1);
+      exit(1);
+      return;
     }
     stopping = true;
     log.info({ signal, shutdownDelayMs: options.shutdownDelayMs, drainTimeoutMs: options.drainTimeoutMs }, 'shutting down');
     app.stop().then(
       () => {
         log.info('stopped');
-        process.exit(0);
+        exit(0);
       },
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -151,4 +151,16 @@ describe('SIGTERM', () => {
     envoy.close();
     raw.close();
   }, 30_000);
+
+  it('still exits when whatever read its stdout is gone (a broken pipe must not hang the exit)', async () => {
+    const lone = await startEpp([`--endpoints=${pod.key}`, '--grpc-port=0', '--grpc-health-port=0', '--metrics-port=0', '--secure-serving=false', '--shutdown-delay=0s', '--drain-timeout=1s']);
+    lone.proc.stdout!.destroy();
+    await sleep(100);
+    const t0 = Date.now();
+    lone.proc.kill('SIGTERM');
+    const code = await Promise.race([lone.exit, sleep(8000).then(() => 'hung' as const)]);
+    if (code === 'hung') lone.proc.kill('SIGKILL');
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  }, 20_000);
 });
