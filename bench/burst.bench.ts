@@ -11,7 +11,7 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/messages.ts';
-import { ExternalProcessorClient } from '../src/extproc/proto.ts';
+import { ExternalProcessorClient } from './lib/ext-proc-client.ts';
 import { json, rssMB, start, startEpp, stop, waitReady } from './lib/processes.ts';
 
 type Stream = ClientDuplexStream<ProcessingRequest, ProcessingResponse>;

@@ -2,7 +2,7 @@
 // process runs; `readiness`, "" and the ext_proc service name are SERVING once
 // the pool has been read and the ext_proc server accepts streams.
 import { HealthImplementation } from 'grpc-health-check';
-import { EXT_PROC_SERVICE_NAME } from './extproc/proto.ts';
+import { EXT_PROC_SERVICE_NAME } from './extproc/messages.ts';
 
 export const READINESS_SERVICES = ['', 'readiness', EXT_PROC_SERVICE_NAME] as const;
 

@@ -4,7 +4,7 @@ import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/messages.ts';
-import { ExternalProcessorClient } from '../src/extproc/proto.ts';
+import { ExternalProcessorClient } from '../bench/lib/ext-proc-client.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import type { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';

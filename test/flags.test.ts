@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { FLAGS, FlagError, helpText, parseBytes, parseDuration, parseFlags } from '../src/flags.ts';
+import { FLAGS, FlagError, helpText, parseFlags } from '../src/flags.ts';
+import { parseBytes, parseDuration } from '../src/units.ts';
 
 const base = ['--endpoints=10.0.0.1:8000'];
 

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/messages.ts';
-import { ExternalProcessorClient } from '../src/extproc/proto.ts';
+import { ExternalProcessorClient } from '../bench/lib/ext-proc-client.ts';
 import { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { healthClient, readiness } from './helpers/health-client.ts';

@@ -7,7 +7,7 @@ import { credentials, status, type ClientDuplexStream, type ServiceError } from 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/messages.ts';
-import { ExternalProcessorClient } from '../src/extproc/proto.ts';
+import { ExternalProcessorClient } from '../bench/lib/ext-proc-client.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import { BUFFERED, type EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';

@@ -11,7 +11,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../../src/flags.ts';
+import { parseDuration } from '../../src/units.ts';
 import { ROOT, cpuSeconds, eppMetric, json, rssMB, start, startEpp as startEppProcess, stop, waitReady, type Child } from '../lib/processes.ts';
 import { round, summarize, type Summary } from '../lib/stats.ts';
 import { ExtProcLoad, requestShape, sseResponse, type LoadResult, type RequestShape } from './load.ts';

@@ -4,7 +4,7 @@
 // Several strategies side by side: --url llm-epp=http://127.0.0.1:8081 --url round-robin=http://127.0.0.1:8082
 // (run one after the other with identical request sequences).
 import { parseArgs } from 'node:util';
-import { parseDuration as parseFlagDuration } from '../../src/flags.ts';
+import { parseDuration as parseFlagDuration } from '../../src/units.ts';
 import { cacheScraper } from './metrics.ts';
 import { buildReport, toMarkdown, writeReports, type SLO } from './report.ts';
 import { runStages, type RunResult, type StageSpec } from './runner.ts';

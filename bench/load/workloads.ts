@@ -6,7 +6,7 @@
 // characters (three letters and a space), the simulator's own token model
 // (bench/sim/tokens.ts), so a prompt of N tokens is 4·N characters.
 import { readFileSync } from 'node:fs';
-import { shuffle } from '../../src/scheduling/pickers/shuffle.ts';
+import { mulberry32, shuffle } from '../../src/random.ts';
 import { CHARS_PER_TOKEN } from '../sim/tokens.ts';
 
 export type WorkloadKind = 'shared-prefix' | 'multi-turn' | 'no-sharing' | 'trace';
@@ -59,17 +59,8 @@ export interface Workload {
 // ---------------------------------------------------------------------------
 // Deterministic randomness and text
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (src/random.ts): the load generator's seeded PRNG. */
+export const rng = mulberry32;
 
 /** FNV-1a of a string, for seeding from labels. */
 export function hashSeed(s: string): number {

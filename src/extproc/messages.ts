@@ -5,6 +5,9 @@
 // names (structValue, stringValue, listValue) even with keepCase, so those
 // are spelled that way here while Envoy's own messages keep snake_case.
 
+/** gRPC service name of ext_proc; also a health service name (the EPP protocol's). */
+export const EXT_PROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
+
 export const BodySendMode = { NONE: 0, STREAMED: 1, BUFFERED: 2, BUFFERED_PARTIAL: 3, FULL_DUPLEX_STREAMED: 4, GRPC: 5 } as const;
 export type BodySendMode = (typeof BodySendMode)[keyof typeof BodySendMode];
 

@@ -6,16 +6,16 @@
 // (bench/RESULTS.md). Decoded messages are protobufjs message instances:
 // absent fields read as null/defaults, bytes are Buffer views, and the oneof
 // name (`request`) says which phase a message carries.
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
+import { EXT_PROC_SERVICE_NAME, type ProcessingRequest, type ProcessingResponse } from './messages.ts';
+
+export { EXT_PROC_SERVICE_NAME };
 
 export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
 const FILE = 'envoy/service/ext_proc/v3/external_processor.proto';
-export const EXT_PROC_SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : join(PROTO_DIR, target));
@@ -110,11 +110,3 @@ export const externalProcessorService: ServiceDefinition = {
     originalName: 'process',
   },
 } as unknown as ServiceDefinition;
-
-// A client built with @grpc/proto-loader's own codec: tests drive the server
-// through it, so the two codecs check each other on the wire.
-const definition = loadSync(FILE, { includeDirs: [PROTO_DIR], keepCase: true, longs: Number, defaults: false, oneofs: true });
-const pkg = loadPackageDefinition(definition) as unknown as {
-  envoy: { service: { ext_proc: { v3: { ExternalProcessor: ServiceClientConstructor & GrpcObject } } } };
-};
-export const ExternalProcessorClient = pkg.envoy.service.ext_proc.v3.ExternalProcessor;

@@ -1,25 +1,10 @@
 // Per-engine metric mapping, after GAIE 1.5 / llm-d's core-metrics-extractor: a pod label
 // names the engine, the engine names the Prometheus series that carry the scheduling
 // signals (queue, running, KV usage, LoRA, cache geometry).
+import type { LoraInfo, ModelServerMetrics } from '../pool/endpoint.ts';
 import type { Sample } from './prom-text.ts';
 
-export interface LoraInfo {
-  maxActiveModels: number;
-  activeModels: string[];
-  waitingModels: string[];
-}
-
-export interface ModelServerMetrics {
-  waitingQueueSize: number;
-  runningRequests: number;
-  /** Fraction 0..1 as reported by the engine (not clamped). */
-  kvCacheUsage: number;
-  lora?: LoraInfo;
-  /** Tokens per KV block (vLLM block_size, SGLang page_size). */
-  cacheBlockSize?: number;
-  /** KV blocks on the GPU (vLLM num_gpu_blocks, SGLang num_pages). */
-  cacheNumGpuBlocks?: number;
-}
+export type { LoraInfo, ModelServerMetrics };
 
 /** A series selector `name{label="value",…}`; label matchers are equality only. */
 export interface MetricSpec {

@@ -2,7 +2,7 @@
 // existing dashboards and alerts work unchanged.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EndpointPool } from '../pool/datastore.ts';
-import type { Endpoint } from '../pool/endpoint.ts';
+import { isFresh, type Endpoint } from '../pool/endpoint.ts';
 import { LabelValues, MAX_LABEL_VALUES } from './bounded.ts';
 
 const DURATION_BUCKETS = [
@@ -206,7 +206,7 @@ export class EppMetrics {
     const name = opts.poolName;
     const fresh = (): Endpoint[] => {
       const now = performance.now();
-      return pool.list().filter((e) => e.metrics !== undefined && now - e.metricsUpdatedAt <= opts.stalenessThresholdMs);
+      return pool.list().filter((e) => isFresh(e, now, opts.stalenessThresholdMs));
     };
     const avg = (eps: Endpoint[], f: (e: Endpoint) => number) => (eps.length ? eps.reduce((s, e) => s + f(e), 0) / eps.length : 0);
     new Gauge({

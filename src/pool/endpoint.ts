@@ -1,7 +1,25 @@
 // A model-server endpoint (one pod and one target port) and the live state the
 // collector and the request path keep on it.
 import { isIP } from 'node:net';
-import type { ModelServerMetrics } from '../metrics/engines.ts';
+
+export interface LoraInfo {
+  maxActiveModels: number;
+  activeModels: string[];
+  waitingModels: string[];
+}
+
+/** What a model server reports about itself, as the collector reads it from its metrics page. */
+export interface ModelServerMetrics {
+  waitingQueueSize: number;
+  runningRequests: number;
+  /** Fraction 0..1 as reported by the engine (not clamped). */
+  kvCacheUsage: number;
+  lora?: LoraInfo;
+  /** Tokens per KV block (vLLM block_size, SGLang page_size). */
+  cacheBlockSize?: number;
+  /** KV blocks on the GPU (vLLM num_gpu_blocks, SGLang num_pages). */
+  cacheNumGpuBlocks?: number;
+}
 
 export interface EndpointSpec {
   address: string;
@@ -92,6 +110,14 @@ export function createEndpoint(spec: EndpointSpec): Endpoint {
     dispatched: 0,
     dispatchedAtScrape: 0,
   };
+}
+
+/**
+ * The one rule for "this endpoint's metrics can be trusted": scraped at least
+ * once, and the last successful scrape no older than `stalenessMs`.
+ */
+export function isFresh(ep: Endpoint, now: number, stalenessMs: number): boolean {
+  return ep.metrics !== undefined && now - ep.metricsUpdatedAt <= stalenessMs;
 }
 
 /**

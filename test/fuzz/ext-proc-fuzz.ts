@@ -6,9 +6,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { credentials, status as Status, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
-import type { Director } from '../../src/director.ts';
+import type { Director } from '../../src/request-control/director.ts';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/messages.ts';
-import { ExternalProcessorClient } from '../../src/extproc/proto.ts';
+import { ExternalProcessorClient } from '../../bench/lib/ext-proc-client.ts';
 import { startTestApp, waitFor } from '../helpers/app-harness.ts';
 import { FakePod } from '../helpers/fake-pod.ts';
 import { makeCase, type FuzzCase } from './generators.ts';
@@ -145,15 +145,16 @@ function trackPicks(d: Director): Map<string, number> {
     else open.set(id, n);
   };
   const pick = d.pick.bind(d);
-  const done = d.done.bind(d);
+  const complete = d.responseComplete.bind(d);
   d.pick = (req, subset) => {
     const routing = pick(req, subset);
     bump(req.requestId, 1);
     return routing;
   };
-  d.done = (routing) => {
-    bump(routing.request.requestId, -1);
-    done(routing);
+  d.responseComplete = (routing) => {
+    // Only the first completion releases anything.
+    if (!routing.released) bump(routing.request.requestId, -1);
+    complete(routing);
   };
   return open;
 }

@@ -1,6 +1,7 @@
 // Seeded case generators for the ext_proc fuzz suite. A case is the exact
 // message sequence one stream sends, how the client side finishes, and
 // whether the request is valid (then it must be routed).
+import { mulberry32 } from '../../src/random.ts';
 import type { HeaderValue, PbValue, ProcessingRequest } from '../../src/extproc/messages.ts';
 
 export type Rng = () => number;
@@ -19,16 +20,7 @@ interface Ctx {
   pod: string;
 }
 
-/** mulberry32; each case draws from its own stream, so (seed, index) reproduces it alone. */
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Each case draws from its own mulberry32 stream, so (seed, index) reproduces it alone. */
 export const caseRng = (seed: number, index: number): Rng => mulberry32((seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
 
 const int = (r: Rng, n: number) => Math.floor(r() * n);

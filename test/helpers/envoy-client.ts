@@ -5,7 +5,7 @@
 // reply, send one body message) and headers-only requests, and it records
 // every protocol violation Envoy would reject.
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { ExternalProcessorClient } from '../../src/extproc/proto.ts';
+import { ExternalProcessorClient } from '../../bench/lib/ext-proc-client.ts';
 import type { ProcessingRequest, ProcessingResponse, PbStruct } from '../../src/extproc/messages.ts';
 
 export const FULL_DUPLEX = 4;

@@ -2,7 +2,8 @@
 import type { Endpoint } from '../../pool/endpoint.ts';
 import type { CycleState, Picker, ScoredEndpoint } from '../framework.ts';
 import { definePlugin } from '../registry.ts';
-import { MAX_ENDPOINTS_PARAM, shuffle } from './shuffle.ts';
+import { shuffle } from '../../random.ts';
+import { MAX_ENDPOINTS_PARAM } from './params.ts';
 
 class RandomPicker implements Picker {
   readonly type = 'random-picker';

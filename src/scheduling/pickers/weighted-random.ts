@@ -5,7 +5,7 @@
 import type { Endpoint } from '../../pool/endpoint.ts';
 import type { CycleState, Picker, ScoredEndpoint } from '../framework.ts';
 import { definePlugin } from '../registry.ts';
-import { MAX_ENDPOINTS_PARAM } from './shuffle.ts';
+import { MAX_ENDPOINTS_PARAM } from './params.ts';
 
 class WeightedRandomPicker implements Picker {
   readonly type = 'weighted-random-picker';

@@ -4,8 +4,8 @@
 // as 1.0, and no endpoints at all as 1.0. Used as a filter it drops endpoints
 // over either threshold (× (1 + headroom)) or with stale metrics, returning
 // all of them when it would drop everything (fail open).
-import { parseDuration } from '../../flags.ts';
-import type { Endpoint } from '../../pool/endpoint.ts';
+import { parseDuration } from '../../units.ts';
+import { isFresh, type Endpoint } from '../../pool/endpoint.ts';
 import type { CycleState, Filter, SaturationDetector } from '../framework.ts';
 import { ConfigError } from '../params.ts';
 import { definePlugin } from '../registry.ts';
@@ -30,7 +30,7 @@ export class UtilizationDetector implements SaturationDetector, Filter {
   }
 
   #fresh(ep: Endpoint, now: number): boolean {
-    return ep.metrics !== undefined && now - ep.metricsUpdatedAt <= this.params.metricsStalenessThresholdMs;
+    return isFresh(ep, now, this.params.metricsStalenessThresholdMs);
   }
 
   saturation(endpoints: readonly Endpoint[]): number {
