@@ -6,8 +6,9 @@
 // with a prefix hit score 0.5 everywhere.
 import { LRUCache } from 'lru-cache';
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import { prefixResult } from '../src/prefix/producer.ts';
-import type { CycleState, PreRequest, ProfileResult, Scorer } from '../src/scheduling/framework.ts';
+import { PREFIX_MATCH, chosenByOtherProfiles, prefixMatchKey, prefixResult, type PrefixResult } from '../src/scheduling/producers/approx-prefix.ts';
+import type { CycleState, Plugin, PreRequest, ProfileResult, Scorer, StateKey } from '../src/scheduling/framework.ts';
+import { ConfigError } from '../src/scheduling/params.ts';
 import { definePlugin } from '../src/scheduling/registry.ts';
 
 class NoHitLruScorer implements Scorer, PreRequest {
@@ -17,16 +18,31 @@ class NoHitLruScorer implements Scorer, PreRequest {
   // Endpoint key → sequence number of its last cold request.
   readonly #lru: LRUCache<string, number>;
   #seq = 0;
-  readonly #prefixPlugin: string;
+  readonly #prefixKey: StateKey<PrefixResult>;
+  readonly #prefixName: string;
+  readonly #prefixType: string;
+  readonly consumes = [PREFIX_MATCH];
 
-  constructor(name: string, size: number, prefixPlugin: string) {
+  constructor(name: string, size: number, prefixName: string, prefixType: string) {
     this.name = name;
     this.#lru = new LRUCache({ max: size });
-    this.#prefixPlugin = prefixPlugin;
+    this.#prefixKey = prefixMatchKey(prefixName);
+    this.#prefixName = prefixName;
+    this.#prefixType = prefixType;
+  }
+
+  /** prefixPluginName / prefixPluginType, as llm-d: a plugin of that name must be of that type. */
+  checkConfig(plugins: ReadonlyMap<string, Plugin>): void {
+    const named = plugins.get(this.#prefixName);
+    if (named && named.type !== this.#prefixType) {
+      throw new ConfigError(
+        `plugin "${this.name}" (no-hit-lru-scorer): prefixPluginName "${this.#prefixName}" is a ${named.type}, but prefixPluginType says ${this.#prefixType}`,
+      );
+    }
   }
 
   #cold(state: CycleState): boolean {
-    const r = prefixResult(state, this.#prefixPlugin);
+    const r = prefixResult(state, this.#prefixKey);
     return !r || r.best === 0;
   }
 
@@ -46,8 +62,7 @@ class NoHitLruScorer implements Scorer, PreRequest {
   preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
     if (!this.#cold(state)) return;
     this.#lru.set(primary.key, ++this.#seq);
-    const prefill = results.get('prefill')?.endpoints[0];
-    if (prefill && prefill !== primary) this.#lru.set(prefill.key, ++this.#seq);
+    for (const ep of chosenByOtherProfiles(primary, results)) this.#lru.set(ep.key, ++this.#seq);
   }
 }
 
@@ -56,8 +71,8 @@ export const noHitLruScorer = definePlugin({
   description: 'For requests without any prefix hit: never-used endpoints first, then least recently used; position i of n scores 1 − i/(n − 1). Requests with a hit ⇒ 0.5 for all.',
   params: {
     lruSize: { type: 'number', integer: true, min: 1, default: 1024, doc: 'Endpoints remembered.' },
-    prefixPluginType: { type: 'string', default: 'prefix-cache-scorer', doc: 'Type of the prefix plugin whose result decides "no hit" (llm-d compatibility; the plugin is found by name).' },
+    prefixPluginType: { type: 'string', default: 'prefix-cache-scorer', doc: 'Type of the prefix plugin whose result decides "no hit": the plugin named prefixPluginName must be of this type (a config error otherwise).' },
     prefixPluginName: { type: 'string', default: 'prefix-cache-scorer', doc: 'Name of that plugin; without a result from it, the config\'s prefix plugin is used.' },
   },
-  create: (name, p) => new NoHitLruScorer(name, p.lruSize, p.prefixPluginName),
+  create: (name, p) => new NoHitLruScorer(name, p.lruSize, p.prefixPluginName, p.prefixPluginType),
 });

@@ -3,7 +3,7 @@
 // Every response carries the token of the endpoint that served it, so a
 // client that echoes it back stays on its pod.
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import type { CycleState, ResponseHeaders, Scorer } from '../src/scheduling/framework.ts';
+import type { CycleState, ResponseReceived, Scorer } from '../src/scheduling/framework.ts';
 import { definePlugin } from '../src/scheduling/registry.ts';
 
 export const SESSION_HEADER = 'x-session-token';
@@ -12,7 +12,7 @@ export function sessionToken(e: Endpoint): string {
   return Buffer.from(`${e.namespace}/${e.name}`).toString('base64');
 }
 
-class SessionAffinityScorer implements Scorer, ResponseHeaders {
+class SessionAffinityScorer implements Scorer, ResponseReceived {
   readonly type = 'session-affinity-scorer';
   readonly category = 'affinity';
   readonly name: string;
@@ -33,7 +33,7 @@ class SessionAffinityScorer implements Scorer, ResponseHeaders {
     return out;
   }
 
-  responseHeaders(_state: CycleState, served: Endpoint): [string, string][] {
+  responseReceived(_state: CycleState, served: Endpoint): [string, string][] {
     return [[SESSION_HEADER, sessionToken(served)]];
   }
 }

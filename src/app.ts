@@ -5,7 +5,8 @@ import type { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { Director } from './director.ts';
+import { Director } from './request-control/director.ts';
+import { RequestPlugins } from './request-control/request-plugins.ts';
 import { bind, createExtProcServer, createHealthServer, shutdown } from './extproc/server.ts';
 import type { Options } from './flags.ts';
 import { HealthState } from './health.ts';
@@ -144,11 +145,15 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let scheduler: Scheduler;
   // A config's metrics-data-source parameters override the --model-server-metrics-* flags.
   let dataLayer: DataLayerSettings = {};
+  let requestPlugins: RequestPlugins | undefined;
   if (deps.scheduler) scheduler = deps.scheduler;
   else {
     const built = await buildScheduler(options, datastore, log, metrics, deps.random);
     scheduler = built;
     dataLayer = built.config.dataLayer;
+    // Request control runs the config's saturation detector, producers and
+    // request hooks, timed like the scheduler's plugins.
+    requestPlugins = new RequestPlugins(built.config.plugins.values(), built.timer, built.config.saturationDetector);
   }
 
   const bufferBudget = { used: 0, limit: options.maxBufferedRequestBytes };
@@ -222,17 +227,20 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   );
   collector.start();
 
-  const director = new Director(
-    datastore,
+  const director = new Director({
+    pool: datastore,
     scheduler,
-    {
+    plugins: requestPlugins,
+    policy,
+    maxResponseUsageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20),
+    options: {
       metricsStalenessThresholdMs: options.metricsStalenessThresholdMs,
       fallbackEndpoints: options.fallbackEndpoints,
       disableEndpointSubsetFilter: options.disableEndpointSubsetFilter,
     },
     metrics,
     log,
-  );
+  });
 
   const streams = new StreamTracker({ maxStreams: options.maxConcurrentStreams, idleTimeoutMs: options.streamIdleTimeoutMs });
   metrics.openStreams = () => streams.size;
@@ -245,7 +253,6 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       maxResponseUsageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20),
       emitEndpointScores: options.emitEndpointScores,
       bufferBudget,
-      policy,
       streams,
     },
     health,

@@ -31,6 +31,8 @@ export class EppError extends Error {
   readonly param: string | null;
   /** The model the rejected request named, when it got that far (for error metrics). */
   model: string | undefined;
+  /** The model it would have been sent to (after a rewrite), when known. */
+  targetModel: string | undefined;
 
   constructor(code: ErrorCode, message: string, param: string | null = null) {
     super(message);
@@ -39,6 +41,7 @@ export class EppError extends Error {
     this.status = STATUS[code];
     this.param = param;
     this.model = undefined;
+    this.targetModel = undefined;
   }
 }
 

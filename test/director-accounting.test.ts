@@ -1,8 +1,9 @@
 // In-flight accounting is per request and idempotent: pick() charges one
-// endpoint once; done() gives it back exactly once however often it is
-// called, and served() after done() moves nothing.
+// endpoint once; responseComplete() gives it back exactly once however often
+// it is called, and a served endpoint reported after that moves nothing.
 import { describe, expect, it } from 'vitest';
-import { Director } from '../src/director.ts';
+import { Director } from '../src/request-control/director.ts';
+import { RequestPlugins } from '../src/request-control/request-plugins.ts';
 import { createLogger } from '../src/log.ts';
 import { EppMetrics } from '../src/observability/metrics.ts';
 import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
@@ -13,11 +14,18 @@ import { context, makePool, request } from './helpers/scheduling.ts';
 const silent = createLogger('silent');
 
 describe('director in-flight accounting', () => {
-  it('charges once, releases once, and ignores served() after done()', () => {
+  it('charges once, releases once, and ignores a served endpoint reported after completion', () => {
     const { pool, endpoints } = makePool([{ name: 'a' }, { name: 'b' }]);
     const metrics = new EppMetrics(pool, { poolName: 'p', stalenessThresholdMs: 60_000, version: 'test', processMetrics: false });
     const scheduler = new PipelineScheduler(loadConfig(parseConfigText(DEFAULT_CONFIG, 'default'), createRegistry(), context(pool), 'default'), silent, metrics);
-    const d = new Director(pool, scheduler, { metricsStalenessThresholdMs: 60_000, fallbackEndpoints: 1, disableEndpointSubsetFilter: false }, metrics, silent);
+    const d = new Director({
+      pool,
+      scheduler,
+      plugins: new RequestPlugins(scheduler.config.plugins.values(), scheduler.timer, scheduler.config.saturationDetector),
+      options: { metricsStalenessThresholdMs: 60_000, fallbackEndpoints: 1, disableEndpointSubsetFilter: false },
+      metrics,
+      log: silent,
+    });
     const total = () => endpoints.reduce((s, e) => s + e.inFlight, 0);
     const tokens = () => endpoints.reduce((s, e) => s + e.inFlightTokens, 0);
 
@@ -25,21 +33,21 @@ describe('director in-flight accounting', () => {
     expect(total()).toBe(1);
     expect(tokens()).toBe(100);
     const other = endpoints.find((e) => e !== r.primary)!;
-    d.served(r, other.key);
+    d.responseReceived(r, other.key);
     expect(other.inFlight).toBe(1);
-    d.done(r);
-    d.done(r);
-    d.done(r);
+    d.responseComplete(r);
+    d.responseComplete(r);
+    d.responseComplete(r);
     expect(total()).toBe(0);
     expect(tokens()).toBe(0);
-    d.served(r, r.primary.key);
+    d.responseReceived(r, r.primary.key);
     expect(total()).toBe(0);
 
     // A second request keeps its own charge whatever happens to the first.
     const r2 = d.pick(request({ model: 'm', prompt: 'y' }), undefined);
-    d.done(r);
+    d.responseComplete(r);
     expect(total()).toBe(1);
-    d.done(r2);
+    d.responseComplete(r2);
     expect(total()).toBe(0);
   });
 });

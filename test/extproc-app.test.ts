@@ -34,9 +34,9 @@ describe('an internal error on the request path', () => {
   // A scheduler bug (a plain Error, not an EppError) while routing.
   const scheduler: Scheduler = {
     name: 'exploding-test-scheduler',
-    schedule(_request, candidates, max) {
+    schedule(_state, candidates, max) {
       if (explode) throw new Error('scheduler bug for the test');
-      return { endpoints: candidates.slice(0, max) };
+      return { endpoints: candidates.slice(0, max), profiles: new Map() };
     },
   };
 

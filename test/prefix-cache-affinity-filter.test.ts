@@ -5,14 +5,14 @@
 // maxTokensInFlightPenalty). Defaults per scheduling.md §3.2: 0.80 / 0.01 / 5000.
 import { describe, expect, it } from 'vitest';
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import { PREFIX_STATE_KEY, type PrefixResult } from '../src/prefix/producer.ts';
+import { PREFIX_MATCH, type PrefixResult } from '../src/scheduling/producers/approx-prefix.ts';
 import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { prefixCacheAffinityFilter } from '../src/scheduling/filters/prefix-cache-affinity.ts';
 import type { CycleState, Filter } from '../src/scheduling/framework.ts';
 import { ConfigError } from '../src/scheduling/params.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
-import { context, create, makePool, request, seeded, state, type EpSpec } from './helpers/scheduling.ts';
+import { context, create, makePool, request, seeded, state, type EpSpec, runCycle } from './helpers/scheduling.ts';
 import { createLogger } from '../src/log.ts';
 
 const TYPE = 'prefix-cache-affinity-filter';
@@ -31,7 +31,7 @@ function withMatch(endpoints: readonly Endpoint[], matched: readonly number[], t
     matched: m,
     best: Math.max(0, ...matched),
   };
-  st.set(PREFIX_STATE_KEY, result);
+  st.set(PREFIX_MATCH, result);
   return st;
 }
 
@@ -229,11 +229,11 @@ schedulingProfiles:
     const c = loadConfig(parseConfigText(yaml(filterParams), 't'), createRegistry(), context(pool, seeded(5)), 't');
     const s = new PipelineScheduler(c, log);
     const body = { model: 'm', prompt: system + 'first?' };
-    const first = s.schedule(request(body), endpoints, 1).endpoints[0];
+    const first = runCycle(s, request(body), endpoints, 1).endpoints[0];
     await new Promise((r) => setImmediate(r)); // the index records the blocks after the reply
     // The first pick gets busy: the queue scorer alone would now move away from it.
     first.metrics = { ...first.metrics!, waitingQueueSize: 10 };
-    const second = s.schedule(request({ model: 'm', prompt: system + 'first?' }), endpoints, 1).endpoints[0];
+    const second = runCycle(s, request({ model: 'm', prompt: system + 'first?' }), endpoints, 1).endpoints[0];
     return [first.name, second.name];
   }
 

@@ -1,13 +1,13 @@
 // approx-prefix-cache-producer autoTune: each endpoint's LRU holds as many
 // blocks as that endpoint reports in cache_config_info num_gpu_blocks; without
 // a report (or with autoTune off) it holds lruCapacityPerServer
-// (scheduling.md §4.1 step 9; src/prefix/producer.ts produce()).
+// (scheduling.md §4.1 step 9; src/scheduling/producers/approx-prefix.ts produce()).
 import { describe, expect, it } from 'vitest';
 import type { PrefixCacheScorer } from '../scorers/prefix-cache-scorer.ts';
 import { extractMetrics, getEngine, wantedMetricNames } from '../src/metrics/engines.ts';
 import { parsePrometheusText } from '../src/metrics/prom-text.ts';
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import type { ApproxPrefixProducer, PrefixResult } from '../src/prefix/producer.ts';
+import type { ApproxPrefixProducer, PrefixResult } from '../src/scheduling/producers/approx-prefix.ts';
 import { create, makePool, state, type EpSpec } from './helpers/scheduling.ts';
 
 const BLOCKS = 20;
@@ -18,7 +18,7 @@ const body = (tag = 'a') => ({ model: 'm', prompt: tag.repeat(64 * BLOCKS) });
 async function route(p: ApproxPrefixProducer, candidates: readonly Endpoint[], target: Endpoint, b = body()): Promise<PrefixResult> {
   const st = state(b);
   p.produce(st, candidates);
-  const r = st.get<PrefixResult>(`approx-prefix-cache:${p.name}`)!;
+  const r = st.get(p.matchKey)!;
   p.preRequest(st, target, new Map());
   await new Promise((res) => setImmediate(res)); // recorded off the critical path
   return r;

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { Director } from '../src/director.ts';
 import { EppError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
 import { EngineResolver, engineFromConfig, extractMetrics } from '../src/metrics/engines.ts';
@@ -10,7 +9,7 @@ import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import type { SaturationDetector } from '../src/scheduling/framework.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
 import type { Datastore } from '../src/pool/datastore.ts';
-import { create, makePool, request, state } from './helpers/scheduling.ts';
+import { create, makePool, request, state, makeDirector } from './helpers/scheduling.ts';
 
 const head = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
 const log = createLogger('silent');
@@ -62,7 +61,7 @@ describe('admission of sheddable requests', () => {
     const config = load(yaml, pool);
     const scheduler = new PipelineScheduler(config, log);
     const metrics = new EppMetrics(pool, { poolName: 'p', stalenessThresholdMs: 2000, version: 't', processMetrics: false });
-    return { config, d: new Director(pool, scheduler, { metricsStalenessThresholdMs: 2000, fallbackEndpoints: 0, disableEndpointSubsetFilter: false }, metrics, log) };
+    return { config, d: makeDirector(pool, scheduler, { metricsStalenessThresholdMs: 2000, fallbackEndpoints: 0, disableEndpointSubsetFilter: false }, metrics, log) };
   }
   const body = { model: 'm', prompt: 'hello' };
   const sheddable = { ...request(body), priority: -1 };
@@ -94,8 +93,8 @@ describe('admission of sheddable requests', () => {
     conc.d.pick(sheddable, undefined);
     // 4 in flight over 2 endpoints × 2 = saturated.
     expect(() => conc.d.pick(sheddable, undefined)).toThrow(/saturated/);
-    conc.d.done(r1);
-    conc.d.done(r2);
+    conc.d.responseComplete(r1);
+    conc.d.responseComplete(r2);
     expect(conc.d.pick(sheddable, undefined).primary).toBeDefined();
   });
 });
@@ -156,17 +155,17 @@ describe('in-flight accounting and the served endpoint', () => {
     const { pool, endpoints } = makePool([{ waitingQueueSize: 0 }, { waitingQueueSize: 5 }]);
     const scheduler = new PipelineScheduler(load('plugins:\n- type: queue-scorer\n', pool), log);
     const metrics = new EppMetrics(pool, { poolName: 'p', stalenessThresholdMs: 2000, version: 't', processMetrics: false });
-    const d = new Director(pool, scheduler, { metricsStalenessThresholdMs: 2000, fallbackEndpoints: 1, disableEndpointSubsetFilter: false }, metrics, log);
+    const d = makeDirector(pool, scheduler, { metricsStalenessThresholdMs: 2000, fallbackEndpoints: 1, disableEndpointSubsetFilter: false }, metrics, log);
     const r = d.pick(request({ model: 'm', prompt: 'x'.repeat(400) }), undefined);
     const [primary, fallback] = endpoints;
     expect(r.primary).toBe(primary);
     expect([primary.inFlight, primary.inFlightTokens, fallback.inFlight]).toEqual([1, 100, 0]);
-    d.served(r, fallback.key); // Envoy retried on the fallback
+    d.responseReceived(r, fallback.key); // Envoy retried on the fallback
     expect([primary.inFlight, primary.inFlightTokens, fallback.inFlight, fallback.inFlightTokens]).toEqual([0, 0, 1, 100]);
-    d.served(r, 'unknown:1'); // not in the pool: nothing moves
-    d.served(r, fallback.key); // reported twice: counted once
+    d.responseReceived(r, 'unknown:1'); // not in the pool: nothing moves
+    d.responseReceived(r, fallback.key); // reported twice: counted once
     expect([primary.inFlight, fallback.inFlight]).toEqual([0, 1]);
-    d.done(r);
+    d.responseComplete(r);
     expect([primary.inFlight, fallback.inFlight, fallback.inFlightTokens]).toEqual([0, 0, 0]);
   });
 });

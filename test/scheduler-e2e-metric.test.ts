@@ -1,10 +1,12 @@
 // inference_extension_scheduler_e2e_duration_seconds: one observation per
 // scheduling decision, observed by Director.pick around Scheduler.schedule
-// (src/director.ts). Requests turned away before scheduling (no candidates,
+// (src/request-control/director.ts). Requests turned away before scheduling (no candidates,
 // sheddable while saturated) make no decision and no observation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
-import { Director, type DirectorOptions } from '../src/director.ts';
+import { Director, type DirectorOptions } from '../src/request-control/director.ts';
+import { RequestPlugins } from '../src/request-control/request-plugins.ts';
+import { PluginTimer } from '../src/scheduling/plugin-timer.ts';
 import { EppError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
 import { parsePrometheusText } from '../src/metrics/prom-text.ts';
@@ -17,7 +19,7 @@ import type { Scheduler, SchedulingRequest } from '../src/scheduling/types.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import type { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';
-import { context, makePool, request, type EpSpec } from './helpers/scheduling.ts';
+import { context, makePool, request, type EpSpec, makeDirector } from './helpers/scheduling.ts';
 
 const NAME = 'inference_extension_scheduler_e2e_duration_seconds';
 const OPTS: DirectorOptions = { metricsStalenessThresholdMs: 60_000, fallbackEndpoints: 0, disableEndpointSubsetFilter: false };
@@ -42,7 +44,7 @@ function setup(specs: EpSpec[], scheduler?: (pool: Datastore) => Scheduler) {
   const s = scheduler
     ? scheduler(pool)
     : new PipelineScheduler(loadConfig(parseConfigText(DEFAULT_CONFIG, 'default'), createRegistry(), context(pool), 'default'), silent, metrics);
-  return { director: new Director(pool, s, OPTS, metrics, silent), metrics, pool, endpoints };
+  return { director: makeDirector(pool, s, OPTS, metrics, silent), metrics, pool, endpoints };
 }
 
 const req = (priority = 0): SchedulingRequest => ({ ...request({ model: 'm', prompt: 'hello there' }), priority });
@@ -65,7 +67,7 @@ describe('scheduler e2e latency histogram (Director.pick)', () => {
     const routing = director.pick(req(), undefined);
     expect(routing.primary.name).toBe('pod-2');
     expect((await histogram(metrics)).count).toBe(1);
-    for (let i = 0; i < 4; i++) director.done(director.pick(req(), undefined));
+    for (let i = 0; i < 4; i++) director.responseComplete(director.pick(req(), undefined));
     const h = await histogram(metrics);
     expect(h.count).toBe(5);
     expect(h.sum).toBeGreaterThan(0);
@@ -81,7 +83,7 @@ describe('scheduler e2e latency histogram (Director.pick)', () => {
         while (performance.now() < until) {
           // busy wait: 3 ms inside the scheduler
         }
-        return { endpoints: [candidates[0]] };
+        return { endpoints: [candidates[0]], profiles: new Map() };
       },
     };
     const { director, metrics } = setup([{}], () => slow);
@@ -96,7 +98,7 @@ describe('scheduler e2e latency histogram (Director.pick)', () => {
   });
 
   it('a decision that finds no endpoint (every candidate filtered out) is observed too, then answered 503', async () => {
-    const none: Scheduler = { name: 'none', schedule: () => ({ endpoints: [] }) };
+    const none: Scheduler = { name: 'none', schedule: () => ({ endpoints: [], profiles: new Map() }) };
     const { director, metrics } = setup([{}, {}], () => none);
     expectEppError(() => director.pick(req(), undefined), 'ServiceUnavailable');
     expect((await histogram(metrics)).count).toBe(1);
@@ -104,7 +106,7 @@ describe('scheduler e2e latency histogram (Director.pick)', () => {
 
   it('no candidates: no decision, no observation', async () => {
     let calls = 0;
-    const counting: Scheduler = { name: 'c', schedule: (_r, c) => ((calls++), { endpoints: [c[0]] }) };
+    const counting: Scheduler = { name: 'c', schedule: (_r, c) => ((calls++), { endpoints: [c[0]], profiles: new Map() }) };
     const { director, metrics, endpoints } = setup([{}], () => counting);
     // The subset hint names no pod of the pool.
     expectEppError(() => director.pick(req(), ['10.9.9.9:8000']), 'ServiceUnavailable');
@@ -117,8 +119,10 @@ describe('scheduler e2e latency histogram (Director.pick)', () => {
 
   it('a sheddable request rejected while the pool is saturated makes no decision and no observation', async () => {
     let calls = 0;
-    const saturated: Scheduler = { name: 's', saturation: () => 1, schedule: (_r, c) => ((calls++), { endpoints: [c[0]] }) };
-    const { director, metrics } = setup([{}], () => saturated);
+    const counting: Scheduler = { name: 's', schedule: (_r, c) => ((calls++), { endpoints: [c[0]], profiles: new Map() }) };
+    const { pool, metrics } = setup([{}], () => counting);
+    const saturated = new RequestPlugins([], new PluginTimer(metrics, silent), { type: 't', name: 'always-saturated', saturation: () => 1 });
+    const director = new Director({ pool, scheduler: counting, plugins: saturated, options: OPTS, metrics, log: silent });
     expectEppError(() => director.pick(req(-1), undefined), 'ResourceExhausted');
     expect((await histogram(metrics)).count).toBe(0);
     // A non-sheddable request is still scheduled (and observed).

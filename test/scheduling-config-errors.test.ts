@@ -175,3 +175,24 @@ describe('document-level errors', () => {
     expectSourcedMessage(yaml, fragment);
   });
 });
+
+describe('data dependencies between plugins', () => {
+  it('a consumer without its producer is refused, naming the consumer, the data and the producers that write it', () => {
+    expectSourcedMessage(
+      head + 'plugins:\n- type: prefix-cache-affinity-filter\n- type: queue-scorer\n',
+      'plugin "prefix-cache-affinity-filter" (prefix-cache-affinity-filter) consumes "prefix-cache-match"',
+      'add approx-prefix-cache-producer or prefix-cache-scorer',
+    );
+    // With a producer (declared, or the one prefix-cache-scorer runs) it loads.
+    expect(() => load(head + 'plugins:\n- type: prefix-cache-affinity-filter\n- type: approx-prefix-cache-producer\n- type: queue-scorer\n')).not.toThrow();
+    expect(() => load(head + 'plugins:\n- type: prefix-cache-affinity-filter\n- type: prefix-cache-scorer\n')).not.toThrow();
+    expectMessage(head + 'plugins:\n- type: no-hit-lru-scorer\n- type: queue-scorer\n', 'plugin "no-hit-lru-scorer" (no-hit-lru-scorer) consumes "prefix-cache-match"');
+  });
+
+  it('no-hit-lru-scorer: prefixPluginType must be the type of the plugin named prefixPluginName', () => {
+    const yaml = (type: string) =>
+      head + `plugins:\n- name: px\n  type: prefix-cache-scorer\n- type: no-hit-lru-scorer\n  parameters:\n    prefixPluginName: px\n    prefixPluginType: ${type}\n`;
+    expect(() => load(yaml('prefix-cache-scorer'))).not.toThrow();
+    expectMessage(yaml('precise-prefix-cache-scorer'), 'prefixPluginName "px" is a prefix-cache-scorer, but prefixPluginType says precise-prefix-cache-scorer');
+  });
+});

@@ -1,9 +1,11 @@
-// The scheduling pipeline (src/scheduling/pipeline.ts): scores clamped to
-// [0, 1] (NaN ⇒ 0), totals Σ weight × score (not divided by the weight sum),
-// the picker sees only what survived the filters, and what happens when a
-// plugin throws: a filter passes its input through, a scorer scores 0, a data
-// producer or PreRequest hook is skipped — each logged — while an exception
-// from the picker or profile handler propagates (those calls are not guarded).
+// The scheduling pipeline (src/scheduling/pipeline.ts) and the request
+// plugins request control runs around it (src/request-control/request-plugins.ts):
+// scores clamped to [0, 1] (NaN ⇒ 0), totals Σ weight × score (not divided by
+// the weight sum), the picker sees only what survived the filters, and what
+// happens when a plugin throws: a filter passes its input through, a scorer
+// scores 0, a data producer or PreRequest hook is skipped — each logged —
+// while an exception from the picker or profile handler propagates (those
+// calls are not guarded).
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -12,9 +14,11 @@ import { EppMetrics } from '../src/observability/metrics.ts';
 import type { Endpoint } from '../src/pool/endpoint.ts';
 import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
-import type { CycleState, DataProducer, Filter, Picker, PreRequest, ProfileHandler, ScoredEndpoint, Scorer, SchedulerProfile, Plugin } from '../src/scheduling/framework.ts';
+import { CycleState, stateKey, type DataProducer, type Filter, type Picker, type PreRequest, type ProfileHandler, type ScoredEndpoint, type Scorer, type SchedulerProfile, type Plugin } from '../src/scheduling/framework.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
-import { context, create, makePool, request, seeded, type EpSpec } from './helpers/scheduling.ts';
+import type { SchedulingRequest, SchedulingResult } from '../src/scheduling/types.ts';
+import { RequestPlugins } from '../src/request-control/request-plugins.ts';
+import { context, create, makePool, request, seeded, type EpSpec, runCycle } from './helpers/scheduling.ts';
 
 const silent = createLogger('silent');
 const req = () => request({ model: 'm', prompt: 'hello' });
@@ -71,6 +75,8 @@ interface Built {
   scheduler: PipelineScheduler;
   endpoints: Endpoint[];
   picker: ReturnType<typeof recordingPicker>;
+  /** One request as request control runs it: producers, the scheduler's profiles, PreRequest hooks. */
+  run(request: SchedulingRequest, candidates: readonly Endpoint[], max: number): SchedulingResult;
 }
 
 function build(
@@ -86,7 +92,15 @@ function build(
   const plugins = new Map<string, Plugin>();
   for (const p of [...(parts.filters ?? []), ...(parts.scorers ?? []).map((s) => s.scorer), ...(parts.extra ?? []), profile.picker, handler]) plugins.set(p.name, p);
   const scheduler = new PipelineScheduler({ plugins, profiles: new Map([['default', profile]]), profileHandler: handler }, log, metrics);
-  return { scheduler, endpoints, picker };
+  const requestPlugins = new RequestPlugins(plugins.values(), scheduler.timer);
+  const run = (request: SchedulingRequest, candidates: readonly Endpoint[], max: number) => {
+    const st = new CycleState(request);
+    requestPlugins.produce(st, candidates);
+    const result = scheduler.schedule(st, candidates, max);
+    if (result.endpoints.length > 0) requestPlugins.preRequest(st, result.endpoints[0], result.profiles);
+    return result;
+  };
+  return { scheduler, endpoints, picker, run };
 }
 
 /** A logger whose error lines are collected. */
@@ -106,8 +120,8 @@ const flush = () => new Promise((r) => setImmediate(r));
 describe('scheduling pipeline: scores', () => {
   it('clamps each scorer\'s scores to [0, 1]; NaN counts as 0', () => {
     const wild = fixedScorer('wild', [1.7, -0.3, Number.NaN, 0.25, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
-    const { scheduler, endpoints } = build([{}, {}, {}, {}, {}, {}], { scorers: [{ scorer: wild, weight: 1 }] });
-    const r = scheduler.schedule(req(), endpoints, 1);
+    const { run, endpoints } = build([{}, {}, {}, {}, {}, {}], { scorers: [{ scorer: wild, weight: 1 }] });
+    const r = run(req(), endpoints, 1);
     const totals = endpoints.map((e) => r.scores!().get(e));
     expect(totals).toEqual([1, 0, 0, 0.25, 1, 0]);
     for (const t of totals) expect(Number.isNaN(t)).toBe(false);
@@ -118,8 +132,8 @@ describe('scheduling pipeline: scores', () => {
   it('a NaN from one scorer does not poison the others\' contribution', () => {
     const nan = fixedScorer('nan', [Number.NaN, Number.NaN]);
     const good = fixedScorer('good', [0.2, 0.6]);
-    const { scheduler, endpoints } = build([{}, {}], { scorers: [{ scorer: nan, weight: 5 }, { scorer: good, weight: 2 }] });
-    const r = scheduler.schedule(req(), endpoints, 2);
+    const { run, endpoints } = build([{}, {}], { scorers: [{ scorer: nan, weight: 5 }, { scorer: good, weight: 2 }] });
+    const r = run(req(), endpoints, 2);
     expect(endpoints.map((e) => r.scores!().get(e))).toEqual([0.4, 1.2]);
     expect(r.endpoints.map((e) => e.name)).toEqual(['pod-2', 'pod-1']);
   });
@@ -128,8 +142,8 @@ describe('scheduling pipeline: scores', () => {
     const a = fixedScorer('a', [0.5, 1, 0, 0.9]);
     const b = fixedScorer('b', [1, 0.25, 0.5, 1.4]); // 1.4 clamps to 1
     const zero = fixedScorer('zero', [1, 1, 1, 0]); // weight 0: no influence
-    const { scheduler, endpoints } = build([{}, {}, {}, {}], { scorers: [{ scorer: a, weight: 2 }, { scorer: b, weight: 3 }, { scorer: zero, weight: 0 }] });
-    const r = scheduler.schedule(req(), endpoints, 4);
+    const { run, endpoints } = build([{}, {}, {}, {}], { scorers: [{ scorer: a, weight: 2 }, { scorer: b, weight: 3 }, { scorer: zero, weight: 0 }] });
+    const r = run(req(), endpoints, 4);
     const totals = endpoints.map((e) => r.scores!().get(e)!);
     const expected = [2 * 0.5 + 3 * 1, 2 * 1 + 3 * 0.25, 2 * 0 + 3 * 0.5, 2 * 0.9 + 3 * 1];
     totals.forEach((t, i) => expect(t).toBeCloseTo(expected[i], 12));
@@ -154,7 +168,7 @@ schedulingProfiles:
   - {pluginRef: kv-cache-utilization-scorer, weight: 3}
 `;
     const c = loadConfig(parseConfigText(yaml, 't'), createRegistry(), context(pool), 't');
-    const r = new PipelineScheduler(c, silent).schedule(req(), endpoints, 3);
+    const r = runCycle(new PipelineScheduler(c, silent), req(), endpoints, 3);
     // queue: (max − q)/(max − min) = 1, 0, 0.5; kv: 1 − usage = 0.5, 1, 0.8
     const expected = [2 * 1 + 3 * 0.5, 2 * 0 + 3 * 1, 2 * 0.5 + 3 * 0.8];
     endpoints.forEach((e, i) => expect(r.scores!().get(e)).toBeCloseTo(expected[i], 12));
@@ -162,8 +176,8 @@ schedulingProfiles:
   });
 
   it('with no scorers every total is 0 and the picker still picks', () => {
-    const { scheduler, endpoints } = build([{}, {}], {});
-    const r = scheduler.schedule(req(), endpoints, 1);
+    const { run, endpoints } = build([{}, {}], {});
+    const r = run(req(), endpoints, 1);
     expect(r.endpoints).toHaveLength(1);
     expect([...r.scores!().values()]).toEqual([0, 0]);
   });
@@ -174,8 +188,8 @@ describe('scheduling pipeline: filters and the picker', () => {
     const best = fixedScorer('s', [1, 0.9, 0.1, 0.5]); // pod-1 would win if it were not filtered out
     const notOne = keepFilter('not-one', (e) => e.name !== 'pod-1');
     const notThree = keepFilter('not-three', (e) => e.name !== 'pod-3');
-    const { scheduler, endpoints, picker } = build([{}, {}, {}, {}], { filters: [notOne, notThree], scorers: [{ scorer: best, weight: 1 }] });
-    const r = scheduler.schedule(req(), endpoints, 4);
+    const { run, endpoints, picker } = build([{}, {}, {}, {}], { filters: [notOne, notThree], scorers: [{ scorer: best, weight: 1 }] });
+    const r = run(req(), endpoints, 4);
     expect(notOne.seen).toEqual([['pod-1', 'pod-2', 'pod-3', 'pod-4']]);
     expect(notThree.seen).toEqual([['pod-2', 'pod-3', 'pod-4']]);
     expect(picker.offered).toHaveLength(1);
@@ -199,8 +213,8 @@ describe('scheduling pipeline: filters and the picker', () => {
         return new Float64Array(eps.length);
       },
     };
-    const { scheduler, endpoints } = build([{}, {}, {}], { filters: [keepFilter('f', (e) => e.name === 'pod-3')], scorers: [{ scorer: s, weight: 1 }] });
-    expect(scheduler.schedule(req(), endpoints, 1).endpoints.map((e) => e.name)).toEqual(['pod-3']);
+    const { run, endpoints } = build([{}, {}, {}], { filters: [keepFilter('f', (e) => e.name === 'pod-3')], scorers: [{ scorer: s, weight: 1 }] });
+    expect(run(req(), endpoints, 1).endpoints.map((e) => e.name)).toEqual(['pod-3']);
     expect(seen).toEqual([['pod-3']]);
   });
 
@@ -208,8 +222,8 @@ describe('scheduling pipeline: filters and the picker', () => {
     const none = keepFilter('none', () => false);
     const later = keepFilter('later', () => true);
     const s = fixedScorer('s', [1, 1]);
-    const { scheduler, endpoints, picker } = build([{}, {}], { filters: [none, later], scorers: [{ scorer: s, weight: 1 }] });
-    const r = scheduler.schedule(req(), endpoints, 1);
+    const { run, endpoints, picker } = build([{}, {}], { filters: [none, later], scorers: [{ scorer: s, weight: 1 }] });
+    const r = run(req(), endpoints, 1);
     expect(r.endpoints).toEqual([]);
     expect(later.seen).toEqual([]);
     expect(s.calls).toBe(0);
@@ -220,9 +234,9 @@ describe('scheduling pipeline: filters and the picker', () => {
     const { pool, endpoints } = makePool([{}, {}, {}, {}]);
     const capped = create<Picker>('max-score-picker', { maxNumOfEndpoints: 2 }, pool, seeded(1));
     const b1 = build([{}, {}, {}, {}], { picker: capped });
-    expect(b1.scheduler.schedule(req(), b1.endpoints, 4).endpoints).toHaveLength(2);
+    expect(b1.run(req(), b1.endpoints, 4).endpoints).toHaveLength(2);
     const b2 = build([{}, {}, {}, {}], {});
-    expect(b2.scheduler.schedule(req(), b2.endpoints, 3).endpoints).toHaveLength(3);
+    expect(b2.run(req(), b2.endpoints, 3).endpoints).toHaveLength(3);
     expect(endpoints).toHaveLength(4);
   });
 });
@@ -232,8 +246,8 @@ describe('scheduling pipeline: a throwing plugin', () => {
     const { log, lines } = capturingLogger();
     const bad = throwing(keepFilter('bad-filter', () => false), 'filter');
     const next = keepFilter('next', (e) => e.name !== 'pod-2');
-    const { scheduler, endpoints, picker } = build([{}, {}, {}], { filters: [bad, next] }, log);
-    const r = scheduler.schedule(req(), endpoints, 3);
+    const { run, endpoints, picker } = build([{}, {}, {}], { filters: [bad, next] }, log);
+    const r = run(req(), endpoints, 3);
     expect(next.seen).toEqual([['pod-1', 'pod-2', 'pod-3']]);
     expect(picker.offered[0].map((s) => s.endpoint.name)).toEqual(['pod-1', 'pod-3']);
     expect(r.endpoints.map((e) => e.name).sort()).toEqual(['pod-1', 'pod-3']);
@@ -245,8 +259,8 @@ describe('scheduling pipeline: a throwing plugin', () => {
     const { log, lines } = capturingLogger();
     const bad = throwing(fixedScorer('bad-scorer', [1, 0]), 'score');
     const good = fixedScorer('good', [0.1, 0.3]);
-    const { scheduler, endpoints } = build([{}, {}], { scorers: [{ scorer: bad, weight: 100 }, { scorer: good, weight: 1 }] }, log);
-    const r = scheduler.schedule(req(), endpoints, 2);
+    const { run, endpoints } = build([{}, {}], { scorers: [{ scorer: bad, weight: 100 }, { scorer: good, weight: 1 }] }, log);
+    const r = run(req(), endpoints, 2);
     expect(endpoints.map((e) => r.scores!().get(e))).toEqual([0.1, 0.3]);
     expect(r.endpoints[0].name).toBe('pod-2');
     expect(r.explain!()).toMatchObject({ chosen: { endpoint: endpoints[1].key, plugins: { 'bad-scorer': 0, good: 0.3 } } });
@@ -256,11 +270,12 @@ describe('scheduling pipeline: a throwing plugin', () => {
   it('a throwing data producer is skipped; other producers and the profile still run', () => {
     const { log, lines } = capturingLogger();
     let ran = 0;
-    const badProducer = throwing<DataProducer>({ type: 'p', name: 'bad-producer', produce: () => {} }, 'produce');
-    const goodProducer: DataProducer = { type: 'p', name: 'good-producer', produce: (st) => { ran++; st.set('k', 0.7); } };
-    const reads: Scorer = { type: 't', name: 'reads', category: 'affinity', score: (st, eps) => new Float64Array(eps.length).fill(st.get<number>('k') ?? 0) };
-    const { scheduler, endpoints } = build([{}, {}], { extra: [badProducer, goodProducer], scorers: [{ scorer: reads, weight: 1 }] }, log);
-    const r = scheduler.schedule(req(), endpoints, 1);
+    const K = stateKey<number>('k', 'good-producer');
+    const badProducer = throwing<DataProducer>({ type: 'p', name: 'bad-producer', produces: [], produce: () => {} }, 'produce');
+    const goodProducer: DataProducer = { type: 'p', name: 'good-producer', produces: [K], produce: (st) => { ran++; st.set(K, 0.7); } };
+    const reads: Scorer = { type: 't', name: 'reads', category: 'affinity', consumes: [K], score: (st, eps) => new Float64Array(eps.length).fill(st.get(K) ?? 0) };
+    const { run, endpoints } = build([{}, {}], { extra: [badProducer, goodProducer], scorers: [{ scorer: reads, weight: 1 }] }, log);
+    const r = run(req(), endpoints, 1);
     expect(ran).toBe(1);
     expect(r.endpoints).toHaveLength(1);
     expect([...r.scores!().values()]).toEqual([0.7, 0.7]);
@@ -273,8 +288,8 @@ describe('scheduling pipeline: a throwing plugin', () => {
     const bad = throwing<PreRequest>({ type: 'h', name: 'bad-hook', preRequest: () => {} }, 'preRequest');
     const good: PreRequest = { type: 'h', name: 'good-hook', preRequest: (_st, primary) => got.push(primary.name) };
     const s = fixedScorer('s', [0, 1, 0]);
-    const { scheduler, endpoints } = build([{}, {}, {}], { extra: [bad, good], scorers: [{ scorer: s, weight: 1 }] }, log);
-    const r = scheduler.schedule(req(), endpoints, 1);
+    const { run, endpoints } = build([{}, {}, {}], { extra: [bad, good], scorers: [{ scorer: s, weight: 1 }] }, log);
+    const r = run(req(), endpoints, 1);
     expect(r.endpoints.map((e) => e.name)).toEqual(['pod-2']);
     expect(got).toEqual(['pod-2']);
     expect(lines.map((l) => [l.plugin, l.extensionPoint])).toEqual([['bad-hook', 'PreRequest']]);
@@ -283,8 +298,8 @@ describe('scheduling pipeline: a throwing plugin', () => {
   it('PreRequest hooks do not run when no endpoint was chosen', () => {
     const got: string[] = [];
     const hook: PreRequest = { type: 'h', name: 'hook', preRequest: (_st, p) => got.push(p.name) };
-    const { scheduler, endpoints } = build([{}, {}], { extra: [hook], filters: [keepFilter('none', () => false)] });
-    expect(scheduler.schedule(req(), endpoints, 1).endpoints).toEqual([]);
+    const { run, endpoints } = build([{}, {}], { extra: [hook], filters: [keepFilter('none', () => false)] });
+    expect(run(req(), endpoints, 1).endpoints).toEqual([]);
     expect(got).toEqual([]);
   });
 
@@ -292,10 +307,10 @@ describe('scheduling pipeline: a throwing plugin', () => {
     const { pool } = makePool([{}]);
     const badPicker = throwing(create<Picker>('max-score-picker', {}, pool), 'pick');
     const b1 = build([{}, {}], { picker: badPicker });
-    expect(() => b1.scheduler.schedule(req(), b1.endpoints, 1)).toThrow(/max-score-picker exploded/);
+    expect(() => b1.run(req(), b1.endpoints, 1)).toThrow(/max-score-picker exploded/);
     const badHandler = throwing(create<ProfileHandler>('single-profile-handler', {}, pool), 'pickProfiles');
     const b2 = build([{}, {}], { handler: badHandler });
-    expect(() => b2.scheduler.schedule(req(), b2.endpoints, 1)).toThrow(/single-profile-handler exploded/);
+    expect(() => b2.run(req(), b2.endpoints, 1)).toThrow(/single-profile-handler exploded/);
   });
 
   it('a failing plugin call is still timed into inference_extension_plugin_duration_seconds', async () => {
@@ -303,9 +318,9 @@ describe('scheduling pipeline: a throwing plugin', () => {
     const metrics = new EppMetrics(pool, { poolName: 'p', stalenessThresholdMs: 2000, version: 't', processMetrics: false });
     const bad = throwing(fixedScorer('bad-scorer', [1, 1]), 'score');
     const good = fixedScorer('good-scorer', [1, 1]);
-    const { scheduler, endpoints } = build([{}, {}], { scorers: [{ scorer: bad, weight: 1 }, { scorer: good, weight: 1 }] }, silent, metrics);
-    scheduler.schedule(req(), endpoints, 1);
-    scheduler.schedule(req(), endpoints, 1);
+    const { run, endpoints } = build([{}, {}], { scorers: [{ scorer: bad, weight: 1 }, { scorer: good, weight: 1 }] }, silent, metrics);
+    run(req(), endpoints, 1);
+    run(req(), endpoints, 1);
     const values = (await metrics.pluginDuration.get()).values;
     const count = (name: string, point: string) =>
       values.find((v) => v.metricName === 'inference_extension_plugin_duration_seconds_count' && v.labels.plugin_name === name && v.labels.extension_point === point)?.value;

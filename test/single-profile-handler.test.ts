@@ -9,7 +9,7 @@ import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import type { Picker, ProfileHandler, ProfileResult, SchedulerProfile, ScoredEndpoint, CycleState } from '../src/scheduling/framework.ts';
 import { ConfigError } from '../src/scheduling/params.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
-import { context, create, makePool, request, state } from './helpers/scheduling.ts';
+import { context, create, makePool, request, state, runCycle } from './helpers/scheduling.ts';
 
 const head = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
 
@@ -65,11 +65,11 @@ describe('single-profile-handler', () => {
     };
     const p = profile('p', counting);
     const s = new PipelineScheduler({ plugins: new Map([['h', handler]]), profiles: new Map([['p', p]]), profileHandler: handler }, createLogger('silent'));
-    const r = s.schedule(request({ model: 'm', prompt: 'x' }), endpoints, 1);
+    const r = runCycle(s, request({ model: 'm', prompt: 'x' }), endpoints, 1);
     expect(picks).toBe(1);
     expect(r.endpoints).toEqual([endpoints[1]]);
     expect(r.explain!()).toMatchObject({ profile: 'p', chosen: { endpoint: endpoints[1].key } });
-    s.schedule(request({ model: 'm', prompt: 'y' }), endpoints, 1);
+    runCycle(s, request({ model: 'm', prompt: 'y' }), endpoints, 1);
     expect(picks).toBe(2);
   });
 });
@@ -98,7 +98,7 @@ describe('single-profile-handler in the config', () => {
   it('routes with the one configured profile end to end', () => {
     const { pool, endpoints } = makePool([{ waitingQueueSize: 4 }, { waitingQueueSize: 0 }, { waitingQueueSize: 9 }]);
     const c = loadConfig(parseConfigText(head + 'plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: only\n  plugins: [{pluginRef: queue-scorer}]\n', 't'), createRegistry(), context(pool), 't');
-    const r = new PipelineScheduler(c, createLogger('silent')).schedule(request({ model: 'm', prompt: 'x' }), endpoints, 3);
+    const r = runCycle(new PipelineScheduler(c, createLogger('silent')), request({ model: 'm', prompt: 'x' }), endpoints, 3);
     expect(r.endpoints.map((e) => e.name)).toEqual(['pod-2', 'pod-1', 'pod-3']);
     expect(r.explain!()).toMatchObject({ profile: 'only' });
   });

@@ -1,18 +1,18 @@
-// One ext_proc stream = one HTTP request. Drives the request path (hold the
-// headers reply until the body ends, route, answer headers + metadata, echo
-// the body) and the response path (pass-through, usage, TTFT/TPOT), in any of
-// the body modes a gateway may be configured with.
+// One ext_proc stream = one HTTP request, in any of the body modes a gateway
+// may be configured with. This file speaks ext_proc only: it reads frames,
+// holds the headers reply until the body ends, hands the request to the
+// director (request control decides everything else), answers with the
+// destination header and metadata, echoes the body, passes the response
+// through (restoring a rewritten model name), and tells the director what the
+// response does.
 import { randomUUID } from 'node:crypto';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { Director, Routing } from '../director.ts';
+import { asEppError, type Director, type Routing } from '../request-control/director.ts';
 import { EppError, openAIErrorBody } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
-import { parseRequestBody, type ParsedRequest } from '../openai/request.ts';
-import { SseUsageReader, usageFromJson, type Usage } from '../openai/usage.ts';
-import { restoreModel, type RequestPolicy, type RequestPolicyResult } from '../request-control/policy.ts';
-import type { SchedulingRequest } from '../scheduling/types.ts';
+import { restoreModel } from '../request-control/policy.ts';
 import { tooLargeSize } from './message-limit.ts';
 import type { StreamTracker, TrackedStream } from './stream-tracker.ts';
 import {
@@ -46,14 +46,12 @@ export interface StreamContext {
   metrics: EppMetrics;
   log: Logger;
   maxRequestBodyBytes: number;
-  /** Bytes of a non-streaming response kept to read its usage. */
+  /** Bytes of a non-streaming JSON response held to restore a rewritten model name. */
   maxResponseUsageBytes: number;
   /** Add x-gateway-destination-endpoint-scores to the envoy.lb metadata. */
   emitEndpointScores: boolean;
   /** Process-wide cap on request bytes held while bodies stream in. */
   bufferBudget: { used: number; readonly limit: number };
-  /** Objectives and model rewrites. */
-  policy: RequestPolicy;
   /** Open streams: idle timeout and drain. */
   streams: StreamTracker;
 }
@@ -103,26 +101,17 @@ export class ExtProcStream implements TrackedStream {
   /** STREAMED / BUFFERED_PARTIAL: routed on headers, body chunks just continue. */
   #passBody = false;
 
-  /** Model (and target) once read from the body: error metrics keep them even when routing never happened. */
-  #model = '';
-  #targetModel = '';
-
   // After routing.
   #routing: Routing | undefined;
   #completed = false;
 
   // Response path.
-  #responseStatus = '';
-  #served: string | undefined;
-  #sse: SseUsageReader | undefined;
-  #respChunks: Buffer[] | undefined = [];
-  #respBytes = 0;
-  #firstByteAt = 0;
+  /** The response is an SSE stream (each chunk restored as it passes). */
+  #eventStream = false;
   /** Response held to restore a rewritten model name (non-streaming JSON). */
   #held: Buffer[] = [];
   #heldBytes = 0;
   #heldOverflow = false;
-  #lastByteAt = 0;
 
   constructor(call: Call, ctx: StreamContext) {
     this.#call = call;
@@ -206,12 +195,12 @@ export class ExtProcStream implements TrackedStream {
     if (h.end_of_stream || mode === BodySendMode.NONE) {
       // No body will come (GET /v1/models, or body mode NONE): answer now.
       this.#requestDone = true;
-      this.#route(undefined, undefined, undefined, 'headers');
+      this.#route(undefined, 'headers');
     } else if (mode === BodySendMode.STREAMED || mode === BodySendMode.BUFFERED_PARTIAL) {
       // Envoy waits for this reply before sending any body: route on headers.
       this.#requestDone = true;
       this.#passBody = true;
-      this.#route(undefined, undefined, undefined, 'headers');
+      this.#route(undefined, 'headers');
     } else if (mode === BodySendMode.BUFFERED) {
       // Envoy waits for this reply before sending the (single) body message;
       // the destination goes on the body reply, where BUFFERED honours it.
@@ -255,53 +244,33 @@ export class ExtProcStream implements TrackedStream {
     this.#requestDone = true;
     const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bodyBytes);
     this.#dropChunks();
-    const parsed = parseRequestBody(body, this.#path);
     const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
-    const policy = this.#ctx.policy.resolve(this.#headers, parsed.model);
-    this.#model = parsed.model;
-    this.#targetModel = policy.targetModel;
-    let out = body;
-    if (policy.targetModel !== parsed.model) {
-      // The model is rewritten: only then is the body re-serialised.
-      parsed.body.model = policy.targetModel;
-      try {
-        out = Buffer.from(JSON.stringify(parsed.body));
-      } catch (e) {
-        if (e instanceof RangeError) throw new EppError('BadRequest', 'request body is nested too deeply');
-        throw e;
-      }
-    }
-    this.#route(parsed, policy, out, buffered ? 'buffered' : 'duplex');
+    this.#route(body, buffered ? 'buffered' : 'duplex');
     // The parsed body stays with the routed request until it ends, so its
     // bytes stay counted until then; a request that was not routed gives them back now.
     if (!this.#routing) this.#unreserve();
     if (!buffered && !this.#closed) {
       // Unchanged bodies are echoed as the original bytes, never re-serialised.
-      for (const msg of chunkBody('request_body', out, endOfStream)) this.#send(msg);
+      for (const msg of chunkBody('request_body', this.#routing?.body ?? body, endOfStream)) this.#send(msg);
     }
   }
 
-  /** Choose endpoints and send the reply that carries the destination. */
-  #route(parsed: ParsedRequest | undefined, policy: RequestPolicyResult | undefined, body: Buffer | undefined, reply: 'headers' | 'duplex' | 'buffered'): void {
+  /** Hand the request to the director and send the reply that carries the destination. */
+  #route(body: Buffer | undefined, reply: 'headers' | 'duplex' | 'buffered'): void {
     // In observability mode Envoy ignores replies: picking would only skew
     // in-flight counts and metrics for a destination nobody uses.
     if (this.#observeOnly) return;
-    const model = parsed?.model ?? '';
-    const pol = policy ?? this.#ctx.policy.resolve(this.#headers, model);
-    const bodyLength = body?.length ?? 0;
-    const sched: SchedulingRequest = {
+    const routing = this.#ctx.director.handleRequest({
       requestId: this.#requestId,
-      model,
-      targetModel: pol.targetModel || model,
-      parsed,
       headers: this.#headers,
-      priority: pol.priority,
-      fairnessId: pol.fairnessId,
-    };
-    const routing = this.#ctx.director.pick(sched, this.#subsetHint());
+      path: this.#path,
+      body,
+      subset: this.#subsetHint(),
+      receivedAt: this.#receivedAt,
+    });
     this.#routing = routing;
-    const endpoints = routing.endpoints;
-    const destination = endpoints.map((e) => e.key).join(',');
+    const bodyLength = routing.body?.length ?? 0;
+    const destination = routing.endpoints.map((e) => e.key).join(',');
 
     const raw = this.#rawHeaders;
     const set = [header(DESTINATION_HEADER, destination, raw)];
@@ -322,47 +291,16 @@ export class ExtProcStream implements TrackedStream {
     }
     const metadata = destinationMetadata(destination, scores);
     if (reply === 'buffered') {
-      const rewritten = sched.targetModel !== model && body !== undefined;
       // BUFFERED: a changed body goes back as a plain body_mutation, with its new length.
-      if (rewritten) set.push(header('content-length', String(bodyLength), raw));
+      if (routing.rewritten) set.push(header('content-length', String(bodyLength), raw));
       this.#send({
         request_body: {
-          response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set }, ...(rewritten ? { body_mutation: { body } } : {}) },
+          response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set }, ...(routing.rewritten ? { body_mutation: { body: routing.body } } : {}) },
         },
         dynamic_metadata: metadata,
       });
     } else {
       this.#send(requestHeadersResponse(set, metadata));
-    }
-
-    const m = this.#ctx.metrics;
-    if (model) {
-      const ml = m.modelLabel(model);
-      const tl = m.modelLabel(sched.targetModel);
-      m.requestTotal.inc({ model_name: ml, target_model_name: tl, priority: String(sched.priority) });
-      if (pol.rewriteName) m.modelRewrites.inc({ model_rewrite_name: pol.rewriteName, model_name: ml, target_model: tl });
-      m.requestSizes.observe({ model_name: ml, target_model_name: tl }, bodyLength);
-      m.runningRequests.inc({ model_name: ml });
-    }
-    const log = this.#ctx.log;
-    if (log.isLevelEnabled('debug')) {
-      log.debug(
-        {
-          requestId: this.#requestId,
-          model: bounded(model),
-          api: parsed?.api,
-          stream: parsed?.stream,
-          bodyBytes: bodyLength,
-          endpoint: endpoints[0].key,
-          fallbacks: endpoints.slice(1).map((e) => e.key),
-          queue: endpoints[0].metrics?.waitingQueueSize,
-          kvCache: endpoints[0].metrics?.kvCacheUsage,
-          scheduler: this.#ctx.director.scheduler.name,
-          scores: routing.result.explain?.(),
-          latencyMs: +(performance.now() - this.#receivedAt).toFixed(3),
-        },
-        'request routed',
-      );
     }
   }
 
@@ -395,29 +333,14 @@ export class ExtProcStream implements TrackedStream {
     }
     const headers = new Map<string, string>();
     const raw = readHeaders(h, headers);
-    this.#responseStatus = headers.get(':status') ?? '';
-    const served = metadataValue(req, DESTINATION_NAMESPACE, SERVED_KEY)?.stringValue;
-    if (served) {
-      this.#served = served;
-      if (this.#routing && !this.#completed) this.#ctx.director.served(this.#routing, served);
-    }
-    if ((headers.get('content-type') ?? '').includes('text/event-stream')) {
-      this.#sse = new SseUsageReader();
-      this.#respChunks = undefined;
-    }
-    const extra = this.#routing ? this.#ctx.director.responseHeaders(this.#routing, this.#served) : [];
+    const served = metadataValue(req, DESTINATION_NAMESPACE, SERVED_KEY)?.stringValue || undefined;
+    this.#eventStream = (headers.get('content-type') ?? '').includes('text/event-stream');
+    const routing = this.#completed ? undefined : this.#routing;
+    const extra = routing ? this.#ctx.director.responseReceived(routing, served, headers.get(':status') ?? '', this.#eventStream) : [];
     if (extra.length > 0) {
       this.#send({ response_headers: { response: { status: 0, header_mutation: { set_headers: extra.map(([k, v]) => header(k, v, raw)) } } } });
     } else {
       this.#send(continueResponse('response_headers'));
-    }
-    const sched = this.#routing?.request;
-    if (this.#responseStatus && !this.#responseStatus.startsWith('2') && sched?.model) {
-      this.#ctx.metrics.requestErrorTotal.inc({
-        model_name: this.#ctx.metrics.modelLabel(sched.model),
-        target_model_name: this.#ctx.metrics.modelLabel(sched.targetModel),
-        error_code: 'ModelServerError',
-      });
     }
     if (h.end_of_stream) this.#complete();
   }
@@ -427,12 +350,13 @@ export class ExtProcStream implements TrackedStream {
     const eos = b.end_of_stream === true;
     // Pass through first: accounting must never delay or block the bytes.
     const mode = this.#responseBodyMode;
-    const req = this.#routing?.request;
-    const rewritten = req !== undefined && req.model !== '' && req.targetModel !== req.model;
+    const routing = this.#routing;
+    const req = routing?.request;
+    const rewritten = routing?.rewritten === true;
     if (mode === undefined || mode === BodySendMode.FULL_DUPLEX_STREAMED) {
-      if (!rewritten) {
+      if (!rewritten || !req) {
         for (const msg of chunkBody('response_body', body, eos)) this.#send(msg);
-      } else if (this.#sse) {
+      } else if (this.#eventStream) {
         // Each SSE chunk goes out as it comes, with the client's model name put back.
         for (const msg of chunkBody('response_body', restoreModel(body, req.targetModel, req.model), eos)) this.#send(msg);
       } else if (this.#heldOverflow) {
@@ -448,21 +372,7 @@ export class ExtProcStream implements TrackedStream {
     } else {
       this.#send(continueResponse('response_body'));
     }
-    if (body.length > 0) {
-      const now = performance.now();
-      if (this.#firstByteAt === 0) this.#firstByteAt = now;
-      this.#lastByteAt = now;
-      this.#respBytes += body.length;
-      try {
-        if (this.#sse) this.#sse.push(body);
-        else if (this.#respChunks) {
-          if (this.#respBytes <= this.#ctx.maxResponseUsageBytes) this.#respChunks.push(body);
-          else this.#respChunks = undefined;
-        }
-      } catch (err) {
-        this.#ctx.log.warn({ err, requestId: this.#requestId }, 'response usage parsing failed');
-      }
-    }
+    if (routing && !this.#completed) this.#ctx.director.responseStreaming(routing, body);
     if (eos) this.#complete();
   }
 
@@ -481,59 +391,12 @@ export class ExtProcStream implements TrackedStream {
     for (const msg of chunkBody('response_body', whole, endOfStream)) this.#send(msg);
   }
 
-  /** The response has fully passed: record usage and latency metrics. */
+  /** The response has fully passed: request control records it and releases what it holds. */
   #complete(): void {
     const routing = this.#routing;
     if (this.#completed || !routing) return;
     this.#completed = true;
-    const sched = routing.request;
-    this.#ctx.director.done(routing);
-    const model = sched.model;
-    if (!model) return;
-    const m = this.#ctx.metrics;
-    const labels = { model_name: m.modelLabel(model), target_model_name: m.modelLabel(sched.targetModel) };
-    m.runningRequests.dec({ model_name: labels.model_name });
-    const now = performance.now();
-    m.requestDuration.observe(labels, (now - this.#receivedAt) / 1000);
-    m.responseSizes.observe(labels, this.#respBytes);
-
-    let usage: Usage | undefined;
-    if (this.#sse) {
-      this.#sse.end();
-      usage = this.#sse.usage;
-    } else if (this.#respChunks && this.#respChunks.length > 0) {
-      usage = usageFromJson(Buffer.concat(this.#respChunks));
-    }
-    this.#respChunks = undefined;
-    if (this.#firstByteAt > 0) m.ttft.observe(labels, (this.#firstByteAt - this.#receivedAt) / 1000);
-    if (usage) {
-      if (usage.promptTokens > 0) m.inputTokens.observe(labels, usage.promptTokens);
-      if (usage.completionTokens > 0) {
-        m.outputTokens.observe(labels, usage.completionTokens);
-        m.ntpot.observe(labels, (now - this.#receivedAt) / 1000 / usage.completionTokens);
-        if (usage.completionTokens > 1 && this.#lastByteAt > this.#firstByteAt) {
-          m.tpot.observe(labels, (this.#lastByteAt - this.#firstByteAt) / 1000 / (usage.completionTokens - 1));
-        }
-      }
-      if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(labels, usage.cachedTokens);
-    }
-    const log = this.#ctx.log;
-    if (log.isLevelEnabled('debug')) {
-      log.debug(
-        {
-          requestId: this.#requestId,
-          model: bounded(model),
-          endpoint: routing.primary.key,
-          served: this.#served,
-          status: this.#responseStatus,
-          ttftMs: this.#firstByteAt > 0 ? +(this.#firstByteAt - this.#receivedAt).toFixed(3) : undefined,
-          durationMs: +(now - this.#receivedAt).toFixed(3),
-          promptTokens: usage?.promptTokens,
-          completionTokens: usage?.completionTokens,
-        },
-        'request completed',
-      );
-    }
+    this.#ctx.director.responseComplete(routing, true);
   }
 
   // ---- plumbing ----
@@ -545,18 +408,14 @@ export class ExtProcStream implements TrackedStream {
 
   /** Answer with an ImmediateResponse and end the stream. */
   #fail(err: unknown): void {
-    const e = err instanceof EppError ? err : new EppError('Internal', 'internal error');
-    if (!(err instanceof EppError)) this.#ctx.log.error({ err, requestId: this.#requestId }, 'internal error on ext_proc stream');
+    const e = asEppError(err);
+    // A bug: its cause is logged for operators; the client only gets "internal error".
+    if (e.code === 'Internal') this.#ctx.log.error({ err: e.cause ?? err, requestId: this.#requestId }, 'internal error on ext_proc stream');
     else this.#ctx.log.debug({ requestId: this.#requestId, status: e.status, reason: e.message }, 'request rejected');
-    const req = this.#routing?.request;
-    // Before routing: the model read from the body, or the one a rejected body named.
-    const model = req?.model ?? (this.#model || e.model || '');
-    // No rewrite decided yet (a 400 from parsing): the target is the model asked for.
-    const target = req?.targetModel ?? (this.#targetModel || model);
-    const m = this.#ctx.metrics;
-    m.requestErrorTotal.inc({ model_name: m.modelLabel(model), target_model_name: m.modelLabel(target), error_code: e.code });
-    // Failure after routing (should not happen): the response path is gone.
-    this.#releaseRouting();
+    // Counted against the model the request named; a routed request (a failure
+    // after routing should not happen) is released, its response path gone.
+    this.#completed = true;
+    this.#ctx.director.rejected(this.#routing, e);
     this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`, this.#rawHeaders));
     this.#end();
   }
@@ -579,7 +438,6 @@ export class ExtProcStream implements TrackedStream {
   #release(): void {
     this.#dropChunks();
     this.#unreserve();
-    this.#respChunks = undefined;
     this.#releaseRouting();
     this.#closed = true;
     this.#ctx.streams.delete(this);
@@ -611,8 +469,7 @@ export class ExtProcStream implements TrackedStream {
     const routing = this.#routing;
     if (routing && !this.#completed) {
       this.#completed = true;
-      this.#ctx.director.done(routing);
-      if (routing.request.model) this.#ctx.metrics.runningRequests.dec({ model_name: this.#ctx.metrics.modelLabel(routing.request.model) });
+      this.#ctx.director.responseComplete(routing, false);
     }
   }
 }

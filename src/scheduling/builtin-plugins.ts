@@ -1,7 +1,7 @@
 // The registry of every plugin llm-epp ships: filters, pickers and the
 // profile handler here, scorers from scorers/index.ts.
 import { SCORERS } from '../../scorers/index.ts';
-import { ApproxPrefixProducer, PREFIX_PARAMS } from '../prefix/producer.ts';
+import { ApproxPrefixProducer, PREFIX_PARAMS } from './producers/approx-prefix.ts';
 import { byLabelFilter } from './filters/by-label.ts';
 import { labelSelectorFilter } from './filters/label-selector.ts';
 import { prefixCacheAffinityFilter } from './filters/prefix-cache-affinity.ts';
@@ -24,7 +24,7 @@ const approxPrefixCacheProducer = definePlugin({
 
 // llm-d configs declare this producer next to token-load-scorer and
 // active-request-scorer. llm-epp always counts in-flight requests and prompt
-// tokens per endpoint (director.ts), so the declaration is all there is to it.
+// tokens per endpoint (request-control/director.ts), so the declaration is all there is to it.
 const inflightLoadProducer = definePlugin({
   type: 'inflight-load-producer',
   description: 'Accepted for llm-d configs: llm-epp always tracks in-flight requests and prompt tokens per endpoint, which active-request-scorer and token-load-scorer read.',

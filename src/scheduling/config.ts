@@ -5,7 +5,7 @@
 import { parse as parseYaml } from 'yaml';
 import type { EngineResolver } from '../metrics/engines.ts';
 import { isCoreMetricsExtractor, isMetricsDataSource, type CoreMetricsExtractor, type MetricsDataSource } from './data-layer.ts';
-import { isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
+import { isDataProducer, isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type StateKey, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
 import { ConfigError } from './params.ts';
 import type { PipelineConfig } from './pipeline.ts';
 import type { PluginRegistry } from './registry.ts';
@@ -268,5 +268,20 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   const src = section.src ?? declared.find(isMetricsDataSource);
   const ext = section.ext ?? declared.find(isCoreMetricsExtractor);
   const dataLayer: DataLayerSettings = { scheme: src?.scheme, path: src?.path, insecureSkipVerify: src?.insecureSkipVerify, engines: ext?.engines };
+  checkDataDependencies(plugins, source);
+  for (const p of plugins.values()) p.checkConfig?.(plugins);
   return { plugins, profiles, profileHandler, featureGates, apiVersion, saturationDetector, dataLayer };
+}
+
+/** Every key a plugin consumes is produced by a configured data producer: else a config error naming both. */
+function checkDataDependencies(plugins: ReadonlyMap<string, Plugin>, source: string): void {
+  const produced = new Set<StateKey<unknown>>();
+  for (const p of plugins.values()) if (isDataProducer(p)) for (const k of p.produces) produced.add(k);
+  for (const p of plugins.values()) {
+    for (const k of p.consumes ?? []) {
+      if (!produced.has(k)) {
+        throw new ConfigError(`${source}: plugin "${p.name}" (${p.type}) consumes "${k.name}", which no configured plugin produces: add ${k.producedBy}`);
+      }
+    }
+  }
 }

@@ -1,10 +1,11 @@
-// Plugin interfaces of the scheduling framework, after the GAIE / llm-d EPP:
-// data producers run once per request; each scheduling profile narrows the
-// candidates with Filters, adds up weight × score from Scorers and lets a
-// Picker rank what is left; a ProfileHandler decides which profiles run.
-// PreRequest and RequestDone hooks see the outcome (e.g. to update the prefix
-// index or in-flight counts). Plugins are created by type name from the
-// registry (registry.ts) with their validated parameters.
+// Plugin interfaces, after the GAIE / llm-d EPP. Request control
+// (src/request-control/) runs the data producers once per request, then the
+// scheduler's profiles: each narrows the candidates with Filters, adds up
+// weight × score from Scorers and lets a Picker rank what is left, while a
+// ProfileHandler decides which profiles run. Request control then runs the
+// PreRequest hooks on the outcome (e.g. to update the prefix index), and
+// ResponseReceived / ResponseComplete on the way back. Plugins are created by
+// type name from the registry (registry.ts) with their validated parameters.
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import type { EndpointPool } from '../pool/datastore.ts';
@@ -16,28 +17,55 @@ export interface Plugin {
   readonly type: string;
   /** Instance name from the config (defaults to the type). */
   readonly name: string;
+  /**
+   * Per-request data this plugin reads. The config loader checks that a
+   * configured DataProducer produces each one, and refuses the config otherwise.
+   */
+  readonly consumes?: readonly StateKey<unknown>[];
+  /** Checks against the other configured plugins, once all exist (throw ConfigError). */
+  checkConfig?(plugins: ReadonlyMap<string, Plugin>): void;
+}
+
+/**
+ * A typed slot of a request's CycleState. Producers declare the keys they
+ * write, consumers the keys they read; keys are compared by identity, so a
+ * key is a module constant (or made once per plugin instance).
+ */
+export interface StateKey<T> {
+  readonly name: string;
+  /** Producer types that write it, for the config error when none is configured. */
+  readonly producedBy: string;
+  /** Carries T for the compiler; never set. */
+  readonly __value?: T;
+}
+
+export function stateKey<T>(name: string, producedBy: string): StateKey<T> {
+  return Object.freeze({ name, producedBy });
 }
 
 /** Per-request scratch space shared by the plugins of one scheduling cycle. */
 export class CycleState {
   readonly request: SchedulingRequest;
-  readonly #data = new Map<string, unknown>();
+  readonly #data = new Map<StateKey<unknown>, unknown>();
 
   constructor(request: SchedulingRequest) {
     this.request = request;
   }
 
-  get<T>(key: string): T | undefined {
+  get<T>(key: StateKey<T>): T | undefined {
+    // set() is the only writer and takes a T for this key.
     return this.#data.get(key) as T | undefined;
   }
 
-  set(key: string, value: unknown): void {
+  set<T>(key: StateKey<T>, value: T): void {
     this.#data.set(key, value);
   }
 }
 
 /** Runs before the profiles: computes request data that scorers/filters read. */
 export interface DataProducer extends Plugin {
+  /** The state keys produce() writes. */
+  readonly produces: readonly StateKey<unknown>[];
   produce(state: CycleState, candidates: readonly Endpoint[]): void;
 }
 
@@ -86,14 +114,14 @@ export interface PreRequest extends Plugin {
   preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void;
 }
 
-/** The routed request finished (response complete, cancelled or failed). */
-export interface RequestDone extends Plugin {
-  requestDone(state: CycleState, primary: Endpoint): void;
+/** The response's headers arrived from `served`; returns headers to add for the client (e.g. x-session-token). */
+export interface ResponseReceived extends Plugin {
+  responseReceived(state: CycleState, served: Endpoint): [string, string][];
 }
 
-/** Response headers to add for the client (e.g. x-session-token). */
-export interface ResponseHeaders extends Plugin {
-  responseHeaders(state: CycleState, served: Endpoint): [string, string][];
+/** The routed request finished (response complete, cancelled or failed). */
+export interface ResponseComplete extends Plugin {
+  responseComplete(state: CycleState, served: Endpoint): void;
 }
 
 export interface WeightedScorer {
@@ -139,16 +167,16 @@ export function isProfileHandler(p: Plugin): p is ProfileHandler {
   return typeof (p as ProfileHandler).pickProfiles === 'function';
 }
 export function isDataProducer(p: Plugin): p is DataProducer {
-  return typeof (p as DataProducer).produce === 'function';
+  return typeof (p as DataProducer).produce === 'function' && Array.isArray((p as DataProducer).produces);
 }
 export function isPreRequest(p: Plugin): p is PreRequest {
   return typeof (p as PreRequest).preRequest === 'function';
 }
-export function isRequestDone(p: Plugin): p is RequestDone {
-  return typeof (p as RequestDone).requestDone === 'function';
+export function isResponseReceived(p: Plugin): p is ResponseReceived {
+  return typeof (p as ResponseReceived).responseReceived === 'function';
 }
-export function isResponseHeaders(p: Plugin): p is ResponseHeaders {
-  return typeof (p as ResponseHeaders).responseHeaders === 'function';
+export function isResponseComplete(p: Plugin): p is ResponseComplete {
+  return typeof (p as ResponseComplete).responseComplete === 'function';
 }
 export function isSaturationDetector(p: Plugin): p is SaturationDetector {
   return typeof (p as SaturationDetector).saturation === 'function';

@@ -1,34 +1,21 @@
-// The configured scheduler: data producers, then the profiles the profile
-// handler asks for (filters → weighted scorers → picker), then PreRequest
-// hooks on the primary result. Every plugin call is timed into
+// The configured scheduler: the profiles the profile handler asks for, each
+// filters → weighted scorers → picker, over the candidates request control
+// hands it with the request's CycleState (already filled by the data
+// producers). Nothing else: admission, producers and the request hooks are
+// request control's (src/request-control/). Every plugin call is timed into
 // inference_extension_plugin_duration_seconds.
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import type { Endpoint } from '../pool/endpoint.ts';
-import {
-  CycleState,
-  isDataProducer,
-  isPreRequest,
-  isRequestDone,
-  isResponseHeaders,
-  type DataProducer,
-  type Plugin,
-  type PreRequest,
-  type ProfileHandler,
-  type ProfileResult,
-  type RequestDone,
-  type SaturationDetector,
-  type ResponseHeaders,
-  type SchedulerProfile,
-  type ScoredEndpoint,
-} from './framework.ts';
-import type { Scheduler, SchedulingRequest, SchedulingResult } from './types.ts';
+import type { CycleState, Plugin, ProfileHandler, ProfileResult, SaturationDetector, SchedulerProfile, ScoredEndpoint } from './framework.ts';
+import { PluginTimer } from './plugin-timer.ts';
+import type { Scheduler, SchedulingResult } from './types.ts';
 
 export interface PipelineConfig {
   readonly plugins: ReadonlyMap<string, Plugin>;
   readonly profiles: ReadonlyMap<string, SchedulerProfile>;
   readonly profileHandler: ProfileHandler;
-  /** Admission: sheddable requests are rejected while this reports ≥ 1. */
+  /** Admission (request control's): sheddable requests are rejected while this reports ≥ 1. */
   readonly saturationDetector?: SaturationDetector;
 }
 
@@ -50,71 +37,30 @@ function scoreMap(run: ProfileResult): Map<Endpoint, number> {
 export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implements Scheduler {
   readonly name = 'pipeline';
   readonly config: C;
-  readonly #producers: DataProducer[];
-  readonly #preRequest: PreRequest[];
-  readonly #requestDone: RequestDone[];
-  readonly #responseHeaders: ResponseHeaders[];
-  readonly #metrics: EppMetrics | undefined;
-  readonly #log: Logger;
+  readonly timer: PluginTimer;
 
-  constructor(config: C, log: Logger, metrics?: EppMetrics) {
+  constructor(config: C, log: Logger, metrics?: EppMetrics, timer: PluginTimer = new PluginTimer(metrics, log)) {
     this.config = config;
-    this.#log = log;
-    this.#metrics = metrics;
-    const plugins = [...config.plugins.values()];
-    this.#producers = plugins.filter(isDataProducer);
-    this.#preRequest = plugins.filter(isPreRequest);
-    this.#requestDone = plugins.filter(isRequestDone);
-    this.#responseHeaders = plugins.filter(isResponseHeaders);
+    this.timer = timer;
   }
 
-  saturation(candidates: readonly Endpoint[]): number {
-    const d = this.config.saturationDetector;
-    return d ? this.#timed('SaturationDetector', d, () => d.saturation(candidates)) : 0;
-  }
-
-  schedule(request: SchedulingRequest, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult {
-    const state = new CycleState(request);
-    for (const p of this.#producers) this.#guarded('PrepareData', p, () => p.produce(state, candidates), undefined);
-
+  schedule(state: CycleState, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult {
     const results = new Map<string, ProfileRun>();
     const handler = this.config.profileHandler;
     for (let round = 0; round < MAX_PROFILE_ROUNDS; round++) {
-      const next = this.#timed('ProfileHandler', handler, () => handler.pickProfiles(state, this.config.profiles, results));
+      const next = this.timer.timed('ProfileHandler', handler, () => handler.pickProfiles(state, this.config.profiles, results));
       if (next.length === 0) break;
       for (const profile of next) results.set(profile.name, this.#runProfile(profile, state, candidates, maxEndpoints));
     }
     const primaryName = handler.primaryProfile(state, results);
     const primary = results.get(primaryName) ?? EMPTY;
-    if (primary.endpoints.length === 0) return { endpoints: [], cycle: state };
-    const chosen = primary.endpoints[0];
-    for (const p of this.#preRequest) this.#guarded('PreRequest', p, () => p.preRequest(state, chosen, results), undefined);
+    if (primary.endpoints.length === 0) return { endpoints: [], profiles: results };
     return {
       endpoints: primary.endpoints,
+      profiles: results,
       scores: () => scoreMap(primary),
-      cycle: state,
       explain: () => explain(primaryName, primary),
     };
-  }
-
-  requestDone(_request: SchedulingRequest, result: SchedulingResult, primary: Endpoint): void {
-    const state = result.cycle as CycleState | undefined;
-    if (!state) return;
-    for (const p of this.#requestDone) {
-      try {
-        p.requestDone(state, primary);
-      } catch (err) {
-        this.#log.error({ err, plugin: p.name }, 'requestDone hook failed');
-      }
-    }
-  }
-
-  responseHeaders(_request: SchedulingRequest, result: SchedulingResult, served: Endpoint): [string, string][] {
-    const state = result.cycle as CycleState | undefined;
-    if (!state || this.#responseHeaders.length === 0) return [];
-    const out: [string, string][] = [];
-    for (const p of this.#responseHeaders) out.push(...p.responseHeaders(state, served));
-    return out;
   }
 
   #runProfile(profile: SchedulerProfile, state: CycleState, candidates: readonly Endpoint[], maxEndpoints: number): ProfileRun {
@@ -122,7 +68,7 @@ export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implem
     for (const f of profile.filters) {
       // A failing filter passes everything through rather than failing the request.
       const before = eps;
-      eps = this.#guarded('Filter', f, () => f.filter(state, before), before);
+      eps = this.timer.guarded('Filter', f, () => f.filter(state, before), before);
       if (eps.length === 0) return EMPTY;
     }
     const n = eps.length;
@@ -130,7 +76,7 @@ export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implem
     const perScorer: ProfileRun['perScorer'] = [];
     for (const { scorer, weight } of profile.scorers) {
       // A failing scorer scores 0 everywhere.
-      const raw = this.#guarded('Scorer', scorer, () => scorer.score(state, eps), new Float64Array(n));
+      const raw = this.timer.guarded('Scorer', scorer, () => scorer.score(state, eps), new Float64Array(n));
       const clamped = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const s = raw[i];
@@ -144,43 +90,8 @@ export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implem
     const scored: ScoredEndpoint[] = new Array(n);
     for (let i = 0; i < n; i++) scored[i] = { endpoint: eps[i], score: totals[i] };
     const max = profile.picker.maxEndpoints ?? maxEndpoints;
-    const endpoints = this.#timed('Picker', profile.picker, () => profile.picker.pick(state, scored, max));
+    const endpoints = this.timer.timed('Picker', profile.picker, () => profile.picker.pick(state, scored, max));
     return { endpoints, totals, perScorer, candidates: eps };
-  }
-
-  /** Run a plugin call; on an exception log it and use `fallback`: one bad plugin must not fail every request. */
-  #guarded<T>(point: string, plugin: Plugin, fn: () => T, fallback: T): T {
-    try {
-      return this.#timed(point, plugin, fn);
-    } catch (err) {
-      this.#log.error({ err, plugin: plugin.name, type: plugin.type, extensionPoint: point }, 'scheduling plugin failed; continuing without it');
-      return fallback;
-    }
-  }
-
-  #timed<T>(point: string, plugin: Plugin, fn: () => T): T {
-    const m = this.#metrics;
-    if (!m) return fn();
-    const t0 = performance.now();
-    try {
-      return fn();
-    } finally {
-      this.#histogram(point, plugin).observe((performance.now() - t0) / 1000);
-    }
-  }
-
-  // One labelled child per (extension point, plugin): prom-client would
-  // otherwise hash the label set on every observation.
-  readonly #children = new Map<string, { observe(v: number): void }>();
-
-  #histogram(point: string, plugin: Plugin): { observe(v: number): void } {
-    const key = `${point}\0${plugin.name}`;
-    let child = this.#children.get(key);
-    if (!child) {
-      child = this.#metrics!.pluginDuration.labels({ extension_point: point, plugin_type: plugin.type, plugin_name: plugin.name });
-      this.#children.set(key, child);
-    }
-    return child;
   }
 }
 

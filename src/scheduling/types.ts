@@ -1,9 +1,10 @@
-// The interface between the request path and scheduling. The pluggable
+// The interface between request control and scheduling. The pluggable
 // pipeline (profiles of filters, weighted scorers and a picker, configured by
-// EndpointPickerConfig) implements Scheduler; the ext_proc server only ever
-// sees this interface.
+// EndpointPickerConfig) implements Scheduler; request control only ever sees
+// this interface.
 import type { Endpoint } from '../pool/endpoint.ts';
 import type { ParsedRequest } from '../openai/request.ts';
+import type { CycleState, ProfileResult } from './framework.ts';
 
 export interface SchedulingRequest {
   readonly requestId: string;
@@ -24,25 +25,21 @@ export interface SchedulingRequest {
 export interface SchedulingResult {
   /** Chosen endpoints, best first and distinct: the primary, then fallbacks. */
   readonly endpoints: readonly Endpoint[];
+  /** Every profile's result, by profile name (PreRequest hooks see them all). */
+  readonly profiles: ReadonlyMap<string, ProfileResult>;
   /** Total score per endpoint (primary profile), built only when asked for. */
   readonly scores?: () => ReadonlyMap<Endpoint, number>;
   /** Per-plugin scores of the chosen and runner-up endpoints, computed only when logged. */
   readonly explain?: () => Record<string, unknown>;
-  /** Scheduler state handed back on requestDone / responseHeaders. */
-  readonly cycle?: unknown;
 }
 
+/**
+ * Scheduling, and nothing else: rank `candidates` (non-empty, all ready) for
+ * the request whose CycleState request control filled, over the configured
+ * profiles. Must not throw for ordinary input; an empty result means no
+ * endpoint fits.
+ */
 export interface Scheduler {
   readonly name: string;
-  /**
-   * Rank `candidates` (non-empty, all ready) and return up to `maxEndpoints`.
-   * Must not throw for ordinary input; an empty result means no endpoint fits.
-   */
-  schedule(request: SchedulingRequest, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult;
-  /** Pool saturation (≥ 1 saturated) for admission of sheddable requests; absent = never saturated. */
-  saturation?(candidates: readonly Endpoint[]): number;
-  /** The routed request finished (response done, cancelled or failed). */
-  requestDone?(request: SchedulingRequest, result: SchedulingResult, primary: Endpoint): void;
-  /** Headers to add to the response for the client (e.g. a session token). */
-  responseHeaders?(request: SchedulingRequest, result: SchedulingResult, served: Endpoint): [string, string][];
+  schedule(state: CycleState, candidates: readonly Endpoint[], maxEndpoints: number): SchedulingResult;
 }

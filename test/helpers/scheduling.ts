@@ -1,14 +1,17 @@
 // Building blocks for plugin unit tests: endpoints with given metrics, a
 // cycle state for a request, and plugins created through the real registry.
-import { rng } from '../../bench/load/workloads.ts';
-import { createLogger } from '../../src/log.ts';
-import type { ModelServerMetrics } from '../../src/metrics/engines.ts';
+import { mulberry32 } from '../../src/random.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
 import { parseRequestBody } from '../../src/openai/request.ts';
 import { Datastore } from '../../src/pool/datastore.ts';
-import type { Endpoint } from '../../src/pool/endpoint.ts';
+import type { Endpoint, ModelServerMetrics } from '../../src/pool/endpoint.ts';
 import { createRegistry } from '../../src/scheduling/builtin-plugins.ts';
 import { CycleState, type Plugin, type PluginContext } from '../../src/scheduling/framework.ts';
-import type { SchedulingRequest } from '../../src/scheduling/types.ts';
+import { Director, type DirectorOptions } from '../../src/request-control/director.ts';
+import { RequestPlugins } from '../../src/request-control/request-plugins.ts';
+import { PipelineScheduler } from '../../src/scheduling/pipeline.ts';
+import type { Scheduler, SchedulingRequest, SchedulingResult } from '../../src/scheduling/types.ts';
+import type { EppMetrics } from '../../src/observability/metrics.ts';
 
 export interface EpSpec extends Partial<ModelServerMetrics> {
   labels?: Record<string, string>;
@@ -41,9 +44,9 @@ export function state(body: Record<string, unknown> | undefined, headers: Record
   return new CycleState(request(body, headers));
 }
 
-/** Seeded PRNG (mulberry32, the load generator's) so distribution tests are repeatable. */
+/** Seeded PRNG (mulberry32) so distribution tests are repeatable. */
 export function seeded(seed = 42): () => number {
-  return rng(seed);
+  return mulberry32(seed);
 }
 
 export function context(pool: Datastore, random: () => number = seeded()): PluginContext {
@@ -52,4 +55,21 @@ export function context(pool: Datastore, random: () => number = seeded()): Plugi
 
 export function create<T extends Plugin>(type: string, params: unknown, pool: Datastore, random?: () => number): T {
   return createRegistry().create(type, type, params, context(pool, random)) as T;
+}
+
+/** A Director over `scheduler`; a PipelineScheduler's config also brings its request plugins and saturation detector. */
+export function makeDirector(pool: Datastore, scheduler: Scheduler, options: DirectorOptions, metrics: EppMetrics, log: Logger): Director {
+  const plugins =
+    scheduler instanceof PipelineScheduler ? new RequestPlugins(scheduler.config.plugins.values(), scheduler.timer, scheduler.config.saturationDetector) : undefined;
+  return new Director({ pool, scheduler, plugins, options, metrics, log });
+}
+
+/** One request as request control runs it over a PipelineScheduler: producers, the profiles, then PreRequest hooks. */
+export function runCycle(scheduler: PipelineScheduler, request: SchedulingRequest, candidates: readonly Endpoint[], max: number): SchedulingResult {
+  const plugins = new RequestPlugins(scheduler.config.plugins.values(), scheduler.timer);
+  const st = new CycleState(request);
+  plugins.produce(st, candidates);
+  const result = scheduler.schedule(st, candidates, max);
+  if (result.endpoints.length > 0) plugins.preRequest(st, result.endpoints[0], result.profiles);
+  return result;
 }

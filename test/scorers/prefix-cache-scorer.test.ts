@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PrefixCacheScorer } from '../../scorers/prefix-cache-scorer.ts';
 import { create, makePool, state } from '../helpers/scheduling.ts';
+import { PREFIX_MATCH } from '../../src/scheduling/producers/approx-prefix.ts';
 
 const system = 'You are a meticulous assistant. '.repeat(40); // 1,320 bytes ≈ 20 blocks of 64 bytes
 const prompt = (q: string) => ({ model: 'm', prompt: system + q });
@@ -44,11 +45,11 @@ describe('prefix-cache-scorer', () => {
     const s = create<PrefixCacheScorer>('prefix-cache-scorer', {}, pool);
     const st = state(prompt('x'));
     s.produce(st, endpoints);
-    expect(st.get<{ blockTokens: number }>('approx-prefix-cache')?.blockTokens).toBe(32);
+    expect(st.get(PREFIX_MATCH)?.blockTokens).toBe(32);
     const fixed = create<PrefixCacheScorer>('prefix-cache-scorer', { autoTune: false, blockSizeTokens: 8 }, pool);
     const st2 = state(prompt('x'));
     fixed.produce(st2, endpoints);
-    expect(st2.get<{ blockTokens: number }>('approx-prefix-cache')?.blockTokens).toBe(8);
+    expect(st2.get(PREFIX_MATCH)?.blockTokens).toBe(8);
   });
 
   it('hashes long prompts fully by default and honours maxPrefixBlocksToMatch', async () => {
@@ -57,11 +58,11 @@ describe('prefix-cache-scorer', () => {
     const s = create<PrefixCacheScorer>('prefix-cache-scorer', {}, pool);
     const st = state(long);
     s.produce(st, endpoints);
-    expect(st.get<{ total: number }>('approx-prefix-cache')?.total).toBe(6250);
+    expect(st.get(PREFIX_MATCH)?.total).toBe(6250);
     const capped = create<PrefixCacheScorer>('prefix-cache-scorer', { maxPrefixBlocksToMatch: 256 }, pool);
     const st2 = state(long);
     capped.produce(st2, endpoints);
-    expect(st2.get<{ total: number }>('approx-prefix-cache')?.total).toBe(256);
+    expect(st2.get(PREFIX_MATCH)?.total).toBe(256);
   });
 
   it('purges endpoints that leave the pool', async () => {

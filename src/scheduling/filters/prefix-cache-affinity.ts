@@ -3,13 +3,14 @@
 // scorers. With probability explorationProbability it steps aside so other
 // endpoints also get to warm up; if nobody passes it keeps everyone.
 import type { Endpoint } from '../../pool/endpoint.ts';
-import { prefixResult } from '../../prefix/producer.ts';
+import { PREFIX_MATCH, prefixResult } from '../producers/approx-prefix.ts';
 import type { CycleState, Filter, PluginContext } from '../framework.ts';
 import { definePlugin } from '../registry.ts';
 
 class PrefixCacheAffinityFilter implements Filter {
   readonly type = 'prefix-cache-affinity-filter';
   readonly name: string;
+  readonly consumes = [PREFIX_MATCH];
   readonly #threshold: number;
   readonly #explore: number;
   readonly #maxQueuePenalty: number;

@@ -1,18 +1,43 @@
 // approx-prefix-cache-producer: hashes the request's routing text into
 // prefix blocks, looks them up in the prefix index (which endpoints were sent
 // which blocks), and after the pick records the blocks for the chosen
-// endpoint. prefix-cache-scorer, prefix-cache-affinity-filter and
-// no-hit-lru-scorer read its result from the cycle state.
-import type { CycleState, DataProducer, PluginContext, PreRequest, ProfileResult } from '../scheduling/framework.ts';
-import { ConfigError, type Params } from '../scheduling/params.ts';
-import type { Endpoint } from '../pool/endpoint.ts';
-import { blockHashes, type BlockHashes } from './hash.ts';
-import { PrefixIndex } from './indexer.ts';
+// endpoints. prefix-cache-scorer, prefix-cache-affinity-filter and
+// no-hit-lru-scorer read its result from the cycle state (PREFIX_MATCH, or the
+// producer's own key when they name it).
+import { isDataProducer, stateKey, type CycleState, type DataProducer, type Plugin, type PluginContext, type PreRequest, type ProfileResult, type StateKey } from '../framework.ts';
+import { ConfigError, type Params } from '../params.ts';
+import type { Endpoint } from '../../pool/endpoint.ts';
+import { blockHashes, type BlockHashes } from '../../prefix/hash.ts';
+import { PrefixIndex } from '../../prefix/indexer.ts';
+import { CHARS_PER_TOKEN } from '../../units.ts';
 
-/** Average characters per token used to turn block tokens into bytes (as GAIE). */
-export const CHARS_PER_TOKEN = 4;
-/** Cycle-state key of the latest prefix result. */
-export const PREFIX_STATE_KEY = 'approx-prefix-cache';
+const PRODUCED_BY = 'approx-prefix-cache-producer or prefix-cache-scorer';
+
+/** The request's prefix match, written by every prefix producer (the last one wins). */
+export const PREFIX_MATCH: StateKey<PrefixResult> = stateKey('prefix-cache-match', PRODUCED_BY);
+
+const byProducer = new Map<string, StateKey<PrefixResult>>();
+
+/** The prefix match written by the producer named `name` (one key per name). */
+export function prefixMatchKey(name: string): StateKey<PrefixResult> {
+  let key = byProducer.get(name);
+  if (!key) {
+    key = stateKey(`prefix-cache-match:${name}`, `a prefix producer named "${name}"`);
+    byProducer.set(name, key);
+  }
+  return key;
+}
+
+/** A plugin that maintains a prefix index and writes PREFIX_MATCH and its own key. */
+export interface PrefixMatchProducer extends DataProducer {
+  readonly matchKey: StateKey<PrefixResult>;
+  /** Which endpoints were sent which blocks. */
+  readonly index: PrefixIndex;
+}
+
+export function isPrefixMatchProducer(p: Plugin): p is PrefixMatchProducer {
+  return isDataProducer(p) && 'matchKey' in p && 'index' in p;
+}
 
 export const PREFIX_PARAMS = {
   autoTune: { type: 'boolean', default: true, doc: 'Take block size and per-endpoint capacity from the endpoint\'s cache_config_info (block_size, num_gpu_blocks).' },
@@ -33,9 +58,11 @@ export interface PrefixResult {
   readonly best: number;
 }
 
-export class ApproxPrefixProducer implements DataProducer, PreRequest {
+export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
   readonly type: string;
   readonly name: string;
+  readonly matchKey: StateKey<PrefixResult>;
+  readonly produces: readonly StateKey<unknown>[];
   readonly index = new PrefixIndex();
   readonly #p: Params<typeof PREFIX_PARAMS>;
   readonly #blockTokens: number;
@@ -44,6 +71,8 @@ export class ApproxPrefixProducer implements DataProducer, PreRequest {
   constructor(type: string, name: string, params: Params<typeof PREFIX_PARAMS>, ctx: PluginContext) {
     this.type = type;
     this.name = name;
+    this.matchKey = prefixMatchKey(name);
+    this.produces = [PREFIX_MATCH, this.matchKey];
     this.#p = params;
     this.#ctx = ctx;
     if (params.blockSize !== undefined && params.blockSizeTokens === undefined) {
@@ -76,21 +105,22 @@ export class ApproxPrefixProducer implements DataProducer, PreRequest {
     let best = 0;
     for (const v of matched.values()) if (v > best) best = v;
     const result: PrefixResult = { hashes, blockTokens, total, matched, best };
-    state.set(PREFIX_STATE_KEY, result);
-    // Also by plugin name, for consumers that name their prefix plugin (no-hit-lru-scorer).
-    state.set(`${PREFIX_STATE_KEY}:${this.name}`, result);
+    state.set(PREFIX_MATCH, result);
+    // Also under this producer's own key, for consumers that name their prefix plugin.
+    state.set(this.matchKey, result);
   }
 
   preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
-    const r = state.get<PrefixResult>(`${PREFIX_STATE_KEY}:${this.name}`);
+    const r = state.get(this.matchKey);
     if (!r || r.total === 0) return;
-    // With prefill/decode disaggregation the prefill endpoint computes the prefix too.
-    const prefill = results.get('prefill')?.endpoints[0];
+    // Every profile's pick computes the prompt's prefix (with prefill/decode
+    // disaggregation, the prefill endpoint as well as the decode one).
+    const others = chosenByOtherProfiles(primary, results);
     // Recording the blocks is off the request's critical path (as GAIE does it
     // asynchronously): the destination reply goes out first.
     setImmediate(() => {
       this.index.add(primary.key, r.hashes);
-      if (prefill && prefill !== primary) this.index.add(prefill.key, r.hashes);
+      for (const ep of others) this.index.add(ep.key, r.hashes);
       this.#ctx.metrics?.prefixIndexerSize.set(this.index.size);
     });
     const m = this.#ctx.metrics;
@@ -103,7 +133,17 @@ export class ApproxPrefixProducer implements DataProducer, PreRequest {
   }
 }
 
-/** The prefix result of this cycle: of the named prefix plugin, else the latest one. */
-export function prefixResult(state: CycleState, pluginName?: string): PrefixResult | undefined {
-  return (pluginName && state.get<PrefixResult>(`${PREFIX_STATE_KEY}:${pluginName}`)) || state.get<PrefixResult>(PREFIX_STATE_KEY);
+/** The prefix result of this cycle: under `key` (a producer's own), else the latest one. */
+export function prefixResult(state: CycleState, key?: StateKey<PrefixResult>): PrefixResult | undefined {
+  return (key && state.get(key)) || state.get(PREFIX_MATCH);
+}
+
+/** The endpoints other profiles chose (the prefill pick of a P/D config), without the primary. */
+export function chosenByOtherProfiles(primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const r of results.values()) {
+    const ep = r.endpoints[0];
+    if (ep && ep !== primary && !out.includes(ep)) out.push(ep);
+  }
+  return out;
 }

@@ -1,0 +1,299 @@
+// Request control: everything between a request the ext_proc stream has read
+// and the endpoints it is sent to, and back. Parsing the body, the
+// InferenceObjective and model rewrite (and the re-serialised body), which
+// endpoints may serve it (fresh metrics, inside the gateway's subset hint),
+// admission (sheddable requests while the pool is saturated), the data
+// producers, the scheduling call and its metrics, the PreRequest hooks, the
+// in-flight load it charges, and — on the way back — the ResponseReceived /
+// ResponseComplete hooks and the request's metrics. The scheduler only ranks;
+// the stream only speaks ext_proc.
+import { EppError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { bounded } from '../observability/bounded.ts';
+import { parseRequestBody } from '../openai/request.ts';
+import type { EppMetrics } from '../observability/metrics.ts';
+import type { EndpointPool } from '../pool/datastore.ts';
+import { hostOf, isFresh, type Endpoint } from '../pool/endpoint.ts';
+import { CycleState } from '../scheduling/framework.ts';
+import type { Scheduler, SchedulingRequest, SchedulingResult } from '../scheduling/types.ts';
+import { estimateTokens } from '../units.ts';
+import { DEFAULT_FAIRNESS_ID, type RequestPolicy } from './policy.ts';
+import type { RequestPlugins } from './request-plugins.ts';
+import { RequestMetrics, countRejected } from './request-metrics.ts';
+
+export interface DirectorOptions {
+  metricsStalenessThresholdMs: number;
+  fallbackEndpoints: number;
+  disableEndpointSubsetFilter: boolean;
+}
+
+export interface DirectorDeps {
+  pool: EndpointPool;
+  scheduler: Scheduler;
+  /** The configured plugins' request-control hooks and saturation detector; none when absent. */
+  plugins?: RequestPlugins;
+  /** InferenceObjectives and model rewrites; handleRequest() needs it. */
+  policy?: RequestPolicy;
+  options: DirectorOptions;
+  metrics: EppMetrics;
+  log: Logger;
+  /** Bytes of a non-streaming response kept to read its usage (default 4 MiB). */
+  maxResponseUsageBytes?: number;
+}
+
+/** A request as the ext_proc stream has read it. */
+export interface IncomingRequest {
+  /** x-request-id (bounded), or one made up for it. */
+  requestId: string;
+  /** Request headers, keys lower-cased. */
+  headers: ReadonlyMap<string, string>;
+  path: string;
+  /** The whole body; undefined when routing on headers alone. */
+  body: Buffer | undefined;
+  /** The gateway's subset hint (endpoint addresses), if it sent one. */
+  subset: readonly string[] | undefined;
+  /** performance.now() of the request's first message. */
+  receivedAt: number;
+}
+
+export class Director {
+  readonly #pool: EndpointPool;
+  readonly #scheduler: Scheduler;
+  readonly #plugins: RequestPlugins | undefined;
+  readonly #opts: DirectorOptions;
+  readonly #metrics: EppMetrics;
+  readonly #policy: RequestPolicy | undefined;
+  readonly #log: Logger;
+  readonly #recording: { metrics: EppMetrics; log: Logger; maxResponseUsageBytes: number };
+
+  constructor(deps: DirectorDeps) {
+    this.#pool = deps.pool;
+    this.#scheduler = deps.scheduler;
+    this.#plugins = deps.plugins;
+    this.#opts = deps.options;
+    this.#metrics = deps.metrics;
+    this.#policy = deps.policy;
+    this.#log = deps.log;
+    this.#recording = { metrics: deps.metrics, log: deps.log, maxResponseUsageBytes: deps.maxResponseUsageBytes ?? 4 << 20 };
+  }
+
+  /**
+   * Everything the request path decides, in order: parse the body, resolve
+   * objective and rewrite (re-serialising the body only when the model
+   * changes), pick endpoints, record the request. Throws EppError (400, 429,
+   * 503) carrying the model it named, for the error metric.
+   */
+  handleRequest(incoming: IncomingRequest): Routing {
+    const parsed = incoming.body !== undefined ? parseRequestBody(incoming.body, incoming.path) : undefined;
+    const model = parsed?.model ?? '';
+    const pol = this.#policy?.resolve(incoming.headers, model);
+    const targetModel = (pol?.targetModel || model);
+    let body = incoming.body;
+    const rewritten = parsed !== undefined && targetModel !== model;
+    if (rewritten) {
+      parsed.body.model = targetModel;
+      try {
+        body = Buffer.from(JSON.stringify(parsed.body));
+      } catch (e) {
+        throw e instanceof RangeError ? tagged(new EppError('BadRequest', 'request body is nested too deeply'), model, targetModel) : e;
+      }
+    }
+    const request: SchedulingRequest = {
+      requestId: incoming.requestId,
+      model,
+      targetModel,
+      parsed,
+      headers: incoming.headers,
+      priority: pol?.priority ?? 0,
+      fairnessId: pol?.fairnessId ?? DEFAULT_FAIRNESS_ID,
+    };
+    let routing: Routing;
+    try {
+      routing = this.pick(request, incoming.subset, incoming.receivedAt, body, rewritten);
+    } catch (e) {
+      throw tagged(asEppError(e), model, targetModel);
+    }
+    routing.metrics.routed(body?.length ?? 0, request.priority, pol?.rewriteName);
+    if (this.#log.isLevelEnabled('debug')) {
+      const { endpoints } = routing;
+      this.#log.debug(
+        {
+          requestId: request.requestId,
+          model: bounded(model),
+          api: parsed?.api,
+          stream: parsed?.stream,
+          bodyBytes: body?.length ?? 0,
+          endpoint: endpoints[0].key,
+          fallbacks: endpoints.slice(1).map((e) => e.key),
+          queue: endpoints[0].metrics?.waitingQueueSize,
+          kvCache: endpoints[0].metrics?.kvCacheUsage,
+          scheduler: this.#scheduler.name,
+          scores: routing.result.explain?.(),
+          latencyMs: +(performance.now() - incoming.receivedAt).toFixed(3),
+        },
+        'request routed',
+      );
+    }
+    return routing;
+  }
+
+  /** llm-epp answered the request itself (an EppError): count it against the model it named. */
+  rejected(routing: Routing | undefined, err: EppError): void {
+    const model = routing?.request.model ?? err.model ?? '';
+    countRejected(this.#metrics, model, routing?.request.targetModel ?? err.targetModel ?? model, err.code);
+    if (routing) this.responseComplete(routing, false);
+  }
+
+  get scheduler(): Scheduler {
+    return this.#scheduler;
+  }
+
+  /** Endpoints with fresh metrics, narrowed to the subset hint (matched by IP) when one is given. */
+  candidates(subset: readonly string[] | undefined): Endpoint[] {
+    const now = performance.now();
+    const stale = this.#opts.metricsStalenessThresholdMs;
+    let allowed: Set<string> | undefined;
+    if (subset !== undefined && !this.#opts.disableEndpointSubsetFilter) {
+      allowed = new Set();
+      for (const s of subset) allowed.add(hostOf(s.trim()));
+    }
+    const out: Endpoint[] = [];
+    for (const ep of this.#pool.list()) {
+      if (!isFresh(ep, now, stale)) continue;
+      if (allowed && !allowed.has(ep.address)) continue;
+      out.push(ep);
+    }
+    return out;
+  }
+
+  /** Pool saturation (≥ 1 saturated) over these candidates; 0 without a detector. */
+  saturation(candidates: readonly Endpoint[]): number {
+    return this.#plugins?.saturation(candidates) ?? 0;
+  }
+
+  /**
+   * Pick the primary endpoint and up to --fallback-endpoints next-best ones.
+   * Throws EppError 503 when nothing can serve the request, 429 when a
+   * sheddable request meets a saturated pool.
+   */
+  pick(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt = performance.now(), body?: Buffer, rewritten = false): Routing {
+    const target = this.#metrics.modelLabel(request.targetModel);
+    const failure = () => this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: target, pod_name: '', namespace: '', port: '' });
+    const candidates = this.candidates(subset);
+    if (candidates.length === 0) {
+      failure();
+      if (this.#pool.list().length === 0) throw new EppError('ServiceUnavailable', 'no endpoints in the pool');
+      if (subset !== undefined && !this.#opts.disableEndpointSubsetFilter) {
+        throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates: no ready endpoint in the subset hint');
+      }
+      throw new EppError('ServiceUnavailable', 'no ready endpoints: every endpoint\'s metrics are missing or stale');
+    }
+    // GAIE's admission without flow control: sheddable requests (priority < 0)
+    // are dropped with 429 while the pool is saturated.
+    if (request.priority < 0 && this.saturation(candidates) >= 1) {
+      failure();
+      throw new EppError('ResourceExhausted', 'the pool is saturated: sheddable request (priority < 0) rejected');
+    }
+    const state = new CycleState(request);
+    const max = 1 + this.#opts.fallbackEndpoints;
+    const start = performance.now();
+    let result: SchedulingResult;
+    try {
+      this.#plugins?.produce(state, candidates);
+      result = this.#scheduler.schedule(state, candidates, max);
+    } finally {
+      // Failed decisions count too, as in GAIE.
+      this.#metrics.schedulerE2E.observe((performance.now() - start) / 1000);
+    }
+    if (result.endpoints.length === 0) {
+      failure();
+      throw new EppError('ServiceUnavailable', 'failed to find target endpoint: no candidate passed the scheduling filters');
+    }
+    const primary = result.endpoints[0];
+    this.#plugins?.preRequest(state, primary, result.profiles);
+    this.#metrics.schedulerAttempts.inc({ status: 'success', target_model_name: target, pod_name: primary.name, namespace: primary.namespace, port: String(primary.port) });
+    const tokens = estimateTokens(request.parsed?.routingText.length ?? 0);
+    charge(primary, tokens, 1);
+    primary.dispatched++;
+    const metrics = new RequestMetrics(this.#recording, request.requestId, request.model, request.targetModel, receivedAt);
+    return { request, state, result, endpoints: result.endpoints, primary, tokens, charged: primary, released: false, metrics, body, rewritten };
+  }
+
+  /**
+   * The response's headers arrived (`status`, SSE or not). The gateway may
+   * report which endpoint served it (it may have retried down the fallback
+   * list): the request's in-flight load moves there. Returns headers the
+   * plugins add for the client.
+   */
+  responseReceived(routing: Routing, servedKey: string | undefined, status = '', eventStream = false): [string, string][] {
+    routing.metrics.responseHeaders(status, servedKey, eventStream);
+    const ep = servedKey ? this.#pool.get(servedKey) : undefined;
+    if (ep && !routing.released && ep !== routing.charged) {
+      charge(routing.charged, routing.tokens, -1);
+      charge(ep, routing.tokens, 1);
+      routing.charged = ep;
+    }
+    return this.#plugins?.responseReceived(routing.state, ep ?? routing.primary) ?? [];
+  }
+
+  /** Response body bytes on their way to the client (after they were passed on). */
+  responseStreaming(routing: Routing, chunk: Buffer): void {
+    routing.metrics.responseBody(chunk);
+  }
+
+  /**
+   * The routed request is over: `finished` when its response passed whole,
+   * false when it was cancelled, reset or failed. Releases what pick() took;
+   * only the first call counts.
+   */
+  responseComplete(routing: Routing, finished = true): void {
+    if (routing.released) return;
+    routing.released = true;
+    charge(routing.charged, routing.tokens, -1);
+    this.#plugins?.responseComplete(routing.state, routing.charged);
+    routing.metrics.end(finished, routing.primary.key);
+  }
+}
+
+/** A bug (not an EppError) becomes a 500 whose cause is kept for the log. */
+export function asEppError(e: unknown): EppError {
+  if (e instanceof EppError) return e;
+  const wrapped = new EppError('Internal', 'internal error');
+  wrapped.cause = e;
+  return wrapped;
+}
+
+/** The model an EppError's request named, for its error metric. */
+function tagged(err: EppError, model: string, targetModel: string): EppError {
+  err.model ??= model || undefined;
+  err.targetModel ??= targetModel || undefined;
+  return err;
+}
+
+/** Add (+1) or remove (−1) one request and its prompt tokens from an endpoint's in-flight load. */
+function charge(ep: Endpoint, tokens: number, sign: 1 | -1): void {
+  ep.inFlight = Math.max(0, ep.inFlight + sign);
+  ep.inFlightTokens = Math.max(0, ep.inFlightTokens + sign * tokens);
+}
+
+/** One routed request: what pick() took and responseComplete() gives back. */
+export interface Routing {
+  readonly request: SchedulingRequest;
+  /** The request's plugin state, from the producers through the response hooks. */
+  readonly state: CycleState;
+  readonly result: SchedulingResult;
+  /** Primary first, then fallbacks. */
+  readonly endpoints: readonly Endpoint[];
+  readonly primary: Endpoint;
+  readonly tokens: number;
+  /** Where the in-flight load is counted: the primary, or the endpoint that served it. */
+  charged: Endpoint;
+  /** responseComplete() has run: the charge is given back exactly once. */
+  released: boolean;
+  /** The request's metrics and debug lines, from routing to the end of its response. */
+  readonly metrics: RequestMetrics;
+  /** The body to forward: the original bytes, or re-serialised after a model rewrite. */
+  readonly body: Buffer | undefined;
+  /** The model was rewritten (the body changed, and responses get the client's name back). */
+  readonly rewritten: boolean;
+}

@@ -1,0 +1,69 @@
+// The request-control extension points of the configured plugins, in the
+// order a request meets them: the saturation detector (admission), data
+// producers (before scheduling), PreRequest
+// (after the pick, before the request is forwarded), ResponseReceived (the
+// response's headers) and ResponseComplete (the request is over). Each call
+// is guarded — a throwing plugin is logged and skipped, never failing the
+// request — and timed into inference_extension_plugin_duration_seconds.
+import type { Endpoint } from '../pool/endpoint.ts';
+import {
+  isDataProducer,
+  isPreRequest,
+  isResponseComplete,
+  isResponseReceived,
+  type CycleState,
+  type DataProducer,
+  type Plugin,
+  type PreRequest,
+  type ProfileResult,
+  type ResponseComplete,
+  type ResponseReceived,
+  type SaturationDetector,
+} from '../scheduling/framework.ts';
+import type { PluginTimer } from '../scheduling/plugin-timer.ts';
+
+export class RequestPlugins {
+  readonly #producers: DataProducer[];
+  readonly #preRequest: PreRequest[];
+  readonly #received: ResponseReceived[];
+  readonly #complete: ResponseComplete[];
+  readonly #timer: PluginTimer;
+  readonly #saturation: SaturationDetector | undefined;
+
+  constructor(plugins: Iterable<Plugin>, timer: PluginTimer, saturation?: SaturationDetector) {
+    this.#saturation = saturation;
+    const all = [...plugins];
+    this.#producers = all.filter(isDataProducer);
+    this.#preRequest = all.filter(isPreRequest);
+    this.#received = all.filter(isResponseReceived);
+    this.#complete = all.filter(isResponseComplete);
+    this.#timer = timer;
+  }
+
+  /** Pool saturation (≥ 1 saturated) over the candidates; 0 without a detector. Not guarded: admission must not guess. */
+  saturation(candidates: readonly Endpoint[]): number {
+    const d = this.#saturation;
+    return d ? this.#timer.timed('SaturationDetector', d, () => d.saturation(candidates)) : 0;
+  }
+
+  /** Data producers write the request's CycleState before the profiles read it. */
+  produce(state: CycleState, candidates: readonly Endpoint[]): void {
+    for (const p of this.#producers) this.#timer.guarded('PrepareData', p, () => p.produce(state, candidates), undefined);
+  }
+
+  preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {
+    for (const p of this.#preRequest) this.#timer.guarded('PreRequest', p, () => p.preRequest(state, primary, results), undefined);
+  }
+
+  /** Headers the plugins want added to the response for the client. */
+  responseReceived(state: CycleState, served: Endpoint): [string, string][] {
+    if (this.#received.length === 0) return [];
+    const out: [string, string][] = [];
+    for (const p of this.#received) out.push(...this.#timer.guarded('ResponseReceived', p, () => p.responseReceived(state, served), []));
+    return out;
+  }
+
+  responseComplete(state: CycleState, served: Endpoint): void {
+    for (const p of this.#complete) this.#timer.guarded('ResponseComplete', p, () => p.responseComplete(state, served), undefined);
+  }
+}
