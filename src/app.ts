@@ -17,7 +17,7 @@ import { startMetricsServer } from './observability/metrics-server.ts';
 import { Datastore } from './pool/datastore.ts';
 import { FileSource } from './pool/file-source.ts';
 import { parseEndpointList } from './pool/static-source.ts';
-import { createRegistry } from './scheduling/builtin-plugins.ts';
+import { createRegistry } from './builtin-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, type LoadedConfig } from './scheduling/config.ts';
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
@@ -255,7 +255,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       bufferBudget,
       streams,
     },
-    health,
+    health.impl,
     {
       // BUFFERED mode sends the whole body in one message; larger ones get 413.
       maxReceiveMessageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20) + (1 << 20),
@@ -263,7 +263,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       connectionIdleTimeoutMs: options.connectionIdleTimeoutMs,
     },
   );
-  const healthServer = createHealthServer(health, options.connectionIdleTimeoutMs);
+  const healthServer = createHealthServer(health.impl, options.connectionIdleTimeoutMs);
   let metricsServer: HttpServer | undefined;
   const servers: Server[] = [extProc, healthServer];
   try {

@@ -26,7 +26,7 @@ import { READINESS_SERVICES } from '../src/health.ts';
 import { createLogger } from '../src/log.ts';
 import { EppMetrics } from '../src/observability/metrics.ts';
 import { Datastore } from '../src/pool/datastore.ts';
-import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 
 type Obj = Record<string, any>; // parsed YAML/JSON

@@ -6,7 +6,7 @@ import { Director } from '../src/request-control/director.ts';
 import { RequestPlugins } from '../src/request-control/request-plugins.ts';
 import { createLogger } from '../src/log.ts';
 import { EppMetrics } from '../src/observability/metrics.ts';
-import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
 import { context, makePool, request } from './helpers/scheduling.ts';

@@ -57,14 +57,17 @@ describe('endpoint readiness', () => {
     const { app, client } = await setup(pods, () => [
       `--endpoints=${pods.map((p) => p.key).join(',')}`,
       '--metrics-staleness-threshold=200ms',
-      '--metrics-scrape-timeout=100ms',
+      '--metrics-scrape-timeout=3s',
     ]);
     await pods[0].stop(); // dead: connection refused from now on
-    pods[1].state.delayMs = 1000; // slow: every scrape times out
+    pods[1].state.delayMs = 3000; // slow: its next scrape hangs for seconds
+    const slowBefore = pods[1].scrapes;
+    await waitFor(() => pods[1].scrapes > slowBefore);
+    // While that scrape hangs, the healthy pod goes on being scraped (counted,
+    // not timed: a scraper that waited on the slow pod would stall here for 3 s).
     const healthyBefore = pods[2].scrapes;
+    await waitFor(() => pods[2].scrapes >= healthyBefore + 5, 2500);
     await waitFor(() => app.director.candidates(undefined).length === 1);
-    // The healthy pod kept being scraped at the normal pace meanwhile.
-    expect(pods[2].scrapes - healthyBefore).toBeGreaterThan(5);
     const r = await client.send({ body });
     expect(r.setHeaders.get('x-gateway-destination-endpoint')).toBe(pods[2].key);
     pods[1].state.delayMs = 0;

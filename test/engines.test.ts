@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { thrown } from './helpers/thrown.ts';
 import { readFileSync } from 'node:fs';
 import { parsePrometheusText } from '../src/metrics/prom-text.ts';
 import {
@@ -37,13 +38,7 @@ function extract(engineName: string, text: string): ModelServerMetrics {
 }
 
 function extractError(engineName: string, text: string): MissingMetricError {
-  try {
-    extractMetrics(engine(engineName), parsePrometheusText(text));
-  } catch (err) {
-    expect(err).toBeInstanceOf(MissingMetricError);
-    return err as MissingMetricError;
-  }
-  throw new Error('extractMetrics did not throw');
+  return thrown(() => extractMetrics(engine(engineName), parsePrometheusText(text)), MissingMetricError);
 }
 
 const VLLM_COMPOSITE = fixture('vllm-composite-datadog-vllm_metrics.prom');

@@ -14,6 +14,11 @@ function destination(r: EnvoyResult): string | undefined {
   return r.setHeaders.get('x-gateway-destination-endpoint');
 }
 
+/** The destination lists every pod once (primary and two fallbacks, whatever their order). */
+function expectAllPods(r: EnvoyResult, pods: readonly { key: string }[]): void {
+  expect(destination(r)?.split(',').sort()).toEqual(pods.map((p) => p.key).sort());
+}
+
 function expectClean(r: EnvoyResult): void {
   expect(r.violations).toEqual([]);
   expect(r.headerValueErrors).toEqual([]);
@@ -74,13 +79,13 @@ describe('ext_proc server against fake pods', () => {
     expect(r.repliesBeforeBodyEnd).toBe(0);
     expectClean(r);
     expect(r.messages[0].request_headers).toBeDefined();
-    expect(destination(r)).toBeDefined();
+    expectAllPods(r, pods);
     expect(r.echoedBody.equals(Buffer.from(body))).toBe(true);
     // With trailers: the whole body sent, end_of_stream never set; the trailers end it.
     const t = await client.send({ body: JSON.stringify({ model: 'hold-model', prompt: 'x' }), trailers: { 'x-t': '1' }, holdCheckMs: 100 });
     expect(t.repliesBeforeBodyEnd).toBe(0);
     expectClean(t);
-    expect(destination(t)).toBeDefined();
+    expectAllPods(t, pods);
   });
 
   it('orders the fallback list by queue: primary first, then next-best distinct pods', async () => {
@@ -113,7 +118,7 @@ describe('ext_proc server against fake pods', () => {
   it('answers a headers-only request (GET /v1/models) at once', async () => {
     const r = await client.send({ method: 'GET', path: '/v1/models' });
     expectClean(r);
-    expect(destination(r)).toBeDefined();
+    expectAllPods(r, pods);
     expect(metadataDestination(r.dynamicMetadata)).toBe(destination(r));
     expect(r.messages.length).toBe(1);
   });
@@ -257,7 +262,7 @@ describe('ext_proc server against fake pods', () => {
   it('serves BUFFERED mode with trailers: routes on the single body message without waiting for end_of_stream', async () => {
     const r = await client.send({ body: JSON.stringify({ model: 'm', prompt: 'buffered with trailers' }), mode: BUFFERED, trailers: { 'x-t': '1' } });
     expectClean(r);
-    expect(destination(r)).toBeDefined();
+    expectAllPods(r, pods);
   });
 
   it('answers in `value` when Envoy sends `value` (send_header_raw_value off), keeping UTF-8 bytes intact', async () => {
@@ -288,7 +293,7 @@ describe('ext_proc server against fake pods', () => {
     const results = await Promise.all(Array.from({ length: 1000 }, () => client.send({ body }, 30_000)));
     for (const r of results) {
       expect(r.violations).toEqual([]);
-      expect(destination(r)).toBeDefined();
+      expectAllPods(r, pods);
       expect(r.echoedBody.toString()).toBe(body);
     }
   }, 60_000);

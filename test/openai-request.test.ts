@@ -1,19 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { thrown } from './helpers/thrown.ts';
 import { EppError } from '../src/errors.ts';
 import { apiForPath, parseRequestBody } from '../src/openai/request.ts';
 
 const parse = (body: unknown, path = '/v1/completions') => parseRequestBody(Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)), path);
 
 function expect400(fn: () => unknown, message: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(EppError);
-    expect((e as EppError).status).toBe(400);
-    expect((e as EppError).message).toMatch(message);
-    return;
-  }
-  throw new Error('expected a 400');
+  const e = thrown(fn, EppError);
+  expect(e.status).toBe(400);
+  expect(e.message).toMatch(message);
 }
 
 describe('OpenAI request parsing', () => {

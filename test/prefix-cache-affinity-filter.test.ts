@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Endpoint } from '../src/pool/endpoint.ts';
 import { PREFIX_MATCH, type PrefixResult } from '../src/scheduling/producers/approx-prefix.ts';
-import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { prefixCacheAffinityFilter } from '../src/scheduling/filters/prefix-cache-affinity.ts';
 import type { CycleState, Filter } from '../src/scheduling/framework.ts';

@@ -4,9 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import { Datastore } from '../src/pool/datastore.ts';
-import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { ConfigError } from '../src/scheduling/params.ts';
+import { thrown } from './helpers/thrown.ts';
 
 const ctx = () => ({ pool: new Datastore(), log: createLogger('silent'), metrics: undefined, random: Math.random });
 const load = (yaml: string) => loadConfig(parseConfigText(yaml, 'test.yaml'), createRegistry(), ctx(), 'test.yaml');
@@ -15,13 +16,7 @@ const head = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: Endpoint
 const profileWith = (ref: string) => head + `plugins:\n- type: queue-scorer\n- type: random-picker\nschedulingProfiles:\n- name: d\n  plugins:\n  - ${ref}\n`;
 
 function errorOf(yaml: string): ConfigError {
-  try {
-    load(yaml);
-  } catch (e) {
-    expect(e, `wrong error type for:\n${yaml}`).toBeInstanceOf(ConfigError);
-    return e as ConfigError;
-  }
-  throw new Error(`expected a ConfigError for:\n${yaml}`);
+  return thrown(() => load(yaml), ConfigError, yaml);
 }
 
 /** The message must contain every fragment (literal strings). */

@@ -2,9 +2,10 @@
 // clear error for every kind of mistake.
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { thrown } from './helpers/thrown.ts';
 import { createLogger } from '../src/log.ts';
 import { Datastore } from '../src/pool/datastore.ts';
-import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { ConfigError } from '../src/scheduling/params.ts';
 
@@ -13,15 +14,9 @@ const load = (yaml: string) => loadConfig(parseConfigText(yaml, 'test.yaml'), cr
 const head = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
 
 function expectError(yaml: string, message: RegExp | string): void {
-  let err: unknown;
-  try {
-    load(yaml);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected an error for:\n${yaml}`).toBeInstanceOf(ConfigError);
-  if (typeof message === 'string') expect((err as Error).message).toContain(message);
-  else expect((err as Error).message).toMatch(message);
+  const err = thrown(() => load(yaml), ConfigError, yaml);
+  if (typeof message === 'string') expect(err.message).toContain(message);
+  else expect(err.message).toMatch(message);
 }
 
 describe('EndpointPickerConfig', () => {
@@ -118,7 +113,7 @@ describe('EndpointPickerConfig', () => {
 
 describe('README plugin reference', () => {
   it('is the generated reference of every registered plugin (npm run docs:plugins)', async () => {
-    const { pluginDocs } = await import('../src/scheduling/plugin-docs.ts');
+    const { pluginDocs } = await import('../src/plugin-docs.ts');
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     const section = readme.slice(readme.indexOf('<!-- plugins:start -->\n') + 23, readme.indexOf('<!-- plugins:end -->'));
     expect(section).toBe(pluginDocs());

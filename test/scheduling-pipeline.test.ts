@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger, type Logger } from '../src/log.ts';
 import { EppMetrics } from '../src/observability/metrics.ts';
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { CycleState, stateKey, type DataProducer, type Filter, type Picker, type PreRequest, type ProfileHandler, type ScoredEndpoint, type Scorer, type SchedulerProfile, type Plugin } from '../src/scheduling/framework.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';

@@ -2,50 +2,21 @@
 // NOT_SERVING at once on both ports (liveness stays SERVING), ext_proc keeps
 // accepting and serving new streams for --shutdown-delay, streams that were
 // open finish during --drain-timeout, and the process exits 0.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/messages.ts';
 import { ExternalProcessorClient } from '../bench/lib/ext-proc-client.ts';
 import { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';
+import { startEppProcess as startEpp, type EppProcess } from './helpers/epp-process.ts';
 import { healthClient, readiness } from './helpers/health-client.ts';
 
 type Stream = ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
-const ROOT = new URL('..', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Epp {
-  proc: ChildProcess;
-  grpcPort: number;
-  healthPort: number;
-  logs: { msg?: string }[];
-  exit: Promise<number | null>;
-}
-
-function startEpp(args: string[]): Promise<Epp> {
-  const proc = spawn(process.execPath, ['src/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const logs: { msg?: string }[] = [];
-  const exit = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      let j: { msg?: string; grpcPort?: number; healthPort?: number };
-      try {
-        j = JSON.parse(line);
-      } catch {
-        return;
-      }
-      logs.push(j);
-      if (j.msg === 'llm-epp serving') resolve({ proc, grpcPort: j.grpcPort!, healthPort: j.healthPort!, logs, exit });
-    });
-    void exit.then((code) => reject(new Error(`llm-epp exited with ${code} before serving`)));
-  });
-}
 
 describe('SIGTERM', () => {
   const pod = new FakePod();
-  let epp: Epp;
+  let epp: EppProcess;
 
   beforeAll(async () => {
     await pod.start();

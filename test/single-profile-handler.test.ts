@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import { createRegistry } from '../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import type { Picker, ProfileHandler, ProfileResult, SchedulerProfile, ScoredEndpoint, CycleState } from '../src/scheduling/framework.ts';
 import { ConfigError } from '../src/scheduling/params.ts';

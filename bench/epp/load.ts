@@ -8,6 +8,7 @@
 import { Client, credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/messages.ts';
 import { EXT_PROC_SERVICE_NAME, decodeResponse, encodeRequest } from '../../src/extproc/proto.ts';
+import { requestBody, requestHeaders, responseBody, responseHeaders } from '../lib/ext-proc-messages.ts';
 
 export interface RequestShape {
   /** Encoded request-headers message. */
@@ -185,24 +186,19 @@ export function requestShape(path: string, body: Buffer, chunkSize = 16_384): Re
   const chunks: Buffer[] = [];
   for (let off = 0; off < body.length; off += chunkSize) {
     const end = Math.min(off + chunkSize, body.length);
-    chunks.push(encodeRequest({ request_body: { body: body.subarray(off, end), end_of_stream: end === body.length } }));
+    chunks.push(encodeRequest(requestBody(body.subarray(off, end), end === body.length)));
   }
-  const headers: ProcessingRequest = {
-    request_headers: {
-      headers: {
-        headers: [
-          [':method', 'POST'],
-          [':path', path],
-          [':authority', 'gateway'],
-          ['content-type', 'application/json'],
-          ['content-length', String(body.length)],
-          ['x-request-id', 'bench'],
-        ].map(([key, v]) => ({ key, raw_value: Buffer.from(v) })),
-      },
-      end_of_stream: false,
-    },
-    protocol_config: { request_body_mode: 4, response_body_mode: 4 },
-  };
+  const headers = requestHeaders(
+    [
+      [':method', 'POST'],
+      [':path', path],
+      [':authority', 'gateway'],
+      ['content-type', 'application/json'],
+      ['content-length', String(body.length)],
+      ['x-request-id', 'bench'],
+    ],
+    { endOfStream: false },
+  );
   return { headers: encodeRequest(headers), chunks, bodyBytes: body.length };
 }
 
@@ -215,12 +211,7 @@ export function sseResponse(n: number): ResponseShape {
   }
   raw.push(chunk(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage: { prompt_tokens: 8000, completion_tokens: n - 2, total_tokens: 8000 + n - 2 } })));
   raw.push(Buffer.from('data: [DONE]\n\n'));
-  const chunks = raw.map((body, i) => encodeRequest({ response_body: { body, end_of_stream: i === raw.length - 1 } }));
-  const headers: ProcessingRequest = {
-    response_headers: {
-      headers: { headers: [[':status', '200'], ['content-type', 'text/event-stream']].map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) },
-      end_of_stream: false,
-    },
-  };
+  const chunks = raw.map((body, i) => encodeRequest(responseBody(body, i === raw.length - 1)));
+  const headers = responseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
   return { headers: encodeRequest(headers), chunks, bytes: raw.reduce((a, b) => a + b.length, 0) };
 }

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/messages.ts';
 import { EXT_PROC_SERVICE_NAME, decodeResponse, encodeRequest } from '../../src/extproc/proto.ts';
+import { requestBody, requestHeaders, responseBody, responseHeaders } from '../lib/ext-proc-messages.ts';
 
 export type Strategy = 'epp' | 'round-robin' | 'random' | 'least-request';
 
@@ -39,7 +40,6 @@ export interface Gateway {
 type Call = ClientDuplexStream<Buffer, ProcessingResponse>;
 const PATH = `/${EXT_PROC_SERVICE_NAME}/Process`;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', 'host', 'content-length']);
-const hv = (key: string, value: string) => ({ key, raw_value: Buffer.from(value) });
 
 /** Replies of one ext_proc stream, awaited in order. */
 class Inbox {
@@ -163,18 +163,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const inbox = new Inbox(call);
     try {
       const headers = clientHeaders(req);
-      const list = [hv(':method', req.method ?? 'GET'), hv(':path', req.url ?? '/'), hv(':authority', req.headers.host ?? 'gateway'), hv(':scheme', 'http')];
-      for (const [k, v] of Object.entries(headers)) list.push(hv(k, v));
+      const list: [string, string][] = [[':method', req.method ?? 'GET'], [':path', req.url ?? '/'], [':authority', req.headers.host ?? 'gateway'], [':scheme', 'http']];
+      for (const [k, v] of Object.entries(headers)) list.push([k, v]);
       const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-      call.write(encodeRequest({ request_headers: { headers: { headers: list }, end_of_stream: !hasBody }, protocol_config: { request_body_mode: 4, response_body_mode: 4 } }));
+      call.write(encodeRequest(requestHeaders(list, { endOfStream: !hasBody })));
       // Stream the request body to the EPP as it arrives, as Envoy does.
       if (hasBody) {
         let sent = false;
         for await (const chunk of req) {
-          call.write(encodeRequest({ request_body: { body: chunk as Buffer, end_of_stream: false } }));
+          call.write(encodeRequest(requestBody(chunk as Buffer, false)));
           sent = true;
         }
-        call.write(encodeRequest({ request_body: { body: Buffer.alloc(0), end_of_stream: true } }));
+        call.write(encodeRequest(requestBody(Buffer.alloc(0), true)));
         void sent;
       }
       const first = await inbox.next();
@@ -207,11 +207,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const { target, res: up, release } = await forward(destination.split(',').filter(Boolean), req, mutated, Buffer.concat(body));
       served.set(target, (served.get(target) ?? 0) + 1);
       try {
-        const upHeaders: { key: string; raw_value: Buffer }[] = [hv(':status', String(up.statusCode))];
-        for (const [k, v] of Object.entries(up.headers)) if (typeof v === 'string') upHeaders.push(hv(k, v));
+        const upHeaders: [string, string][] = [[':status', String(up.statusCode)]];
+        for (const [k, v] of Object.entries(up.headers)) if (typeof v === 'string') upHeaders.push([k, v]);
         call.write(
           encodeRequest({
-            response_headers: { headers: { headers: upHeaders }, end_of_stream: false },
+            ...responseHeaders(upHeaders, false),
             metadata_context: { filter_metadata: { 'envoy.lb': { fields: { 'x-gateway-destination-endpoint-served': { stringValue: target } } } } },
           }),
         );
@@ -233,8 +233,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             if (s.end_of_stream) return;
           }
         })();
-        for await (const chunk of up.body) call.write(encodeRequest({ response_body: { body: chunk as Buffer, end_of_stream: false } }));
-        call.write(encodeRequest({ response_body: { body: Buffer.alloc(0), end_of_stream: true } }));
+        for await (const chunk of up.body) call.write(encodeRequest(responseBody(chunk as Buffer, false)));
+        call.write(encodeRequest(responseBody(Buffer.alloc(0), true)));
         await echoes;
         res.end();
       } finally {

@@ -137,10 +137,45 @@ export function echoHeader(key: string, original: HeaderValue, raw: boolean): He
   return { header: { key, value: original.value ?? original.raw_value?.toString('utf8') ?? '' } };
 }
 
-export function destinationMetadata(destination: string, extra?: Record<string, PbValue>): PbStruct {
+/**
+ * Dynamic metadata envoy.lb: the destination, and with `scores` each
+ * candidate's total score under x-gateway-destination-endpoint-scores.
+ */
+export function destinationMetadata(destination: string, scores?: Iterable<[string, number]>): PbStruct {
   const fields: Record<string, PbValue> = { [DESTINATION_HEADER]: { stringValue: destination } };
-  if (extra) Object.assign(fields, extra);
+  if (scores) {
+    const byEndpoint: Record<string, PbValue> = {};
+    for (const [key, score] of scores) byEndpoint[key] = { numberValue: score };
+    fields[SCORES_KEY] = { structValue: { fields: byEndpoint } };
+  }
   return { fields: { [DESTINATION_NAMESPACE]: { structValue: { fields } } } };
+}
+
+// Headers the gateway owns; never echoed back to the upstream request.
+const SYSTEM_HEADERS = new Set([
+  'x-gateway-inference-fairness-id',
+  'x-gateway-inference-objective',
+  'x-gateway-model-name-rewrite',
+  'x-gateway-destination-endpoint-subset',
+  DESTINATION_HEADER,
+  SERVED_KEY,
+  'content-length',
+  'host',
+  'x-request-id',
+]);
+
+/**
+ * The client's own request headers, echoed byte for byte for a reply that
+ * sets the request's headers (FULL_DUPLEX / headers-only): without pseudo
+ * headers, duplicated ones (Envoy keeps those itself) and the gateway's own.
+ */
+export function echoedHeaders(original: ReadonlyMap<string, HeaderValue>, duplicated: ReadonlySet<string>, raw: boolean): HeaderValueOption[] {
+  const out: HeaderValueOption[] = [];
+  for (const [k, v] of original) {
+    if (k.charCodeAt(0) === 58 /* ':' */ || SYSTEM_HEADERS.has(k) || duplicated.has(k)) continue;
+    out.push(echoHeader(k, v, raw));
+  }
+  return out;
 }
 
 export function requestHeadersResponse(setHeaders: HeaderValueOption[], metadata: PbStruct | undefined): ProcessingResponse {
@@ -190,4 +225,37 @@ export function* chunkBody(kind: 'request_body' | 'response_body', body: Buffer,
     const end = Math.min(off + BODY_CHUNK_LIMIT, body.length);
     yield streamedBody(kind, body.subarray(off, end), endOfStream && end === body.length);
   }
+}
+
+type ValueKind = 'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue';
+
+/** Which field of a google.protobuf.Value was sent (protobufjs names it `kind`; plain objects: the field that is set). */
+function valueKind(v: PbValue): ValueKind | undefined {
+  const kind = (v as { kind?: ValueKind }).kind;
+  if (kind !== undefined) return kind;
+  for (const k of ['listValue', 'stringValue', 'numberValue', 'boolValue', 'structValue', 'nullValue'] as const) {
+    if (Object.hasOwn(v, k) && v[k] !== undefined && v[k] !== null) return k;
+  }
+  return undefined;
+}
+
+/**
+ * The gateway's subset hint (envoy.lb.subset_hint / x-gateway-destination-endpoint-subset):
+ * a list of addresses, or undefined for "no restriction". Decoded messages
+ * carry every field's default, so the oneof says which one was sent.
+ */
+export function subsetHint(metadata: ProcessingRequest['metadata_context']): string[] | undefined {
+  const v: PbValue | undefined = metadata?.filter_metadata?.[SUBSET_NAMESPACE]?.fields?.[SUBSET_KEY];
+  if (v === undefined || v === null) return undefined;
+  const kind = valueKind(v);
+  if (kind === 'listValue') {
+    // As llm-d Router: list items that are not strings are skipped (only those ⇒ no candidate).
+    const out: string[] = [];
+    for (const item of v.listValue?.values ?? []) if (valueKind(item) === 'stringValue') out.push(item.stringValue!);
+    return out;
+  }
+  // Lenient: a single "ip:port[,ip:port]" string.
+  if (kind === 'stringValue') return v.stringValue!.split(',').filter((s) => s.trim() !== '');
+  // Any other kind (number, bool, struct, null) is not a list: no restriction, as llm-d Router.
+  return undefined;
 }

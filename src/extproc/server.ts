@@ -1,11 +1,15 @@
 // The gRPC servers: ext_proc (plus health, because Envoy health-checks the EPP
 // cluster on that port) and a separate plaintext health server.
 import { Server, status, type ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
-import type { HealthState } from '../health.ts';
 import { messageLimitInterceptor } from './message-limit.ts';
 import { externalProcessorService } from './proto.ts';
 import { ExtProcStream, type StreamContext } from './stream.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
+
+/** A grpc.health.v1 service to serve next to ext_proc (Envoy health-checks the EPP cluster on that port). */
+export interface HealthService {
+  addToServer(server: Server): void;
+}
 
 export interface GrpcServerOptions {
   /** Largest message read; a larger one is answered 413 (message-limit.ts). */
@@ -16,7 +20,7 @@ export interface GrpcServerOptions {
   connectionIdleTimeoutMs: number;
 }
 
-export function createExtProcServer(ctx: StreamContext, health: HealthState, opts: GrpcServerOptions): Server {
+export function createExtProcServer(ctx: StreamContext, health: HealthService, opts: GrpcServerOptions): Server {
   const server = new Server({
     'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
     'grpc.max_send_message_length': opts.maxReceiveMessageBytes,
@@ -35,13 +39,13 @@ export function createExtProcServer(ctx: StreamContext, health: HealthState, opt
       new ExtProcStream(call, ctx);
     },
   });
-  health.impl.addToServer(server);
+  health.addToServer(server);
   return server;
 }
 
-export function createHealthServer(health: HealthState, connectionIdleTimeoutMs = 0): Server {
+export function createHealthServer(health: HealthService, connectionIdleTimeoutMs = 0): Server {
   const server = new Server(connectionIdleTimeoutMs > 0 ? { 'grpc.max_connection_idle_ms': connectionIdleTimeoutMs } : {});
-  health.impl.addToServer(server);
+  health.addToServer(server);
   return server;
 }
 

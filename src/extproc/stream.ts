@@ -12,31 +12,29 @@ import { EppError, openAIErrorBody } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
-import { restoreModel } from '../request-control/policy.ts';
+import { ModelRestorer } from '../request-control/model-restorer.ts';
+import { BodyBuffer, type BufferBudget } from './body-buffer.ts';
 import { tooLargeSize } from './message-limit.ts';
 import type { StreamTracker, TrackedStream } from './stream-tracker.ts';
 import {
   BodySendMode,
   DESTINATION_HEADER,
   DESTINATION_NAMESPACE,
-  SCORES_KEY,
   SERVED_KEY,
-  SUBSET_KEY,
-  SUBSET_NAMESPACE,
   chunkBody,
   continueResponse,
   destinationMetadata,
-  echoHeader,
+  echoedHeaders,
   header,
   immediateResponse,
   metadataValue,
   readHeaders,
   requestHeadersResponse,
+  subsetHint,
   trailersResponse,
   type HttpBody,
   type HeaderValue,
   type HttpHeaders,
-  type PbValue,
   type ProcessingRequest,
   type ProcessingResponse,
 } from './messages.ts';
@@ -51,22 +49,10 @@ export interface StreamContext {
   /** Add x-gateway-destination-endpoint-scores to the envoy.lb metadata. */
   emitEndpointScores: boolean;
   /** Process-wide cap on request bytes held while bodies stream in. */
-  bufferBudget: { used: number; readonly limit: number };
+  bufferBudget: BufferBudget;
   /** Open streams: idle timeout and drain. */
   streams: StreamTracker;
 }
-
-// Headers the gateway owns; never echoed back to the upstream request.
-const SYSTEM_HEADERS = new Set([
-  'x-gateway-inference-fairness-id',
-  'x-gateway-inference-objective',
-  'x-gateway-model-name-rewrite',
-  'x-gateway-destination-endpoint-subset',
-  DESTINATION_HEADER,
-  SERVED_KEY,
-  'content-length',
-  'host',
-]);
 
 type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
@@ -92,10 +78,7 @@ export class ExtProcStream implements TrackedStream {
   #requestIdGenerated = false;
   #path = '/';
   #receivedAt = 0;
-  #chunks: Buffer[] = [];
-  #bodyBytes = 0;
-  /** Bytes of #chunks counted against the shared buffer budget. */
-  #reserved = 0;
+  readonly #body: BodyBuffer;
   #requestDone = false;
   #sawRequestHeaders = false;
   /** STREAMED / BUFFERED_PARTIAL: routed on headers, body chunks just continue. */
@@ -105,17 +88,13 @@ export class ExtProcStream implements TrackedStream {
   #routing: Routing | undefined;
   #completed = false;
 
-  // Response path.
-  /** The response is an SSE stream (each chunk restored as it passes). */
-  #eventStream = false;
-  /** Response held to restore a rewritten model name (non-streaming JSON). */
-  #held: Buffer[] = [];
-  #heldBytes = 0;
-  #heldOverflow = false;
+  /** Puts the client's model name back into the response after a rewrite. */
+  #restorer: ModelRestorer | undefined;
 
   constructor(call: Call, ctx: StreamContext) {
     this.#call = call;
     this.#ctx = ctx;
+    this.#body = new BodyBuffer(ctx.bufferBudget, ctx.maxRequestBodyBytes);
     ctx.streams.add(this);
     call.on('data', (req: ProcessingRequest) => this.#onMessage(req));
     // Envoy half-closed: finish our side too so the stream never hangs.
@@ -160,7 +139,7 @@ export class ExtProcStream implements TrackedStream {
           return this.#onResponseBody(req.response_body ?? {});
         case 'response_trailers':
           // Trailers end the body: what is still held goes out first.
-          if (this.#held.length > 0) this.#flushHeld(false, true);
+          this.#sendBody(this.#restorer?.flush(), false);
           this.#send(trailersResponse('response_trailers'));
           return this.#complete();
         default:
@@ -215,20 +194,7 @@ export class ExtProcStream implements TrackedStream {
       return;
     }
     if (this.#requestDone) return;
-    const chunk = b.body;
-    if (chunk && chunk.length > 0) {
-      this.#bodyBytes += chunk.length;
-      if (this.#bodyBytes > this.#ctx.maxRequestBodyBytes) {
-        throw new EppError('PayloadTooLarge', `request body exceeds ${this.#ctx.maxRequestBodyBytes} bytes`);
-      }
-      const budget = this.#ctx.bufferBudget;
-      if (budget.used + chunk.length > budget.limit) {
-        throw new EppError('ResourceExhausted', 'llm-epp is holding too many request bytes; retry shortly');
-      }
-      budget.used += chunk.length;
-      this.#reserved += chunk.length;
-      this.#chunks.push(chunk);
-    }
+    if (b.body) this.#body.append(b.body);
     // BUFFERED sends the whole body in one message; with trailers its
     // end_of_stream is false and Envoy waits for our reply before the trailers.
     if (b.end_of_stream || this.#requestBodyMode === BodySendMode.BUFFERED) this.#finishRequestBody(b.end_of_stream === true);
@@ -242,13 +208,12 @@ export class ExtProcStream implements TrackedStream {
 
   #finishRequestBody(endOfStream: boolean): void {
     this.#requestDone = true;
-    const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bodyBytes);
-    this.#dropChunks();
+    const body = this.#body.take();
     const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
     this.#route(body, buffered ? 'buffered' : 'duplex');
     // The parsed body stays with the routed request until it ends, so its
     // bytes stay counted until then; a request that was not routed gives them back now.
-    if (!this.#routing) this.#unreserve();
+    if (!this.#routing) this.#body.release();
     if (!buffered && !this.#closed) {
       // Unchanged bodies are echoed as the original bytes, never re-serialised.
       for (const msg of chunkBody('request_body', this.#routing?.body ?? body, endOfStream)) this.#send(msg);
@@ -265,7 +230,7 @@ export class ExtProcStream implements TrackedStream {
       headers: this.#headers,
       path: this.#path,
       body,
-      subset: this.#subsetHint(),
+      subset: subsetHint(this.#metadata),
       receivedAt: this.#receivedAt,
     });
     this.#routing = routing;
@@ -277,18 +242,9 @@ export class ExtProcStream implements TrackedStream {
     if (this.#requestIdGenerated) set.push(header('x-request-id', this.#requestId, raw));
     if (reply !== 'buffered') {
       if (bodyLength > 0) set.push(header('content-length', String(bodyLength), raw));
-      for (const [k, original] of this.#originalHeaders) {
-        if (k.charCodeAt(0) === 58 /* ':' */ || SYSTEM_HEADERS.has(k) || this.#dupHeaders.has(k)) continue;
-        if (k === 'x-request-id') continue;
-        set.push(echoHeader(k, original, raw));
-      }
+      set.push(...echoedHeaders(this.#originalHeaders, this.#dupHeaders, raw));
     }
-    let scores: Record<string, PbValue> | undefined;
-    if (this.#ctx.emitEndpointScores && routing.result.scores) {
-      const fields: Record<string, PbValue> = {};
-      for (const [ep, score] of routing.result.scores()) fields[ep.key] = { numberValue: score };
-      scores = { [SCORES_KEY]: { structValue: { fields } } };
-    }
+    const scores = this.#ctx.emitEndpointScores && routing.result.scores ? [...routing.result.scores()].map(([ep, v]): [string, number] => [ep.key, v]) : undefined;
     const metadata = destinationMetadata(destination, scores);
     if (reply === 'buffered') {
       // BUFFERED: a changed body goes back as a plain body_mutation, with its new length.
@@ -304,23 +260,6 @@ export class ExtProcStream implements TrackedStream {
     }
   }
 
-  #subsetHint(): string[] | undefined {
-    const v: PbValue | undefined = this.#metadata?.filter_metadata?.[SUBSET_NAMESPACE]?.fields?.[SUBSET_KEY];
-    if (v === undefined || v === null) return undefined;
-    // Decoded messages carry every field's default: the oneof says which one was sent.
-    const kind = valueKind(v);
-    if (kind === 'listValue') {
-      // As llm-d Router: list items that are not strings are skipped (only those ⇒ no candidate).
-      const out: string[] = [];
-      for (const item of v.listValue?.values ?? []) if (valueKind(item) === 'stringValue') out.push(item.stringValue!);
-      return out;
-    }
-    // Lenient: a single "ip:port[,ip:port]" string.
-    if (kind === 'stringValue') return v.stringValue!.split(',').filter((s) => s.trim() !== '');
-    // Any other kind (number, bool, struct, null) is not a list: no restriction, as llm-d Router.
-    return undefined;
-  }
-
   // ---- response path ----
 
   #onResponseHeaders(req: ProcessingRequest, h: HttpHeaders): void {
@@ -328,15 +267,17 @@ export class ExtProcStream implements TrackedStream {
       // A local reply (e.g. an Envoy timeout) overtook the request phase: the
       // request will never be routed, so drop what it holds.
       this.#requestDone = true;
-      this.#dropChunks();
-      this.#unreserve();
+      this.#body.release();
     }
     const headers = new Map<string, string>();
     const raw = readHeaders(h, headers);
     const served = metadataValue(req, DESTINATION_NAMESPACE, SERVED_KEY)?.stringValue || undefined;
-    this.#eventStream = (headers.get('content-type') ?? '').includes('text/event-stream');
+    const eventStream = (headers.get('content-type') ?? '').includes('text/event-stream');
     const routing = this.#completed ? undefined : this.#routing;
-    const extra = routing ? this.#ctx.director.responseReceived(routing, served, headers.get(':status') ?? '', this.#eventStream) : [];
+    if (routing?.rewritten) {
+      this.#restorer = new ModelRestorer(routing.request.targetModel, routing.request.model, eventStream, this.#ctx.maxResponseUsageBytes);
+    }
+    const extra = routing ? this.#ctx.director.responseReceived(routing, served, headers.get(':status') ?? '', eventStream) : [];
     if (extra.length > 0) {
       this.#send({ response_headers: { response: { status: 0, header_mutation: { set_headers: extra.map(([k, v]) => header(k, v, raw)) } } } });
     } else {
@@ -350,45 +291,20 @@ export class ExtProcStream implements TrackedStream {
     const eos = b.end_of_stream === true;
     // Pass through first: accounting must never delay or block the bytes.
     const mode = this.#responseBodyMode;
-    const routing = this.#routing;
-    const req = routing?.request;
-    const rewritten = routing?.rewritten === true;
     if (mode === undefined || mode === BodySendMode.FULL_DUPLEX_STREAMED) {
-      if (!rewritten || !req) {
-        for (const msg of chunkBody('response_body', body, eos)) this.#send(msg);
-      } else if (this.#eventStream) {
-        // Each SSE chunk goes out as it comes, with the client's model name put back.
-        for (const msg of chunkBody('response_body', restoreModel(body, req.targetModel, req.model), eos)) this.#send(msg);
-      } else if (this.#heldOverflow) {
-        for (const msg of chunkBody('response_body', body, eos)) this.#send(msg);
-      } else {
-        // A JSON response is held whole so a "model" field split across chunks
-        // is still restored; past the cap it streams on unchanged.
-        this.#held.push(body);
-        this.#heldBytes += body.length;
-        if (eos) this.#flushHeld(true, true);
-        else if (this.#heldBytes > this.#ctx.maxResponseUsageBytes) this.#flushHeld(false, false);
-      }
+      this.#sendBody(this.#restorer ? this.#restorer.push(body, eos) : body, eos);
     } else {
       this.#send(continueResponse('response_body'));
     }
+    const routing = this.#routing;
     if (routing && !this.#completed) this.#ctx.director.responseStreaming(routing, body);
     if (eos) this.#complete();
   }
 
-  /**
-   * Send the held response. `complete`: the whole body is held (it ended, by
-   * end_of_stream or trailers), so the name is restored; otherwise it
-   * outgrew the cap and the rest streams on unchanged.
-   */
-  #flushHeld(endOfStream: boolean, complete: boolean): void {
-    const req = this.#routing?.request;
-    let whole = this.#held.length === 1 ? this.#held[0] : Buffer.concat(this.#held);
-    this.#held = [];
-    this.#heldBytes = 0;
-    if (complete && req) whole = restoreModel(whole, req.targetModel, req.model);
-    else this.#heldOverflow = true;
-    for (const msg of chunkBody('response_body', whole, endOfStream)) this.#send(msg);
+  /** Response bytes going back to the client (none while a JSON body is held). */
+  #sendBody(bytes: Buffer | undefined, endOfStream: boolean): void {
+    if (bytes === undefined) return;
+    for (const msg of chunkBody('response_body', bytes, endOfStream)) this.#send(msg);
   }
 
   /** The response has fully passed: request control records it and releases what it holds. */
@@ -422,8 +338,7 @@ export class ExtProcStream implements TrackedStream {
 
   #end(): void {
     this.#closed = true;
-    this.#dropChunks();
-    this.#unreserve();
+    this.#body.release();
     this.#ctx.streams.delete(this);
     if (this.#ended) return;
     this.#ended = true;
@@ -436,8 +351,7 @@ export class ExtProcStream implements TrackedStream {
 
   /** The stream is gone (cancel, reset, early close): free what it holds. */
   #release(): void {
-    this.#dropChunks();
-    this.#unreserve();
+    this.#body.release();
     this.#releaseRouting();
     this.#closed = true;
     this.#ctx.streams.delete(this);
@@ -453,18 +367,6 @@ export class ExtProcStream implements TrackedStream {
     this.#call.emit('error', { code: 4 /* DEADLINE_EXCEEDED */, details: `llm-epp: no ext_proc message for ${idleMs} ms (--stream-idle-timeout)` });
   }
 
-  #dropChunks(): void {
-    this.#chunks = [];
-  }
-
-  /** Give back the request bytes counted against the shared budget. */
-  #unreserve(): void {
-    if (this.#reserved > 0) {
-      this.#ctx.bufferBudget.used -= this.#reserved;
-      this.#reserved = 0;
-    }
-  }
-
   #releaseRouting(): void {
     const routing = this.#routing;
     if (routing && !this.#completed) {
@@ -472,16 +374,4 @@ export class ExtProcStream implements TrackedStream {
       this.#ctx.director.responseComplete(routing, false);
     }
   }
-}
-
-type ValueKind = 'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue';
-
-/** Which field of a google.protobuf.Value was sent (protobufjs names it `kind`; plain objects: the field that is set). */
-function valueKind(v: PbValue): ValueKind | undefined {
-  const kind = (v as { kind?: ValueKind }).kind;
-  if (kind !== undefined) return kind;
-  for (const k of ['listValue', 'stringValue', 'numberValue', 'boolValue', 'structValue', 'nullValue'] as const) {
-    if (Object.hasOwn(v, k) && v[k] !== undefined && v[k] !== null) return k;
-  }
-  return undefined;
 }

@@ -1,5 +1,8 @@
-// A model-server endpoint (one pod and one target port) and the live state the
-// collector and the request path keep on it.
+// A model-server endpoint (one pod and one target port) and the live state
+// kept on it. Every field has one writer: the datastore (identity, name,
+// labels), the metrics collector (metrics and scrape bookkeeping: a new,
+// never mutated metrics object per scrape) and request control's director
+// (the load counters). Everyone else reads.
 import { isIP } from 'node:net';
 
 export interface LoraInfo {
@@ -39,13 +42,13 @@ export interface Endpoint {
   name: string;
   namespace: string;
   labels: Record<string, string>;
-  /** Latest scraped metrics; undefined until the first successful scrape. */
-  metrics: ModelServerMetrics | undefined;
+  /** Latest scraped metrics (collector); undefined until the first successful scrape. */
+  metrics: Readonly<ModelServerMetrics> | undefined;
   /** performance.now() of the last successful scrape (0 = never). */
   metricsUpdatedAt: number;
   /** Last scrape error, cleared by a successful scrape. */
   scrapeError: string | undefined;
-  /** Requests routed here whose response has not finished. */
+  /** Requests routed here whose response has not finished (director). */
   inFlight: number;
   /** Estimated prompt tokens of those requests. */
   inFlightTokens: number;

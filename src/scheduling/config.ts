@@ -4,7 +4,8 @@
 // half-configured is ever returned.
 import { parse as parseYaml } from 'yaml';
 import type { EngineResolver } from '../metrics/engines.ts';
-import { isCoreMetricsExtractor, isMetricsDataSource, type CoreMetricsExtractor, type MetricsDataSource } from './data-layer.ts';
+import { isCoreMetricsExtractor, type CoreMetricsExtractor } from './data-layer/core-metrics-extractor.ts';
+import { isMetricsDataSource, type MetricsDataSource } from './data-layer/metrics-data-source.ts';
 import { isDataProducer, isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type StateKey, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
 import { ConfigError } from './params.ts';
 import type { PipelineConfig } from './pipeline.ts';

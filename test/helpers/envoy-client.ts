@@ -6,10 +6,10 @@
 // every protocol violation Envoy would reject.
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ExternalProcessorClient } from '../../bench/lib/ext-proc-client.ts';
+import { BUFFERED, FULL_DUPLEX, requestBody, requestHeaders, requestTrailers, responseBody, responseHeaders, responseTrailers } from '../../bench/lib/ext-proc-messages.ts';
 import type { ProcessingRequest, ProcessingResponse, PbStruct } from '../../src/extproc/messages.ts';
 
-export const FULL_DUPLEX = 4;
-export const BUFFERED = 2;
+export { BUFFERED, FULL_DUPLEX };
 
 export interface EnvoyRequest {
   method?: string;
@@ -124,12 +124,8 @@ export class EnvoyClient {
     if (body && !req.headers?.['content-type']) headers.push(['content-type', 'application/json']);
     if (body) headers.push(['content-length', String(body.length)]);
 
-    const hv = ([key, v]: [string, string]) => (req.useValue ? { key, value: v } : { key, raw_value: Buffer.from(v) });
-    const first: ProcessingRequest = {
-      request_headers: { headers: { headers: headers.map(hv) }, end_of_stream: headersOnly },
-    };
     // Envoy announces the configured modes even for a request without a body.
-    if (!req.noProtocolConfig) first.protocol_config = { request_body_mode: mode, response_body_mode: mode };
+    const first = requestHeaders(headers, { endOfStream: headersOnly, mode: req.noProtocolConfig ? null : mode, useValue: req.useValue });
     if (req.subset) {
       first.metadata_context = {
         filter_metadata: {
@@ -158,7 +154,7 @@ export class EnvoyClient {
         if (this.#takeImmediate(h, result)) return this.#finish(call, inbox, result, deadline);
         if (!h.request_headers) result.violations.push('BUFFERED: expected a request_headers reply first');
         if (h.dynamic_metadata) result.violations.push('BUFFERED: destination metadata sent before the body');
-        call.write({ request_body: { body, end_of_stream: !req.trailers } });
+        call.write(requestBody(body!, !req.trailers));
         const b = await inbox.next(deadline);
         result.routeLatencyMs = performance.now() - t0;
         if (this.#takeImmediate(b, result)) return this.#finish(call, inbox, result, deadline);
@@ -168,7 +164,7 @@ export class EnvoyClient {
           this.#takeHeaders(b, result, 'request_body');
         }
         if (req.trailers) {
-          call.write({ request_trailers: { trailers: { headers: Object.entries(req.trailers).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } } });
+          call.write(requestTrailers(Object.entries(req.trailers)));
           const t = await inbox.next(deadline);
           if (!t.request_trailers) result.violations.push('expected request_trailers reply');
         }
@@ -181,12 +177,12 @@ export class EnvoyClient {
           }
           if (i === chunks.length - 1 && !req.trailers) await holdCheck();
           // Envoy attaches the forwarded metadata namespaces to every message.
-          call.write({ request_body: { body: chunks[i], end_of_stream: !req.trailers && i === chunks.length - 1 }, metadata_context: first.metadata_context });
+          call.write({ ...requestBody(chunks[i], !req.trailers && i === chunks.length - 1), metadata_context: first.metadata_context });
         }
-        if (chunks.length === 0) call.write({ request_body: { body: Buffer.alloc(0), end_of_stream: !req.trailers } });
+        if (chunks.length === 0) call.write(requestBody(Buffer.alloc(0), !req.trailers));
         if (req.trailers) {
           await holdCheck();
-          call.write({ request_trailers: { trailers: { headers: Object.entries(req.trailers).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } } });
+          call.write(requestTrailers(Object.entries(req.trailers)));
         }
         const h = await inbox.next(deadline);
         result.routeLatencyMs = performance.now() - t0;
@@ -247,10 +243,8 @@ export class EnvoyClient {
     result: EnvoyResult,
     deadline: number,
   ): Promise<void> {
-    const headers = [[':status', String(res.status ?? 200)], ...Object.entries(res.headers ?? { 'content-type': 'application/json' })];
-    const msg: ProcessingRequest = {
-      response_headers: { headers: { headers: headers.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: res.chunks.length === 0 },
-    };
+    const headers: [string, string][] = [[':status', String(res.status ?? 200)], ...Object.entries(res.headers ?? { 'content-type': 'application/json' })];
+    const msg = responseHeaders(headers, res.chunks.length === 0);
     if (res.served) {
       msg.metadata_context = { filter_metadata: { 'envoy.lb': { fields: { 'x-gateway-destination-endpoint-served': { stringValue: res.served } } } } };
     }
@@ -267,12 +261,12 @@ export class EnvoyClient {
       res.chunks.forEach((c, i) => {
         const buf = typeof c === 'string' ? Buffer.from(c) : c;
         total += buf.length;
-        call.write({ response_body: { body: buf, end_of_stream: i === res.chunks.length - 1 && !res.trailers } });
+        call.write(responseBody(buf, i === res.chunks.length - 1 && !res.trailers));
       });
       void total;
       if (res.trailers) {
         // With trailers, the trailers (sent without waiting) end the body.
-        call.write({ response_trailers: { trailers: { headers: Object.entries(res.trailers).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } } });
+        call.write(responseTrailers(Object.entries(res.trailers)));
       }
       for (;;) {
         const m = await inbox.next(deadline);
@@ -295,7 +289,7 @@ export class EnvoyClient {
       const c = res.chunks[i];
       const buf = typeof c === 'string' ? Buffer.from(c) : c;
       const last = i === res.chunks.length - 1 && !res.trailers;
-      call.write({ response_body: { body: buf, end_of_stream: last } });
+      call.write(responseBody(buf, last));
       if (mode === FULL_DUPLEX) {
         // Streaming: each chunk must come back before the next is sent (SSE pass-through).
         // One reply per ≤ 62,000 bytes of the chunk (a rewrite may change its length, not its reply count).
@@ -317,7 +311,7 @@ export class EnvoyClient {
       }
     }
     if (res.trailers) {
-      call.write({ response_trailers: { trailers: { headers: Object.entries(res.trailers).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) } } });
+      call.write(responseTrailers(Object.entries(res.trailers)));
       const t = await inbox.next(deadline);
       if (!t.response_trailers) result.violations.push('expected response_trailers reply');
     }

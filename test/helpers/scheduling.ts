@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../../src/log.ts';
 import { parseRequestBody } from '../../src/openai/request.ts';
 import { Datastore } from '../../src/pool/datastore.ts';
 import type { Endpoint, ModelServerMetrics } from '../../src/pool/endpoint.ts';
-import { createRegistry } from '../../src/scheduling/builtin-plugins.ts';
+import { createRegistry } from '../../src/builtin-plugins.ts';
 import { CycleState, type Plugin, type PluginContext } from '../../src/scheduling/framework.ts';
 import { Director, type DirectorOptions } from '../../src/request-control/director.ts';
 import { RequestPlugins } from '../../src/request-control/request-plugins.ts';

@@ -81,7 +81,7 @@ describe('prefix-cache-scorer', () => {
 
   it('shares one index with a declared approx-prefix-cache-producer', async () => {
     const { loadConfig, parseConfigText } = await import('../../src/scheduling/config.ts');
-    const { createRegistry } = await import('../../src/scheduling/builtin-plugins.ts');
+    const { createRegistry } = await import('../../src/builtin-plugins.ts');
     const { context } = await import('../helpers/scheduling.ts');
     const { pool, endpoints } = makePool([{}, {}]);
     const yaml = 'apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: approx-prefix-cache-producer\n  parameters: {blockSizeTokens: 64, autoTune: false}\n- type: prefix-cache-scorer\n';

@@ -1,14 +1,13 @@
-// decode-filter / prefill-filter: keep endpoints by their llm-d.ai/role label,
-// with llm-d's role sets.
+// What decode-filter and prefill-filter share: keep endpoints by their
+// llm-d.ai/role label, with llm-d's role sets.
 import type { Endpoint } from '../../pool/endpoint.ts';
 import type { CycleState, Filter } from '../framework.ts';
-import { definePlugin } from '../registry.ts';
 
 export const ROLE_LABEL = 'llm-d.ai/role';
-const DECODE_ROLES = new Set(['decode', 'prefill-decode', 'both', 'encode-prefill-decode']);
-const PREFILL_ROLES = new Set(['prefill', 'encode-prefill', 'prefill-decode', 'both', 'encode-prefill-decode']);
+export const DECODE_ROLES = new Set(['decode', 'prefill-decode', 'both', 'encode-prefill-decode']);
+export const PREFILL_ROLES = new Set(['prefill', 'encode-prefill', 'prefill-decode', 'both', 'encode-prefill-decode']);
 
-class RoleFilter implements Filter {
+export class RoleFilter implements Filter {
   readonly type: string;
   readonly name: string;
   readonly #roles: ReadonlySet<string>;
@@ -28,17 +27,3 @@ class RoleFilter implements Filter {
     });
   }
 }
-
-export const decodeFilter = definePlugin({
-  type: 'decode-filter',
-  description: `Keeps endpoints whose ${ROLE_LABEL} is decode, prefill-decode, both or encode-prefill-decode, and endpoints without the label.`,
-  params: {},
-  create: (name) => new RoleFilter('decode-filter', name, DECODE_ROLES, true),
-});
-
-export const prefillFilter = definePlugin({
-  type: 'prefill-filter',
-  description: `Keeps endpoints whose ${ROLE_LABEL} is prefill, encode-prefill, prefill-decode, both or encode-prefill-decode; unlabelled endpoints are removed.`,
-  params: {},
-  create: (name) => new RoleFilter('prefill-filter', name, PREFILL_ROLES, false),
-});

@@ -6,6 +6,7 @@
 // producer's own key when they name it).
 import { isDataProducer, stateKey, type CycleState, type DataProducer, type Plugin, type PluginContext, type PreRequest, type ProfileResult, type StateKey } from '../framework.ts';
 import { ConfigError, type Params } from '../params.ts';
+import { definePlugin } from '../registry.ts';
 import type { Endpoint } from '../../pool/endpoint.ts';
 import { blockHashes, type BlockHashes } from '../../prefix/hash.ts';
 import { PrefixIndex } from '../../prefix/indexer.ts';
@@ -147,3 +148,10 @@ export function chosenByOtherProfiles(primary: Endpoint, results: ReadonlyMap<st
   }
   return out;
 }
+
+export const approxPrefixCacheProducer = definePlugin({
+  type: 'approx-prefix-cache-producer',
+  description: 'The approximate prefix index on its own (prefix-cache-scorer already includes one).',
+  params: PREFIX_PARAMS,
+  create: (name, p, ctx) => new ApproxPrefixProducer('approx-prefix-cache-producer', name, p, ctx),
+});

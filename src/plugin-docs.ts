@@ -1,7 +1,7 @@
 // Markdown reference of every registered plugin, from the definitions
 // themselves (README's plugin section is generated with `npm run docs:plugins`).
 import { createRegistry } from './builtin-plugins.ts';
-import type { ParamSpec } from './params.ts';
+import type { ParamSpec } from './scheduling/params.ts';
 
 function fmtDefault(spec: ParamSpec): string {
   const d = (spec as { default?: unknown }).default;

@@ -1,28 +1,10 @@
-// Data-layer and parser plugins of GAIE / llm-d configs. llm-epp has one
-// metrics collector and one OpenAI parser; these plugins configure them, so
-// a config written for GAIE's Helm chart (which declares metrics-data-source
-// and core-metrics-extractor) runs unchanged. Their settings are read by the
-// app when it builds the collector.
-import { EngineResolver, engineFromConfig, type EngineConfigEntry, type EngineMapping } from '../metrics/engines.ts';
-import type { Plugin } from './framework.ts';
-import { ConfigError } from './params.ts';
-import { definePlugin } from './registry.ts';
-
-export class MetricsDataSource implements Plugin {
-  readonly type = 'metrics-data-source';
-  readonly name: string;
-  /** Undefined: the --model-server-metrics-* flag applies. */
-  readonly scheme: 'http' | 'https' | undefined;
-  readonly path: string | undefined;
-  readonly insecureSkipVerify: boolean | undefined;
-
-  constructor(name: string, o: { scheme?: string; path?: string; insecureSkipVerify?: boolean }) {
-    this.name = name;
-    this.scheme = o.scheme as 'http' | 'https' | undefined;
-    this.path = o.path;
-    this.insecureSkipVerify = o.insecureSkipVerify;
-  }
-}
+// core-metrics-extractor (GAIE / llm-d data layer): which metric names carry
+// each engine's queue, running requests, KV use, LoRA and cache info. The app
+// hands the resolver to the collector.
+import { EngineResolver, engineFromConfig, type EngineConfigEntry, type EngineMapping } from '../../metrics/engines.ts';
+import type { Plugin } from '../framework.ts';
+import { ConfigError } from '../params.ts';
+import { definePlugin } from '../registry.ts';
 
 export class CoreMetricsExtractor implements Plugin {
   readonly type = 'core-metrics-extractor';
@@ -35,34 +17,9 @@ export class CoreMetricsExtractor implements Plugin {
   }
 }
 
-export class OpenAIParser implements Plugin {
-  readonly type = 'openai-parser';
-  readonly name: string;
-  constructor(name: string) {
-    this.name = name;
-  }
-}
-
-export function isMetricsDataSource(p: Plugin): p is MetricsDataSource {
-  return p instanceof MetricsDataSource;
-}
 export function isCoreMetricsExtractor(p: Plugin): p is CoreMetricsExtractor {
-  return p instanceof CoreMetricsExtractor;
+  return p.type === 'core-metrics-extractor';
 }
-
-export const metricsDataSource = definePlugin({
-  type: 'metrics-data-source',
-  description: 'Scrapes every endpoint\'s Prometheus page (llm-epp\'s collector, every --refresh-metrics-interval). Parameters given here override the --model-server-metrics-* flags.',
-  params: {
-    scheme: { type: 'string', enum: ['http', 'https'], doc: 'http or https (default: --model-server-metrics-scheme, http).' },
-    path: { type: 'string', doc: 'Metrics path (default: --model-server-metrics-path, /metrics).' },
-    insecureSkipVerify: { type: 'boolean', doc: 'Skip certificate checks over https (default: --model-server-metrics-https-insecure-skip-verify, true).' },
-  },
-  create: (name, p) => {
-    if (p.path !== undefined && !p.path.startsWith('/')) throw new ConfigError(`plugin "${name}" (metrics-data-source): parameter "path" must start with "/"`);
-    return new MetricsDataSource(name, p);
-  },
-});
 
 const SPEC_FIELDS = ['name', 'queuedRequestsSpec', 'runningRequestsSpec', 'kvUsageSpec', 'loraSpec', 'cacheInfoSpec'] as const;
 
@@ -101,11 +58,4 @@ export const coreMetricsExtractor = definePlugin({
       throw new ConfigError(`${where}: ${(err as Error).message}`);
     }
   },
-});
-
-export const openaiParser = definePlugin({
-  type: 'openai-parser',
-  description: 'The OpenAI request parser (completions, chat completions, responses, embeddings); llm-epp\'s only parser, used with or without this declaration.',
-  params: {},
-  create: (name) => new OpenAIParser(name),
 });

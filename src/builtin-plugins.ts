@@ -1,0 +1,44 @@
+// The one composition place: the registry of every plugin llm-epp ships,
+// by type name. Each plugin is a file of its own (with its test) under
+// src/scheduling/{filters,pickers,profile-handlers,producers,saturation}/ or
+// scorers/; adding one is a line here (scorers: a line in scorers/index.ts).
+import { SCORERS } from '../scorers/index.ts';
+import { approxPrefixCacheProducer } from './scheduling/producers/approx-prefix.ts';
+import { inflightLoadProducer } from './scheduling/producers/inflight-load.ts';
+import { byLabelFilter } from './scheduling/filters/by-label.ts';
+import { labelSelectorFilter } from './scheduling/filters/label-selector.ts';
+import { prefixCacheAffinityFilter } from './scheduling/filters/prefix-cache-affinity.ts';
+import { decodeFilter } from './scheduling/filters/decode.ts';
+import { prefillFilter } from './scheduling/filters/prefill.ts';
+import { maxScorePicker } from './scheduling/pickers/max-score.ts';
+import { randomPicker } from './scheduling/pickers/random.ts';
+import { weightedRandomPicker } from './scheduling/pickers/weighted-random.ts';
+import { singleProfileHandler } from './scheduling/profile-handlers/single.ts';
+import { PluginRegistry } from './scheduling/registry.ts';
+import { concurrencyDetector } from './scheduling/saturation/concurrency-detector.ts';
+import { utilizationDetector } from './scheduling/saturation/utilization-detector.ts';
+import { coreMetricsExtractor } from './scheduling/data-layer/core-metrics-extractor.ts';
+import { metricsDataSource } from './scheduling/data-layer/metrics-data-source.ts';
+import { openaiParser } from './scheduling/data-layer/openai-parser.ts';
+
+export function createRegistry(): PluginRegistry {
+  const r = new PluginRegistry();
+  for (const def of SCORERS) r.register(def);
+  r.register(decodeFilter);
+  r.register(prefillFilter);
+  r.register(labelSelectorFilter);
+  r.register(byLabelFilter);
+  r.register(prefixCacheAffinityFilter);
+  r.register(maxScorePicker);
+  r.register(randomPicker);
+  r.register(weightedRandomPicker);
+  r.register(singleProfileHandler);
+  r.register(approxPrefixCacheProducer);
+  r.register(inflightLoadProducer);
+  r.register(utilizationDetector);
+  r.register(concurrencyDetector);
+  r.register(metricsDataSource);
+  r.register(coreMetricsExtractor);
+  r.register(openaiParser);
+  return r;
+}
