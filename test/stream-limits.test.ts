@@ -118,6 +118,17 @@ describe('ext_proc stream limits', () => {
     expect(totalInFlight(app)).toBe(0);
   });
 
+  it('charges a stream once when its peer sends the body first and request_headers after the response (fuzz case 9692)', async () => {
+    const s = open();
+    s.call.write(body('{"model":"m","prompt":"first"}'));
+    s.call.write({ response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }] }, end_of_stream: true } });
+    s.call.write(headers({ eos: true }));
+    s.call.end();
+    await s.ended;
+    expect(s.replies.at(-1)?.immediate_response?.status.code).toBe(400);
+    await waitFor(() => totalInFlight(app) === 0);
+  });
+
   it('answers one message over the size limit with 413, like a body that grows too large in chunks', async () => {
     const before = await counter(app, 'message_too_large');
     const s = open();

@@ -153,9 +153,10 @@ export class ExtProcStream implements TrackedStream {
   // ---- request path ----
 
   #onRequestHeaders(h: HttpHeaders): void {
-    // One stream is one request: a second request_headers would route (and
-    // charge an endpoint) again.
-    if (this.#sawRequestHeaders) {
+    // One stream is one request: request_headers again, or after the request
+    // phase already ended (a body sent first), would route (and charge an
+    // endpoint) again.
+    if (this.#sawRequestHeaders || this.#requestDone) {
       this.#ctx.metrics.streamsEnded.inc({ reason: 'protocol_error' });
       throw new EppError('BadRequest', 'ext_proc protocol error: request_headers received twice on one stream');
     }
@@ -225,6 +226,8 @@ export class ExtProcStream implements TrackedStream {
     // In observability mode Envoy ignores replies: picking would only skew
     // in-flight counts and metrics for a destination nobody uses.
     if (this.#observeOnly) return;
+    // Charged once per stream, whatever order the peer sends things in.
+    if (this.#routing) throw new EppError('BadRequest', 'ext_proc protocol error: the request was already routed');
     const routing = this.#ctx.director.handleRequest({
       requestId: this.#requestId,
       headers: this.#headers,
