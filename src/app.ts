@@ -227,12 +227,14 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   );
   collector.start();
 
+  // Bytes of a non-streaming response kept to read its usage or restore a rewritten model name.
+  const maxResponseUsageBytes = Math.max(options.maxRequestBodyBytes, 4 << 20);
   const director = new Director({
     pool: datastore,
     scheduler,
     plugins: requestPlugins,
     policy,
-    maxResponseUsageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20),
+    maxResponseUsageBytes,
     options: {
       metricsStalenessThresholdMs: options.metricsStalenessThresholdMs,
       fallbackEndpoints: options.fallbackEndpoints,
@@ -250,7 +252,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       metrics,
       log,
       maxRequestBodyBytes: options.maxRequestBodyBytes,
-      maxResponseUsageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20),
+      maxResponseUsageBytes,
       emitEndpointScores: options.emitEndpointScores,
       bufferBudget,
       streams,
@@ -258,7 +260,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     health.impl,
     {
       // BUFFERED mode sends the whole body in one message; larger ones get 413.
-      maxReceiveMessageBytes: Math.max(options.maxRequestBodyBytes, 4 << 20) + (1 << 20),
+      maxReceiveMessageBytes: maxResponseUsageBytes + (1 << 20),
       maxStreamsPerConnection: options.maxStreamsPerConnection,
       connectionIdleTimeoutMs: options.connectionIdleTimeoutMs,
     },

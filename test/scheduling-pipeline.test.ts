@@ -14,10 +14,9 @@ import { EppMetrics } from '../src/observability/metrics.ts';
 import type { Endpoint } from '../src/pool/endpoint.ts';
 import { createRegistry } from '../src/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
-import { CycleState, stateKey, type DataProducer, type Filter, type Picker, type PreRequest, type ProfileHandler, type ScoredEndpoint, type Scorer, type SchedulerProfile, type Plugin } from '../src/scheduling/framework.ts';
+import { stateKey, type CycleState, type DataProducer, type Filter, type Picker, type PreRequest, type ProfileHandler, type ScoredEndpoint, type Scorer, type SchedulerProfile, type Plugin } from '../src/scheduling/framework.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
 import type { SchedulingRequest, SchedulingResult } from '../src/scheduling/types.ts';
-import { RequestPlugins } from '../src/request-control/request-plugins.ts';
 import { context, create, makePool, request, seeded, type EpSpec, runCycle } from './helpers/scheduling.ts';
 
 const silent = createLogger('silent');
@@ -92,14 +91,7 @@ function build(
   const plugins = new Map<string, Plugin>();
   for (const p of [...(parts.filters ?? []), ...(parts.scorers ?? []).map((s) => s.scorer), ...(parts.extra ?? []), profile.picker, handler]) plugins.set(p.name, p);
   const scheduler = new PipelineScheduler({ plugins, profiles: new Map([['default', profile]]), profileHandler: handler }, log, metrics);
-  const requestPlugins = new RequestPlugins(plugins.values(), scheduler.timer);
-  const run = (request: SchedulingRequest, candidates: readonly Endpoint[], max: number) => {
-    const st = new CycleState(request);
-    requestPlugins.produce(st, candidates);
-    const result = scheduler.schedule(st, candidates, max);
-    if (result.endpoints.length > 0) requestPlugins.preRequest(st, result.endpoints[0], result.profiles);
-    return result;
-  };
+  const run = (request: SchedulingRequest, candidates: readonly Endpoint[], max: number) => runCycle(scheduler, request, candidates, max);
   return { scheduler, endpoints, picker, run };
 }
 

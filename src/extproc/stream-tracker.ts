@@ -50,10 +50,7 @@ export class StreamTracker {
 
   /** Idempotent: a stream may report its end more than once. */
   delete(s: TrackedStream): void {
-    if (!this.#open.delete(s) || this.#open.size > 0) return;
-    const waiters = this.#emptyWaiters;
-    this.#emptyWaiters = [];
-    for (const w of waiters) w();
+    if (this.#open.delete(s)) this.#notifyIfEmpty();
   }
 
   /** Resolves true when no stream is open, or false after `timeoutMs`. */
@@ -82,6 +79,13 @@ export class StreamTracker {
         s.idleTimeout(limit);
       }
     }
-    if (this.#open.size === 0) this.delete({ lastActivity: 0, idleTimeout() {} });
+    this.#notifyIfEmpty();
+  }
+
+  #notifyIfEmpty(): void {
+    if (this.#open.size > 0 || this.#emptyWaiters.length === 0) return;
+    const waiters = this.#emptyWaiters;
+    this.#emptyWaiters = [];
+    for (const w of waiters) w();
   }
 }

@@ -85,8 +85,8 @@ export class ExtProcStream implements TrackedStream {
   #passBody = false;
 
   // After routing.
+  /** Set once routed; `released` once request control has let it go. */
   #routing: Routing | undefined;
-  #completed = false;
 
   /** Puts the client's model name back into the response after a rewrite. */
   #restorer: ModelRestorer | undefined;
@@ -153,10 +153,9 @@ export class ExtProcStream implements TrackedStream {
   // ---- request path ----
 
   #onRequestHeaders(h: HttpHeaders): void {
-    // One stream is one request: request_headers again, or after the request
-    // phase already ended (a body sent first), would route (and charge an
-    // endpoint) again.
-    if (this.#sawRequestHeaders || this.#requestDone) {
+    // One stream is one request: a second request_headers is a protocol error
+    // (a routed stream is also refused by #route, whatever came first).
+    if (this.#sawRequestHeaders) {
       this.#ctx.metrics.streamsEnded.inc({ reason: 'protocol_error' });
       throw new EppError('BadRequest', 'ext_proc protocol error: request_headers received twice on one stream');
     }
@@ -227,7 +226,10 @@ export class ExtProcStream implements TrackedStream {
     // in-flight counts and metrics for a destination nobody uses.
     if (this.#observeOnly) return;
     // Charged once per stream, whatever order the peer sends things in.
-    if (this.#routing) throw new EppError('BadRequest', 'ext_proc protocol error: the request was already routed');
+    if (this.#routing) {
+      this.#ctx.metrics.streamsEnded.inc({ reason: 'protocol_error' });
+      throw new EppError('BadRequest', 'ext_proc protocol error: the request was already routed');
+    }
     const routing = this.#ctx.director.handleRequest({
       requestId: this.#requestId,
       headers: this.#headers,
@@ -276,7 +278,7 @@ export class ExtProcStream implements TrackedStream {
     const raw = readHeaders(h, headers);
     const served = metadataValue(req, DESTINATION_NAMESPACE, SERVED_KEY)?.stringValue || undefined;
     const eventStream = (headers.get('content-type') ?? '').includes('text/event-stream');
-    const routing = this.#completed ? undefined : this.#routing;
+    const routing = this.#routing?.released ? undefined : this.#routing;
     if (routing?.rewritten) {
       this.#restorer = new ModelRestorer(routing.request.targetModel, routing.request.model, eventStream, this.#ctx.maxResponseUsageBytes);
     }
@@ -300,7 +302,7 @@ export class ExtProcStream implements TrackedStream {
       this.#send(continueResponse('response_body'));
     }
     const routing = this.#routing;
-    if (routing && !this.#completed) this.#ctx.director.responseStreaming(routing, body);
+    if (routing && !routing.released) this.#ctx.director.responseStreaming(routing, body);
     if (eos) this.#complete();
   }
 
@@ -312,10 +314,7 @@ export class ExtProcStream implements TrackedStream {
 
   /** The response has fully passed: request control records it and releases what it holds. */
   #complete(): void {
-    const routing = this.#routing;
-    if (this.#completed || !routing) return;
-    this.#completed = true;
-    this.#ctx.director.responseComplete(routing, true);
+    if (this.#routing) this.#ctx.director.responseComplete(this.#routing, true);
   }
 
   // ---- plumbing ----
@@ -333,7 +332,6 @@ export class ExtProcStream implements TrackedStream {
     else this.#ctx.log.debug({ requestId: this.#requestId, status: e.status, reason: e.message }, 'request rejected');
     // Counted against the model the request named; a routed request (a failure
     // after routing should not happen) is released, its response path gone.
-    this.#completed = true;
     this.#ctx.director.rejected(this.#routing, e);
     this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`, this.#rawHeaders));
     this.#end();
@@ -371,10 +369,7 @@ export class ExtProcStream implements TrackedStream {
   }
 
   #releaseRouting(): void {
-    const routing = this.#routing;
-    if (routing && !this.#completed) {
-      this.#completed = true;
-      this.#ctx.director.responseComplete(routing, false);
-    }
+    // Only the first completion counts (request control checks).
+    if (this.#routing) this.#ctx.director.responseComplete(this.#routing, false);
   }
 }

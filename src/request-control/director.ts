@@ -166,11 +166,6 @@ export class Director {
     return out;
   }
 
-  /** Pool saturation (≥ 1 saturated) over these candidates; 0 without a detector. */
-  saturation(candidates: readonly Endpoint[]): number {
-    return this.#plugins?.saturation(candidates) ?? 0;
-  }
-
   /**
    * Pick the primary endpoint and up to --fallback-endpoints next-best ones.
    * Throws EppError 503 when nothing can serve the request, 429 when a
@@ -190,7 +185,7 @@ export class Director {
     }
     // GAIE's admission without flow control: sheddable requests (priority < 0)
     // are dropped with 429 while the pool is saturated.
-    if (request.priority < 0 && this.saturation(candidates) >= 1) {
+    if (request.priority < 0 && (this.#plugins?.saturation(candidates) ?? 0) >= 1) {
       failure();
       throw new EppError('ResourceExhausted', 'the pool is saturated: sheddable request (priority < 0) rejected');
     }
