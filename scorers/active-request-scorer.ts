@@ -37,7 +37,8 @@ export const activeRequestScorer = definePlugin({
   params: {
     idleThreshold: { type: 'number', integer: true, min: 0, default: 0, doc: 'In-flight requests that still count as idle.' },
     maxBusyScore: { type: 'number', min: 0, max: 1, default: 1, doc: 'Score ceiling for busy endpoints.' },
-    requestTimeout: { type: 'string', doc: 'Deprecated in llm-d and ignored: requests are released when their stream ends.' },
+    requestTimeout: { type: 'string', doc: 'Deprecated in llm-d and ignored: requests are released when their stream ends.', deprecated: 'ignored; in-flight requests are released when their stream ends' },
+    inFlightLoadProducerName: { type: 'string', doc: 'The inflight-load-producer instance (llm-epp keeps one in-flight count per endpoint).' },
   },
   create: (name, p) => new ActiveRequestScorer(name, p.idleThreshold, p.maxBusyScore),
 });

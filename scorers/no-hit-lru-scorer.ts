@@ -73,6 +73,10 @@ export const noHitLruScorer = definePlugin({
     lruSize: { type: 'number', integer: true, min: 1, default: 1024, doc: 'Endpoints remembered.' },
     prefixPluginType: { type: 'string', default: 'prefix-cache-scorer', doc: 'Type of the prefix plugin whose result decides "no hit": the plugin named prefixPluginName must be of this type (a config error otherwise).' },
     prefixPluginName: { type: 'string', default: 'prefix-cache-scorer', doc: 'Name of that plugin; without a result from it, the config\'s prefix plugin is used.' },
+    prefixMatchInfoProducerName: { type: 'string', doc: 'llm-d Router: name of the prefix producer whose match decides "no hit" (takes precedence over prefixPluginName).' },
   },
-  create: (name, p) => new NoHitLruScorer(name, p.lruSize, p.prefixPluginName, p.prefixPluginType),
+  create: (name, p) =>
+    p.prefixMatchInfoProducerName !== undefined
+      ? new NoHitLruScorer(name, p.lruSize, p.prefixMatchInfoProducerName, 'approx-prefix-cache-producer')
+      : new NoHitLruScorer(name, p.lruSize, p.prefixPluginName, p.prefixPluginType),
 });

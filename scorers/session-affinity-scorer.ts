@@ -1,46 +1,47 @@
-// session-affinity-scorer (llm-d): request header x-session-token names an
-// endpoint (base64 of "namespace/name"); that endpoint scores 1.0, others 0.
-// Every response carries the token of the endpoint that served it, so a
-// client that echoes it back stays on its pod.
+// session-affinity-scorer (llm-d): the endpoint a request's session is pinned
+// to scores 1.0, the others 0 — by the encoded_endpoint_header strategy
+// (x-session-token names the endpoint; responses carry the serving endpoint's
+// token) or session_id (a client session id bound to its last endpoint).
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import type { CycleState, ResponseReceived, Scorer } from '../src/scheduling/framework.ts';
+import type { CycleState, PreRequest, ResponseReceived, Scorer, StateKey } from '../src/scheduling/framework.ts';
 import { definePlugin } from '../src/scheduling/registry.ts';
+import { AFFINITY_PARAMS, createSessionAffinity, type SessionAffinity } from '../src/scheduling/session/affinity.ts';
 
-export const SESSION_HEADER = 'x-session-token';
+export { SESSION_HEADER, sessionToken } from '../src/scheduling/session/affinity.ts';
 
-export function sessionToken(e: Endpoint): string {
-  return Buffer.from(`${e.namespace}/${e.name}`).toString('base64');
-}
-
-class SessionAffinityScorer implements Scorer, ResponseReceived {
+class SessionAffinityScorer implements Scorer, PreRequest, ResponseReceived {
   readonly type = 'session-affinity-scorer';
   readonly category = 'affinity';
   readonly name: string;
+  readonly consumes: readonly StateKey<unknown>[];
+  readonly #a: SessionAffinity;
 
-  constructor(name: string) {
+  constructor(name: string, a: SessionAffinity) {
     this.name = name;
+    this.#a = a;
+    this.consumes = a.consumes;
   }
 
   score(state: CycleState, endpoints: readonly Endpoint[]): Float64Array {
     const out = new Float64Array(endpoints.length);
-    const token = state.request.headers.get(SESSION_HEADER);
-    if (!token) return out;
-    const target = Buffer.from(token, 'base64').toString('utf8');
-    for (let i = 0; i < endpoints.length; i++) {
-      const e = endpoints[i];
-      if (`${e.namespace}/${e.name}` === target) out[i] = 1;
-    }
+    const target = this.#a.target(state, endpoints);
+    if (target) out[endpoints.indexOf(target)] = 1;
     return out;
   }
 
+  preRequest(state: CycleState, primary: Endpoint): void {
+    this.#a.bind(state, primary);
+  }
+
   responseReceived(_state: CycleState, served: Endpoint): [string, string][] {
-    return [[SESSION_HEADER, sessionToken(served)]];
+    return this.#a.responseHeaders(served);
   }
 }
 
 export const sessionAffinityScorer = definePlugin({
   type: 'session-affinity-scorer',
-  description: 'x-session-token (base64 of namespace/name) names the endpoint that scores 1.0; responses carry the serving endpoint\'s token.',
-  params: {},
-  create: (name) => new SessionAffinityScorer(name),
+  // Alpha in llm-d Router v0.10; beta here, where it has served GAIE v1.5 configs all along.
+  description: 'The endpoint the request\'s session is pinned to scores 1.0 (strategy encoded_endpoint_header: x-session-token = base64 of namespace/name, set on every response; strategy session_id: a client session id bound to its last endpoint).',
+  params: AFFINITY_PARAMS,
+  create: (name, p) => new SessionAffinityScorer(name, createSessionAffinity(`plugin "${name}" (session-affinity-scorer)`, p)),
 });

@@ -25,6 +25,9 @@ class TokenLoadScorer implements Scorer {
 export const tokenLoadScorer = definePlugin({
   type: 'token-load-scorer',
   description: '1 − min(1, inFlightTokens / queueThresholdTokens).',
-  params: { queueThresholdTokens: { type: 'number', exclusiveMin: 0, default: 4_194_304, doc: 'In-flight tokens at which the score reaches 0 (≈ 128 requests × 32K tokens).' } },
+  params: {
+    queueThresholdTokens: { type: 'number', exclusiveMin: 0, default: 4_194_304, doc: 'In-flight tokens at which the score reaches 0 (≈ 128 requests × 32K tokens).' },
+    inFlightLoadProducerName: { type: 'string', doc: 'The inflight-load-producer instance (llm-epp keeps one in-flight count per endpoint).' },
+  },
   create: (name, p) => new TokenLoadScorer(name, p.queueThresholdTokens),
 });

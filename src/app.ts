@@ -21,6 +21,7 @@ import { createRegistry } from './builtin-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, type LoadedConfig } from './scheduling/config.ts';
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
+import type { ParserTable } from './scheduling/parsers/request-parser.ts';
 import { RequestPolicy } from './request-control/policy.ts';
 import { loadTlsMaterial, serverCredentials } from './tls.ts';
 import { StreamTracker } from './extproc/stream-tracker.ts';
@@ -65,8 +66,20 @@ export function leaseName(o: Pick<Options, 'poolName' | 'endpointSelector'>): st
   return `llm-epp-selector-${createHash('sha256').update(o.endpointSelector).digest('hex').slice(0, 12)}`;
 }
 
+/** The metrics source's PEM files, read once at start-up; a missing file stops start-up. */
+async function scrapeTls(dl: DataLayerSettings): Promise<{ ca?: string; cert?: string; key?: string } | undefined> {
+  if (!dl.tls) return undefined;
+  const read = async (path: string | undefined, what: string) => {
+    if (!path) return undefined;
+    return readBoundedFile(path, 1 << 20).catch((err: Error) => {
+      throw new Error(`metrics-data-source ${what} ${path}: ${err.message}`);
+    });
+  };
+  return { ca: await read(dl.tls.caCertPath, 'caCertPath'), cert: await read(dl.tls.clientCertPath, 'clientCertPath'), key: await read(dl.tls.clientKeyPath, 'clientKeyPath') };
+}
+
 export async function buildScheduler(
-  options: Pick<Options, 'configFile' | 'configText' | 'maxConfigBytes'>,
+  options: Pick<Options, 'configFile' | 'configText' | 'maxConfigBytes'> & { allowExperimentalPlugins?: boolean },
   pool: Datastore,
   log: Logger,
   metrics: EppMetrics | undefined,
@@ -84,7 +97,7 @@ export async function buildScheduler(
     text = options.configText;
     if (Buffer.byteLength(text) > options.maxConfigBytes) throw new Error(`--config-text: larger than --max-config-bytes (${options.maxConfigBytes} bytes)`);
   }
-  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random }, source);
+  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random, allowExperimental: options.allowExperimentalPlugins }, source);
   log.info(
     {
       source,
@@ -144,13 +157,15 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   // never starts a half-working picker.
   let scheduler: Scheduler;
   // A config's metrics-data-source parameters override the --model-server-metrics-* flags.
-  let dataLayer: DataLayerSettings = {};
+  let dataLayer: DataLayerSettings = { sources: [] };
+  let parsers: ParserTable | undefined;
   let requestPlugins: RequestPlugins | undefined;
   if (deps.scheduler) scheduler = deps.scheduler;
   else {
     const built = await buildScheduler(options, datastore, log, metrics, deps.random);
     scheduler = built;
     dataLayer = built.config.dataLayer;
+    parsers = built.config.parsers;
     // Request control runs the config's saturation detector, producers and
     // request hooks, timed like the scheduler's plugins.
     requestPlugins = new RequestPlugins(built.config.plugins.values(), built.timer, built.config.saturationDetector);
@@ -199,11 +214,14 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       policySource = ps;
       await startWithin(ps.start(), KUBE_START_WAIT_MS, log, 'objectives and model rewrites');
     }
-  } else if (options.endpointsFile) {
-    fileSource = new FileSource(options.endpointsFile, datastore, log, {
+  } else if (options.endpointsFile || dataLayer.discovery) {
+    // --endpoints-file, or the config's file-discovery plugin (llm-d Router's way to run without Kubernetes).
+    const discovery = dataLayer.discovery;
+    fileSource = new FileSource(options.endpointsFile || discovery!.path, datastore, log, {
       maxBytes: options.maxConfigBytes,
       maxShrink: options.endpointsFileMaxShrink,
       settleMs: options.endpointsFileSettleMs,
+      watch: options.endpointsFile ? true : discovery!.watchFile,
     });
     await fileSource.start();
   } else {
@@ -214,12 +232,13 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   const collector = new MetricsCollector(
     datastore,
     {
-      intervalMs: options.refreshMetricsIntervalMs,
+      intervalMs: dataLayer.intervalMs ?? options.refreshMetricsIntervalMs,
       timeoutMs: options.metricsScrapeTimeoutMs,
       scheme: dataLayer.scheme ?? options.modelServerMetricsScheme,
       path: dataLayer.path ?? options.modelServerMetricsPath,
-      port: options.modelServerMetricsPort,
+      port: dataLayer.port ?? options.modelServerMetricsPort,
       insecureSkipVerify: dataLayer.insecureSkipVerify ?? options.modelServerMetricsHttpsInsecureSkipVerify,
+      tls: await scrapeTls(dataLayer),
       engines: dataLayer.engines,
     },
     log,
@@ -234,6 +253,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     scheduler,
     plugins: requestPlugins,
     policy,
+    parsers,
     maxResponseUsageBytes,
     options: {
       metricsStalenessThresholdMs: options.metricsStalenessThresholdMs,

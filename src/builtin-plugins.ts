@@ -19,7 +19,18 @@ import { concurrencyDetector } from './scheduling/saturation/concurrency-detecto
 import { utilizationDetector } from './scheduling/saturation/utilization-detector.ts';
 import { coreMetricsExtractor } from './scheduling/data-layer/core-metrics-extractor.ts';
 import { metricsDataSource } from './scheduling/data-layer/metrics-data-source.ts';
-import { openaiParser } from './scheduling/data-layer/openai-parser.ts';
+import { endpointNotificationSource } from './scheduling/data-layer/endpoint-notification-source.ts';
+import { fileDiscovery } from './scheduling/data-layer/file-discovery.ts';
+import { anthropicParser } from './scheduling/parsers/anthropic-parser.ts';
+import { openaiParser } from './scheduling/parsers/openai-parser.ts';
+import { passthroughParser } from './scheduling/parsers/passthrough-parser.ts';
+import { vllmhttpParser } from './scheduling/parsers/vllmhttp-parser.ts';
+import { dataParallelProfileHandler } from './scheduling/profile-handlers/data-parallel.ts';
+import { headerProfileHandler } from './scheduling/profile-handlers/header-profile.ts';
+import { encodeFilter } from './scheduling/filters/encode.ts';
+import { sessionAffinityFilter } from './scheduling/filters/session-affinity.ts';
+import { utilizationFilter } from './scheduling/filters/utilization.ts';
+import { sessionIdProducer } from './scheduling/producers/session-id.ts';
 
 export function createRegistry(): PluginRegistry {
   const r = new PluginRegistry();
@@ -40,5 +51,16 @@ export function createRegistry(): PluginRegistry {
   r.register(metricsDataSource);
   r.register(coreMetricsExtractor);
   r.register(openaiParser);
+  r.register(anthropicParser);
+  r.register(vllmhttpParser);
+  r.register(passthroughParser);
+  r.register(endpointNotificationSource);
+  r.register(fileDiscovery);
+  r.register(headerProfileHandler);
+  r.register(dataParallelProfileHandler);
+  r.register(encodeFilter);
+  r.register(utilizationFilter);
+  r.register(sessionAffinityFilter);
+  r.register(sessionIdProducer);
   return r;
 }

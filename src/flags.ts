@@ -47,6 +47,7 @@ export interface Options {
   grpcHealthBindAddress: string;
   metricsEndpointAuth: boolean;
   metricsEndpointAuthTokenFile: string;
+  enableGrpcStreamMetrics: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   help: boolean;
   version: boolean;
@@ -71,6 +72,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'grpc-health-bind-address', key: 'grpcHealthBindAddress', kind: 'string', def: '', help: 'Address the plaintext gRPC health server listens on; empty = every interface.' },
   { name: 'metrics-endpoint-auth', key: 'metricsEndpointAuth', kind: 'bool', def: 'false', help: 'Require a bearer token on /metrics: checked against --metrics-endpoint-auth-token-file, else with the Kubernetes TokenReview and SubjectAccessReview APIs (get on the non-resource URL /metrics), as llm-d Router does.' },
   { name: 'metrics-endpoint-auth-token-file', key: 'metricsEndpointAuthTokenFile', kind: 'string', def: '', help: 'File of accepted bearer tokens for --metrics-endpoint-auth, one per line; re-read when it changes.' },
+  { name: 'enable-grpc-stream-metrics', key: 'enableGrpcStreamMetrics', kind: 'bool', def: 'false', help: 'Also export ext_proc gRPC stream metrics: streams in flight, how long each stream was held, and completions by gRPC status code (llm-d Router PR #1603).' },
   { name: 'secure-serving', key: 'secureServing', kind: 'bool', def: 'true', help: 'Serve ext_proc over TLS. Uses --cert-path, else a self-signed certificate made at start-up.' },
   { name: 'cert-path', key: 'certPath', kind: 'string', def: '', help: 'Directory holding tls.crt and tls.key for --secure-serving.' },
   { name: 'endpoints', key: 'endpoints', kind: 'string', def: '', help: 'Static pool: comma-separated model-server endpoints ip:port (IPv6 as [addr]:port).' },

@@ -1,5 +1,6 @@
 // Markdown reference of every registered plugin, from the definitions
-// themselves (README's plugin section is generated with `npm run docs:plugins`).
+// themselves (README's plugin section is regenerated with `npm run docs:plugins`).
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRegistry } from './builtin-plugins.ts';
 import type { ParamSpec } from './scheduling/params.ts';
 
@@ -9,11 +10,19 @@ function fmtDefault(spec: ParamSpec): string {
   return '`' + (Array.isArray(d) ? JSON.stringify(d) : String(d)) + '`';
 }
 
+const START = '<!-- plugins:start -->\n';
+const END = '<!-- plugins:end -->';
+
 export function pluginDocs(): string {
   const out: string[] = [];
   for (const def of createRegistry().definitions().sort((a, b) => a.type.localeCompare(b.type))) {
     const aliases = def.aliases?.length ? ` (also accepted as ${def.aliases.map((a) => '`' + a + '`').join(', ')})` : '';
     out.push(`#### \`${def.type}\`${aliases}`, '', def.description, '');
+    const notes: string[] = [];
+    if (def.stability === 'alpha') notes.push('*Alpha:* in an `llm-d.ai/v1alpha1` config it needs `--allow-experimental-plugins`.');
+    if (def.deprecated !== undefined) notes.push(`*Deprecated:* ${def.deprecated}`);
+    if (def.deprecatedAliases?.length) notes.push(`*Deprecated names:* ${def.deprecatedAliases.map((a) => '`' + a + '`').join(', ')} (warned at load).`);
+    if (notes.length) out.push(notes.join(' '), '');
     const params = Object.entries(def.params);
     if (params.length === 0) out.push('No parameters.', '');
     else {
@@ -25,4 +34,17 @@ export function pluginDocs(): string {
   return out.join('\n');
 }
 
-if (import.meta.main) process.stdout.write(pluginDocs());
+/** Replace the README's generated section (between the plugins markers) with the current reference. */
+function writeReadme(): void {
+  const url = new URL('../README.md', import.meta.url);
+  const readme = readFileSync(url, 'utf8');
+  const start = readme.indexOf(START);
+  const end = readme.indexOf(END);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${START} … ${END} section`);
+  writeFileSync(url, readme.slice(0, start + START.length) + pluginDocs() + readme.slice(end));
+}
+
+if (import.meta.main) {
+  if (process.argv.includes('--write')) writeReadme();
+  else process.stdout.write(pluginDocs());
+}

@@ -113,8 +113,8 @@ describe('data-layer and parser sections (GAIE Helm / llm-d configs)', () => {
     const page = 'q_depth 3\nbatch{kind="live"} 7\nbatch{kind="idle"} 1\nkv 0.25\n';
     expect(extractMetrics(engines.forLabels({ 'app.kubernetes.io/engine': 'mine' }).engine, parsePrometheusText(page))).toMatchObject({ waitingQueueSize: 3, runningRequests: 7, kvCacheUsage: 0.25 });
     const declaredOnly = load('plugins:\n- type: queue-scorer\n- type: metrics-data-source\n  parameters: {path: /m}\n', pool);
-    expect(declaredOnly.dataLayer).toEqual({ path: '/m' });
-    expect(load('plugins:\n- type: queue-scorer\n', pool).dataLayer).toEqual({});
+    expect(declaredOnly.dataLayer).toMatchObject({ path: '/m' });
+    expect(load('plugins:\n- type: queue-scorer\n', pool).dataLayer.path).toBeUndefined();
     // GAIE always has these two; a section may name them without declaring them.
     const ensured = load('plugins:\n- type: queue-scorer\nparser: {pluginRef: openai-parser}\nsaturationDetector: {pluginRef: utilization-detector}\n', pool);
     expect(ensured.saturationDetector.type).toBe('utilization-detector');

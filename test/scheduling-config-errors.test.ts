@@ -152,8 +152,7 @@ describe('list-shaped sections', () => {
   it.each([
     ['a plugin entry that is a string', 'plugins:\n- queue-scorer\n', 'plugins[0]: must be a mapping with "type"'],
     ['a plugin type that is not a string', 'plugins:\n- type: 5\n', 'plugins[0]: "type" is required'],
-    ['an empty plugin name', 'plugins:\n- type: queue-scorer\n- name: ""\n  type: kv-cache-utilization-scorer\n', 'plugins[1]: "name" must be a non-empty string'],
-    ['a plugin name that is not a string', 'plugins:\n- name: [a]\n  type: queue-scorer\n', 'plugins[0]: "name" must be a non-empty string'],
+    ['a plugin name that is not a string', 'plugins:\n- name: [a]\n  type: queue-scorer\n', 'plugins[0]: "name" must be a string'],
     ['a profile entry that is a string', 'schedulingProfiles:\n- default\n', 'schedulingProfiles[0]: must be a mapping with "name" and "plugins"'],
     ['a profile without a name', 'plugins:\n- type: queue-scorer\nschedulingProfiles:\n- plugins: [{pluginRef: queue-scorer}]\n', 'schedulingProfiles[0]: "name" is required'],
   ])('rejects %s, naming the entry', (_what, body, message) => {
@@ -172,16 +171,18 @@ describe('document-level errors', () => {
 });
 
 describe('data dependencies between plugins', () => {
-  it('a consumer without its producer is refused, naming the consumer, the data and the producers that write it', () => {
-    expectSourcedMessage(
-      head + 'plugins:\n- type: prefix-cache-affinity-filter\n- type: queue-scorer\n',
-      'plugin "prefix-cache-affinity-filter" (prefix-cache-affinity-filter) consumes "prefix-cache-match"',
-      'add approx-prefix-cache-producer or prefix-cache-scorer',
-    );
-    // With a producer (declared, or the one prefix-cache-scorer runs) it loads.
-    expect(() => load(head + 'plugins:\n- type: prefix-cache-affinity-filter\n- type: approx-prefix-cache-producer\n- type: queue-scorer\n')).not.toThrow();
-    expect(() => load(head + 'plugins:\n- type: prefix-cache-affinity-filter\n- type: prefix-cache-scorer\n')).not.toThrow();
-    expectMessage(head + 'plugins:\n- type: no-hit-lru-scorer\n- type: queue-scorer\n', 'plugin "no-hit-lru-scorer" (no-hit-lru-scorer) consumes "prefix-cache-match"');
+  it('a consumer without its producer gets the default producer of that data, as llm-d v0.10 does', () => {
+    const alone = load(head + 'plugins:\n- type: prefix-cache-affinity-filter\n- type: queue-scorer\n');
+    expect(alone.plugins.get('approx-prefix-cache-producer')?.type).toBe('approx-prefix-cache-producer');
+    // A declared producer (or the one prefix-cache-scorer runs) is used instead: no second one appears.
+    const declared = load(head + 'plugins:\n- name: px\n  type: approx-prefix-cache-producer\n- type: prefix-cache-affinity-filter\n');
+    expect([...declared.plugins.values()].filter((p) => p.type === 'approx-prefix-cache-producer').map((p) => p.name)).toEqual(['px']);
+    expect(load(head + 'plugins:\n- type: no-hit-lru-scorer\n- type: queue-scorer\n').plugins.has('approx-prefix-cache-producer')).toBe(true);
+  });
+
+  it('an empty plugin name means the type, as in llm-d v0.10', () => {
+    const c = load(head + 'plugins:\n- type: queue-scorer\n- name: ""\n  type: kv-cache-utilization-scorer\n');
+    expect(c.plugins.get('kv-cache-utilization-scorer')?.type).toBe('kv-cache-utilization-scorer');
   });
 
   it('no-hit-lru-scorer: prefixPluginType must be the type of the plugin named prefixPluginName', () => {

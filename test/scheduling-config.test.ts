@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { thrown } from './helpers/thrown.ts';
+import { captureLogger } from './helpers/log-capture.ts';
 import { createLogger } from '../src/log.ts';
 import { Datastore } from '../src/pool/datastore.ts';
 import { createRegistry } from '../src/builtin-plugins.ts';
@@ -91,12 +92,11 @@ describe('EndpointPickerConfig', () => {
     ['a bad label selector', head + 'plugins:\n- type: label-selector-filter\n  parameters: {matchExpressions: [{key: a, operator: Near}]}\n', /operator" must be In, NotIn, Exists or DoesNotExist/],
     ['an unknown feature gate', head + 'featureGates: [turbo]\n', /unknown gate "turbo"/],
     ['flow control', head + 'featureGates: [flowControl]\n', /featureGates: flowControl: flow control .* is not implemented/],
-    ['a flowControl section', head + 'flowControl: {maxRequests: 10}\n', /"flowControl": flow control .* is not implemented/],
     ['a saturationDetector naming no plugin', head + 'saturationDetector: {pluginRef: sat}\n', /saturationDetector: pluginRef "sat" names no plugin/],
     ['a saturationDetector that is no detector', head + 'plugins:\n- type: queue-scorer\nsaturationDetector: {pluginRef: queue-scorer}\n', /saturationDetector: "queue-scorer" \(queue-scorer\) is not a saturation detector/],
-    ['a parser llm-epp lacks', head + 'plugins:\n- type: queue-scorer\nparser: {pluginRef: queue-scorer}\n', /parser: "queue-scorer" \(queue-scorer\) is not a request parser llm-epp has/],
+    ['a parser llm-epp lacks', head + 'plugins:\n- type: queue-scorer\nparser: {pluginRef: queue-scorer}\n', /parser: "queue-scorer" \(queue-scorer\) is not a request parser \(openai-parser, anthropic-parser, vllmhttp-parser, passthrough-parser\)/],
     ['both data and dataLayer', head + 'data: {sources: []}\ndataLayer: {sources: []}\n', /give "data" or "dataLayer", not both/],
-    ['a data source that is not metrics-data-source', head + 'plugins:\n- type: queue-scorer\ndata:\n  sources:\n  - pluginRef: queue-scorer\n', /data: sources\[0\]: "queue-scorer" \(queue-scorer\) is not a metrics-data-source/],
+    ['a data source that is not a data source', head + 'plugins:\n- type: queue-scorer\ndata:\n  sources:\n  - pluginRef: queue-scorer\n', /data: sources\[0\]: "queue-scorer" \(queue-scorer\) is not a data source llm-epp runs/],
     ['an unknown field in a data source', head + 'plugins:\n- type: metrics-data-source\ndata:\n  sources:\n  - pluginRef: metrics-data-source\n    extractor: []\n', /sources\[0\]: unknown field "extractor"/],
     ['a bad engineConfigs spec', head + 'plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: [{name: mine, queuedRequestsSpec: "bad spec!"}]\n', /engineConfigs\[0\]: invalid metric spec/],
     ['a new engine without a queue metric', head + 'plugins:\n- type: core-metrics-extractor\n  parameters:\n    engineConfigs: [{name: mine, runningRequestsSpec: r}]\n', /engineConfigs "mine": queuedRequestsSpec is required/],
@@ -104,6 +104,13 @@ describe('EndpointPickerConfig', () => {
     ['a bad detector duration', head + 'plugins:\n- type: utilization-detector\n  parameters: {metricsStalenessThreshold: soon}\n', /utilization-detector\): parameter "metricsStalenessThreshold": invalid duration/],
   ])('rejects %s with a message naming the place', (_what, yaml, message) => {
     expectError(yaml, message);
+  });
+
+  it('a flowControl section with the gate off loads, warns that its settings are ignored, and still honours its saturationDetector', () => {
+    const cap = captureLogger('warn');
+    const c = loadConfig(parseConfigText(head + 'plugins:\n- type: concurrency-detector\nflowControl:\n  maxRequests: 10\n  saturationDetector: {pluginRef: concurrency-detector}\n', 'test.yaml'), createRegistry(), { ...ctx(), log: cap.logger }, 'test.yaml');
+    expect(c.saturationDetector.type).toBe('concurrency-detector');
+    expect(cap.lines().some((l) => String(l.msg).includes('flowControl feature gate is off') && JSON.stringify(l.ignored) === '["maxRequests"]')).toBe(true);
   });
 
   it('the deprecated prefix blockSize needs blockSizeTokens', () => {

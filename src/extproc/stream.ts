@@ -240,10 +240,11 @@ export class ExtProcStream implements TrackedStream {
     });
     this.#routing = routing;
     const bodyLength = routing.body?.length ?? 0;
-    const destination = routing.endpoints.map((e) => e.key).join(',');
+    const destination = routing.destinations.join(',');
 
     const raw = this.#rawHeaders;
     const set = [header(DESTINATION_HEADER, destination, raw)];
+    for (const [k, v] of routing.upstreamHeaders) set.push(header(k, v, raw));
     if (this.#requestIdGenerated) set.push(header('x-request-id', this.#requestId, raw));
     if (reply !== 'buffered') {
       if (bodyLength > 0) set.push(header('content-length', String(bodyLength), raw));

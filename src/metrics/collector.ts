@@ -22,6 +22,8 @@ export interface CollectorOptions {
   /** 0 = scrape on the endpoint's own port. */
   port: number;
   insecureSkipVerify: boolean;
+  /** PEM material for https scrapes (CA bundle, client certificate and key). */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   /** Engine per pod (a config's core-metrics-extractor); default: built-in engines, labels and vLLM fallback. */
   engines?: EngineResolver;
 }
@@ -117,6 +119,7 @@ export class MetricsCollector {
       path: this.#opts.path,
       https: this.#opts.scheme === 'https',
       rejectUnauthorized: !this.#opts.insecureSkipVerify,
+      tls: this.#opts.tls,
       timeoutMs: this.#opts.timeoutMs,
     });
   }

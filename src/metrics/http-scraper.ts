@@ -17,6 +17,8 @@ export interface HttpScraperOptions {
   path: string;
   https: boolean;
   rejectUnauthorized: boolean;
+  /** PEM: CA bundle to verify the server against, client certificate and key for mTLS. */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   timeoutMs: number;
   /** Largest body accepted (a misbehaving server must not exhaust memory). Default 16 MiB. */
   maxBodyBytes?: number;
@@ -105,7 +107,7 @@ export class HttpScraper {
   #open(): Socket {
     const o = this.#o;
     const s: Socket = o.https
-      ? tlsConnect({ host: o.host, port: o.port, rejectUnauthorized: o.rejectUnauthorized, ALPNProtocols: ['http/1.1'] })
+      ? tlsConnect({ host: o.host, port: o.port, rejectUnauthorized: o.rejectUnauthorized, ALPNProtocols: ['http/1.1'], ...o.tls })
       : netConnect({ host: o.host, port: o.port });
     s.setNoDelay(true);
     s.on('data', (d: Buffer) => this.#onData(s, d));

@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer';
 import { EppError, badRequest } from '../errors.ts';
 
-export type ApiKind = 'completions' | 'chat' | 'responses' | 'embeddings';
+export type ApiKind = 'completions' | 'chat' | 'responses' | 'embeddings' | 'messages' | 'generate';
 
 export interface ParsedRequest {
   api: ApiKind;
@@ -22,18 +22,32 @@ export interface ParsedRequest {
   body: Record<string, unknown>;
 }
 
-/** API selected from :path by suffix, as the GAIE EPP does; default completions. */
-export function apiForPath(path: string): ApiKind {
+/**
+ * API selected from :path by suffix, as llm-d Router's parsers claim paths:
+ * OpenAI (completions, chat completions and their /render forms, responses,
+ * embeddings), Anthropic (/v1/messages, /v1/messages/count_tokens) and vLLM's
+ * /inference/v1/generate. Undefined when no parser claims the path.
+ */
+export function claimedApi(path: string): ApiKind | undefined {
   const q = path.indexOf('?');
   let p = q >= 0 ? path.slice(0, q) : path;
   while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  if (p.endsWith('/render')) p = p.slice(0, -'/render'.length);
   if (p.endsWith('/chat/completions')) return 'chat';
+  if (p.endsWith('/completions')) return 'completions';
   if (p.endsWith('/responses')) return 'responses';
   if (p.endsWith('/embeddings')) return 'embeddings';
-  return 'completions';
+  if (p.endsWith('/v1/messages') || p.endsWith('/v1/messages/count_tokens')) return 'messages';
+  if (p.endsWith('/inference/v1/generate')) return 'generate';
+  return undefined;
 }
 
-export function parseRequestBody(raw: Buffer, path: string): ParsedRequest {
+/** API for :path; paths no parser claims are read as completions, as the GAIE EPP did. */
+export function apiForPath(path: string): ApiKind {
+  return claimedApi(path) ?? 'completions';
+}
+
+export function parseRequestBody(raw: Buffer, path: string, api: ApiKind = apiForPath(path)): ParsedRequest {
   if (!isUtf8(raw)) throw badRequest('request body is not valid UTF-8');
   let body: unknown;
   try {
@@ -48,16 +62,17 @@ export function parseRequestBody(raw: Buffer, path: string): ParsedRequest {
     throw badRequest('request body must be a JSON object');
   }
   const b = body as Record<string, unknown>;
-  if (typeof b.model !== 'string' || b.model === '') throw badRequest('"model" is required and must be a non-empty string', 'model');
+  // vLLM's generate API may leave the model to the server.
+  if (api === 'generate' && b.model === undefined) b.model = '';
+  else if (typeof b.model !== 'string' || b.model === '') throw badRequest('"model" is required and must be a non-empty string', 'model');
 
-  const api = apiForPath(path);
   try {
     return finish(api, b as Record<string, unknown> & { model: string }, extractRoutingText(api, b));
   } catch (e) {
     // Pathologically nested parts overflow JSON.stringify: still the client's fault.
     const err = e instanceof RangeError ? badRequest('request body is nested too deeply') : e;
     // The request named its model: its error is counted against it.
-    if (err instanceof EppError) err.model = b.model;
+    if (err instanceof EppError) err.model = b.model as string;
     throw err;
   }
 }
@@ -72,6 +87,10 @@ function extractRoutingText(api: ApiKind, b: Record<string, unknown>): string {
       return responsesText(b);
     case 'embeddings':
       return promptText(b.input, 'input');
+    case 'messages':
+      return anthropicText(b);
+    case 'generate':
+      return generateText(b);
   }
 }
 
@@ -179,4 +198,29 @@ function responsesText(b: Record<string, unknown>): string {
     }
   }
   return out;
+}
+
+/** Anthropic Messages: tools and system come first in the rendered prompt, then the turns. */
+function anthropicText(b: Record<string, unknown>): string {
+  const messages = b.messages;
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw badRequest('"messages" is required and must be a non-empty list', 'messages');
+  }
+  const parts: string[] = [];
+  if (Array.isArray(b.tools) && b.tools.length > 0) parts.push(JSON.stringify(b.tools), '\n');
+  if (b.system !== undefined && b.system !== null) parts.push('system\n', contentText(b.system, '"system"', false), '\n');
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as Record<string, unknown> | null;
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw badRequest(`messages[${i}] must be an object`, 'messages');
+    if (typeof m.role !== 'string') throw badRequest(`messages[${i}].role must be a string`, 'messages');
+    parts.push(m.role, '\n', contentText(m.content, `messages[${i}].content`, false), '\n');
+  }
+  return parts.join('');
+}
+
+/** vLLM /inference/v1/generate: pre-tokenized prompt in token_ids. */
+function generateText(b: Record<string, unknown>): string {
+  const ids = b.token_ids;
+  if (!Array.isArray(ids) || ids.length === 0 || !isTokenList(ids)) throw badRequest('"token_ids" is required and must be a non-empty list of token ids', 'token_ids');
+  return tokensText(ids);
 }

@@ -69,6 +69,8 @@ export interface FileSourceOptions {
   maxShrink: number;
   /** How long a held-back file must stay unchanged before it is applied. */
   settleMs: number;
+  /** Reload when the file changes (default true; file-discovery's watchFile). */
+  watch?: boolean;
 }
 
 export const DEFAULT_FILE_SOURCE_OPTIONS: FileSourceOptions = { maxBytes: 4 << 20, maxShrink: 0.5, settleMs: 10_000 };
@@ -102,6 +104,7 @@ export class FileSource {
   async start(): Promise<void> {
     const text = await readBoundedFile(this.#file, this.#opts.maxBytes);
     this.#apply(text, true);
+    if (this.#opts.watch === false) return;
     // Watch the directory: editors and Kubernetes ConfigMap updates replace the
     // file (rename / symlink swap), which a watch on the file itself misses.
     const name = basename(this.#file);

@@ -10,7 +10,8 @@
 import { EppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
-import { parseRequestBody } from '../openai/request.ts';
+import { claimedApi, parseRequestBody } from '../openai/request.ts';
+import type { ParserTable } from '../scheduling/parsers/request-parser.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import type { EndpointPool } from '../pool/datastore.ts';
 import { hostOf, isFresh, type Endpoint } from '../pool/endpoint.ts';
@@ -34,6 +35,8 @@ export interface DirectorDeps {
   plugins?: RequestPlugins;
   /** InferenceObjectives and model rewrites; handleRequest() needs it. */
   policy?: RequestPolicy;
+  /** The config's request parsers; absent: OpenAI paths, others read as completions. */
+  parsers?: ParserTable;
   options: DirectorOptions;
   metrics: EppMetrics;
   log: Logger;
@@ -63,6 +66,7 @@ export class Director {
   readonly #opts: DirectorOptions;
   readonly #metrics: EppMetrics;
   readonly #policy: RequestPolicy | undefined;
+  readonly #parsers: ParserTable | undefined;
   readonly #log: Logger;
   readonly #recording: { metrics: EppMetrics; log: Logger; maxResponseUsageBytes: number };
 
@@ -73,6 +77,7 @@ export class Director {
     this.#opts = deps.options;
     this.#metrics = deps.metrics;
     this.#policy = deps.policy;
+    this.#parsers = deps.parsers;
     this.#log = deps.log;
     this.#recording = { metrics: deps.metrics, log: deps.log, maxResponseUsageBytes: deps.maxResponseUsageBytes ?? 4 << 20 };
   }
@@ -84,7 +89,7 @@ export class Director {
    * 503) carrying the model it named, for the error metric.
    */
   handleRequest(incoming: IncomingRequest): Routing {
-    const parsed = incoming.body !== undefined ? parseRequestBody(incoming.body, incoming.path) : undefined;
+    const parsed = incoming.body !== undefined ? this.#parse(incoming.body, incoming.path) : undefined;
     const model = parsed?.model ?? '';
     const pol = this.#policy?.resolve(incoming.headers, model);
     const targetModel = (pol?.targetModel || model);
@@ -166,6 +171,15 @@ export class Director {
     return out;
   }
 
+  /** The body as the configured parser for its path reads it; undefined for a passthrough parser. */
+  #parse(body: Buffer, path: string) {
+    if (!this.#parsers) return parseRequestBody(body, path);
+    const api = this.#parsers.resolve(claimedApi(path));
+    if (api === null) return undefined;
+    if (api === undefined) throw new EppError('BadRequest', 'no configured request parser reads this path (requestHandler.parsers)');
+    return parseRequestBody(body, path, api);
+  }
+
   /**
    * Pick the primary endpoint and up to --fallback-endpoints next-best ones.
    * Throws EppError 503 when nothing can serve the request, 429 when a
@@ -207,11 +221,14 @@ export class Director {
     const primary = result.endpoints[0];
     this.#plugins?.preRequest(state, primary, result.profiles);
     this.#metrics.schedulerAttempts.inc({ status: 'success', target_model_name: target, pod_name: primary.name, namespace: primary.namespace, port: String(primary.port) });
-    const tokens = estimateTokens(request.parsed?.routingText.length ?? 0);
+    const promptTokens = estimateTokens(request.parsed?.routingText.length ?? 0);
+    const tokens = this.#plugins ? this.#plugins.chargedTokens(state, primary, promptTokens) : promptTokens;
     charge(primary, tokens, 1);
     primary.dispatched++;
     const metrics = new RequestMetrics(this.#recording, request.requestId, request.model, request.targetModel, receivedAt);
-    return { request, state, result, endpoints: result.endpoints, primary, tokens, charged: primary, released: false, metrics, body, rewritten };
+    const destinations = result.rewrite?.destinations ?? result.endpoints.map((e) => e.key);
+    const upstreamHeaders = result.rewrite?.headers ?? [];
+    return { request, state, result, endpoints: result.endpoints, destinations, upstreamHeaders, primary, tokens, charged: primary, released: false, metrics, body, rewritten };
   }
 
   /**
@@ -279,6 +296,10 @@ export interface Routing {
   readonly result: SchedulingResult;
   /** Primary first, then fallbacks. */
   readonly endpoints: readonly Endpoint[];
+  /** host:port the gateway sends to, aligned with `endpoints` (their keys unless the profile handler rewrote them). */
+  readonly destinations: readonly string[];
+  /** Headers to set on the upstream request (e.g. x-data-parallel-host-port). */
+  readonly upstreamHeaders: readonly (readonly [string, string])[];
   readonly primary: Endpoint;
   readonly tokens: number;
   /** Where the in-flight load is counted: the primary, or the endpoint that served it. */

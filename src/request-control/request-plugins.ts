@@ -21,6 +21,7 @@ import {
   type SaturationDetector,
 } from '../scheduling/framework.ts';
 import type { PluginTimer } from '../scheduling/plugin-timer.ts';
+import { isInflightLoadProducer, type InflightLoadProducer } from '../scheduling/producers/inflight-load.ts';
 
 export class RequestPlugins {
   readonly #producers: DataProducer[];
@@ -29,6 +30,7 @@ export class RequestPlugins {
   readonly #complete: ResponseComplete[];
   readonly #timer: PluginTimer;
   readonly #saturation: SaturationDetector | undefined;
+  readonly #inflight: InflightLoadProducer | undefined;
 
   constructor(plugins: Iterable<Plugin>, timer: PluginTimer, saturation?: SaturationDetector) {
     this.#saturation = saturation;
@@ -37,6 +39,7 @@ export class RequestPlugins {
     this.#preRequest = all.filter(isPreRequest);
     this.#received = all.filter(isResponseReceived);
     this.#complete = all.filter(isResponseComplete);
+    this.#inflight = all.find(isInflightLoadProducer);
     this.#timer = timer;
   }
 
@@ -49,6 +52,12 @@ export class RequestPlugins {
   /** Data producers write the request's CycleState before the profiles read it. */
   produce(state: CycleState, candidates: readonly Endpoint[]): void {
     for (const p of this.#producers) this.#timer.guarded('PrepareData', p, () => p.produce(state, candidates), undefined);
+  }
+
+  /** Tokens a request charges to its endpoint while in flight: the prompt's, unless an inflight-load-producer tunes it. */
+  chargedTokens(state: CycleState, primary: Endpoint, promptTokens: number): number {
+    const p = this.#inflight;
+    return p ? this.#timer.guarded('PreRequest', p, () => p.chargedTokens(state, primary, promptTokens), promptTokens) : promptTokens;
   }
 
   preRequest(state: CycleState, primary: Endpoint, results: ReadonlyMap<string, ProfileResult>): void {

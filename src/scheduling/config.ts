@@ -5,7 +5,10 @@
 import { parse as parseYaml } from 'yaml';
 import type { EngineResolver } from '../metrics/engines.ts';
 import { isCoreMetricsExtractor, type CoreMetricsExtractor } from './data-layer/core-metrics-extractor.ts';
+import { isEndpointExtractor, isEndpointNotificationSource, type EndpointExtractor } from './data-layer/endpoint-notification-source.ts';
+import { isFileDiscovery, type FileDiscovery } from './data-layer/file-discovery.ts';
 import { isMetricsDataSource, type MetricsDataSource } from './data-layer/metrics-data-source.ts';
+import { ParserTable, isRequestParser, type RequestParser } from './parsers/request-parser.ts';
 import { isDataProducer, isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type StateKey, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
 import { ConfigError } from './params.ts';
 import type { PipelineConfig } from './pipeline.ts';
@@ -34,12 +37,28 @@ schedulingProfiles:
   - pluginRef: max-score-picker
 `;
 
-const TOP_LEVEL = new Set(['apiVersion', 'kind', 'plugins', 'schedulingProfiles', 'featureGates', 'saturationDetector', 'data', 'dataLayer', 'flowControl', 'parser']);
-// Gates whose behaviour llm-epp always has (data layer) or that only change
-// legacy metric plumbing: accepted as no-ops.
-const ACCEPTED_GATES = new Set(['dataLayer', 'enableLegacyMetrics']);
-const UNSUPPORTED_SECTIONS: Record<string, string> = {
-  flowControl: 'flow control (queuing by priority band and fairness) is not implemented in llm-epp; without it, sheddable requests (priority < 0) are rejected with 429 when the saturationDetector reports saturation, as in GAIE',
+// EndpointPickerConfig fields (llm-d Router v0.10's types, plus GAIE v1.5's `data`).
+const TOP_LEVEL = ['apiVersion', 'kind', 'featureGates', 'plugins', 'schedulingProfiles', 'dataLayer', 'data', 'flowControl', 'requestHandler', 'saturationDetector', 'parser'];
+const DATA_LAYER_FIELDS = ['injectDefaults', 'sources', 'discovery', 'peerDiscovery', 'crossReplicaSyncerPluginRef', 'crossReplicaSyncInterval'];
+const FLOW_CONTROL_FIELDS = ['maxBytes', 'maxRequests', 'defaultRequestTTL', 'noEndpointRequestTTL', 'defaultPriorityBand', 'defaultNegativePriorityBand', 'priorityBands', 'usageLimitPolicyPluginRef', 'saturationDetector', 'enableEviction'];
+const ACTIVE_ACTIVE = 'sharing state between active-active replicas is not implemented in llm-epp yet; run one replica, or active-passive with --ha-enable-leader-election';
+const FLOW_CONTROL = 'flow control (queuing by priority band and fairness) is not implemented in llm-epp yet; without it, sheddable requests (priority < 0) are rejected with 429 while the saturation detector reports saturation, as llm-d Router does with the gate off';
+
+/**
+ * Feature gates llm-d Router v0.10 registers (flowControl off, haPopulateNonLeaderDatastore
+ * on by default), and GAIE v1.5's, which v0.10 removed: accepted with a warning.
+ */
+interface Gate {
+  readonly default: boolean;
+  /** A value llm-epp cannot honour, and why. */
+  readonly refuse?: { readonly value: boolean; readonly why: string };
+  readonly removed?: string;
+}
+export const FEATURE_GATES: Readonly<Record<string, Gate>> = {
+  flowControl: { default: false, refuse: { value: true, why: FLOW_CONTROL } },
+  haPopulateNonLeaderDatastore: { default: true, refuse: { value: false, why: 'llm-epp replicas always keep their datastore populated (a standby that gets a request routes it); leader-only population is not offered' } },
+  dataLayer: { default: true, removed: 'removed in llm-d Router v0.10: the data layer is always on' },
+  enableLegacyMetrics: { default: false, removed: 'removed in llm-d Router v0.9: metrics always come from the data layer' },
 };
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -71,14 +90,27 @@ export interface DataLayerSettings {
   readonly insecureSkipVerify?: boolean;
   /** Engine mapping per pod; undefined: the built-in engines and labels. */
   readonly engines?: EngineResolver;
+  /** The metrics source's own scrape interval (a multiple of --refresh-metrics-interval). */
+  readonly intervalMs?: number;
+  /** Scrape this port instead of the endpoint's. */
+  readonly port?: number;
+  /** TLS material for https scrapes (metrics-data-source caCertPath, clientCertPath, clientKeyPath). */
+  readonly tls?: { readonly caCertPath?: string; readonly clientCertPath?: string; readonly clientKeyPath?: string };
+  /** Every configured source with its extractors, in order (DCGM and other sources beyond the core metrics). */
+  readonly sources: readonly { readonly source: Plugin; readonly extractors: readonly Plugin[] }[];
+  /** dataLayer.discovery: endpoints from a file instead of flags or Kubernetes. */
+  readonly discovery?: FileDiscovery;
 }
 
 export interface LoadedConfig extends PipelineConfig {
-  readonly featureGates: readonly string[];
+  /** Every known gate's value (defaults applied). */
+  readonly featureGates: Readonly<Record<string, boolean>>;
   readonly apiVersion: string;
   /** The configured saturationDetector, else a default utilization-detector (GAIE). */
   readonly saturationDetector: SaturationDetector;
   readonly dataLayer: DataLayerSettings;
+  /** requestHandler.parsers in order (default: openai, anthropic, vllmhttp). */
+  readonly parsers: ParserTable;
 }
 
 /**
@@ -95,87 +127,145 @@ function refTo(raw: unknown, where: string, plugins: ReadonlyMap<string, Plugin>
   return p;
 }
 
-/** `section: {pluginRef}` → the plugin, or undefined when the section is absent. */
-function sectionRef(doc: Record<string, unknown>, key: string, plugins: ReadonlyMap<string, Plugin>, source: string, ok: (p: Plugin) => boolean, want: string): Plugin | undefined {
-  const v = doc[key];
-  return v === undefined || v === null ? undefined : refTo(v, `${source}: ${key}`, plugins, [], ok, want);
+/** Data sources llm-epp runs, and the extractors each accepts. */
+const SOURCE_KINDS: readonly { readonly is: (p: Plugin) => boolean; readonly extractor: (p: Plugin) => boolean; readonly want: string }[] = [
+  { is: isMetricsDataSource, extractor: isCoreMetricsExtractor, want: 'a core-metrics-extractor' },
+  { is: isEndpointNotificationSource, extractor: isEndpointExtractor, want: 'an endpoint extractor (approx-prefix-cache-producer)' },
+];
+
+interface DataLayerSection {
+  readonly sources: { source: Plugin; extractors: Plugin[] }[];
+  readonly injectDefaults: boolean;
+  readonly discovery?: FileDiscovery;
 }
 
-/** The data-layer section (`data` or `dataLayer`): {sources: [{pluginRef, extractors: [{pluginRef}]}]}. */
-function dataLayerSection(doc: Record<string, unknown>, plugins: ReadonlyMap<string, Plugin>, source: string): { src?: MetricsDataSource; ext?: CoreMetricsExtractor } {
+/** `dataLayer` (llm-d) or `data` (GAIE v1.5): {injectDefaults, sources: [{pluginRef, extractors: [{pluginRef}]}], discovery}. */
+function dataLayerSection(doc: Record<string, unknown>, plugins: ReadonlyMap<string, Plugin>, source: string): DataLayerSection {
   if (doc.data !== undefined && doc.dataLayer !== undefined) throw new ConfigError(`${source}: give "data" or "dataLayer", not both`);
   const key = doc.data !== undefined ? 'data' : 'dataLayer';
   const v = doc[key];
-  if (v === undefined || v === null) return {};
+  if (v === undefined || v === null) return { sources: [], injectDefaults: true };
   const where = `${source}: ${key}`;
   if (!isMap(v)) throw new ConfigError(`${where}: must be a mapping with "sources"`);
-  strictKeys(v, ['sources'], where);
-  const sources = v.sources ?? [];
-  if (!Array.isArray(sources)) throw new ConfigError(`${where}: "sources" must be a list`);
-  let src: MetricsDataSource | undefined;
-  let ext: CoreMetricsExtractor | undefined;
-  sources.forEach((raw, i) => {
+  strictKeys(v, DATA_LAYER_FIELDS, where);
+  for (const k of ['peerDiscovery', 'crossReplicaSyncerPluginRef', 'crossReplicaSyncInterval']) {
+    if (v[k] !== undefined && v[k] !== null) throw new ConfigError(`${where}: "${k}": ${ACTIVE_ACTIVE}`);
+  }
+  if (v.injectDefaults !== undefined && typeof v.injectDefaults !== 'boolean') throw new ConfigError(`${where}: "injectDefaults" must be true or false`);
+  const rawSources = v.sources ?? [];
+  if (!Array.isArray(rawSources)) throw new ConfigError(`${where}: "sources" must be a list`);
+  const sources: { source: Plugin; extractors: Plugin[] }[] = [];
+  rawSources.forEach((raw, i) => {
     const w = `${where}: sources[${i}]`;
-    const p = refTo(raw, w, plugins, ['extractors'], isMetricsDataSource, 'a metrics-data-source (the only data source llm-epp has)') as MetricsDataSource;
-    // One collector scrapes each endpoint once.
-    if (src) throw new ConfigError(`${w}: llm-epp scrapes each endpoint once; give one metrics-data-source`);
-    src = p;
-    const extractors = (raw as Record<string, unknown>).extractors ?? [];
-    if (!Array.isArray(extractors)) throw new ConfigError(`${w}: "extractors" must be a list`);
-    extractors.forEach((e, j) => {
-      const x = refTo(e, `${w}: extractors[${j}]`, plugins, [], isCoreMetricsExtractor, 'a core-metrics-extractor') as CoreMetricsExtractor;
-      if (ext && ext !== x) throw new ConfigError(`${w}: extractors[${j}]: one core-metrics-extractor maps every engine; give one`);
-      ext = x;
-    });
+    const src = refTo(raw, w, plugins, ['extractors']);
+    const kind = SOURCE_KINDS.find((k) => k.is(src));
+    if (!kind) throw new ConfigError(`${w}: "${src.name}" (${src.type}) is not a data source llm-epp runs (metrics-data-source, dcgm-data-source, endpoint-notification-source)`);
+    if (sources.some((s) => s.source === src)) throw new ConfigError(`${w}: "${src.name}" is listed twice`);
+    if (isMetricsDataSource(src) && sources.some((s) => isMetricsDataSource(s.source))) {
+      throw new ConfigError(`${w}: llm-epp scrapes each endpoint's metrics once; give one metrics-data-source`);
+    }
+    const rawExtractors = (raw as Record<string, unknown>).extractors ?? [];
+    if (!Array.isArray(rawExtractors)) throw new ConfigError(`${w}: "extractors" must be a list`);
+    const extractors = rawExtractors.map((e, j) => refTo(e, `${w}: extractors[${j}]`, plugins, [], kind.extractor, kind.want));
+    if (isMetricsDataSource(src) && extractors.length > 1) throw new ConfigError(`${w}: one core-metrics-extractor maps every engine; give one`);
+    sources.push({ source: src, extractors });
   });
-  return { src, ext };
+  let discovery: FileDiscovery | undefined;
+  if (v.discovery !== undefined && v.discovery !== null) {
+    discovery = refTo(v.discovery, `${where}: discovery`, plugins, [], isFileDiscovery, 'a discovery plugin llm-epp has (file-discovery)') as FileDiscovery;
+  }
+  return { sources, injectDefaults: v.injectDefaults !== false, discovery };
+}
+
+function parseGates(doc: Record<string, unknown>, source: string, log: PluginContext['log']): Record<string, boolean> {
+  const gates: Record<string, boolean> = {};
+  for (const [name, g] of Object.entries(FEATURE_GATES)) if (!g.removed) gates[name] = g.default;
+  const raw = doc.featureGates;
+  if (raw === undefined || raw === null) return gates;
+  if (!Array.isArray(raw)) throw new ConfigError(`${source}: featureGates must be a list of gate names`);
+  for (const entry of raw) {
+    if (typeof entry !== 'string') throw new ConfigError(`${source}: featureGates entries must be strings`);
+    // llm-d: "gate" turns a gate on, "gate=false" off.
+    const eq = entry.indexOf('=');
+    const name = (eq < 0 ? entry : entry.slice(0, eq)).trim();
+    let value = true;
+    if (eq >= 0) {
+      const text = entry.slice(eq + 1).trim().toLowerCase();
+      if (['true', '1', 't'].includes(text)) value = true;
+      else if (['false', '0', 'f'].includes(text)) value = false;
+      else throw new ConfigError(`${source}: featureGates: "${entry}": the value after "=" must be true or false`);
+    }
+    const gate = FEATURE_GATES[name];
+    if (!gate) throw new ConfigError(`${source}: featureGates: unknown gate "${name}" (known: ${Object.keys(FEATURE_GATES).join(', ')})`);
+    if (gate.removed) {
+      log.warn({ source, gate: name }, `DEPRECATION: feature gate "${name}" is ${gate.removed}; ignored`);
+      continue;
+    }
+    if (gate.refuse && gate.refuse.value === value) throw new ConfigError(`${source}: featureGates: ${name}${value ? '' : '=false'}: ${gate.refuse.why}`);
+    gates[name] = value;
+  }
+  return gates;
 }
 
 export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistry, baseCtx: Omit<PluginContext, 'plugins'>, source = 'config'): LoadedConfig {
   for (const k of Object.keys(doc)) {
-    if (!TOP_LEVEL.has(k)) throw new ConfigError(`${source}: unknown field "${k}"`);
-  }
-  for (const [k, why] of Object.entries(UNSUPPORTED_SECTIONS)) {
-    if (doc[k] !== undefined) throw new ConfigError(`${source}: "${k}": ${why}`);
+    if (!TOP_LEVEL.includes(k)) throw new ConfigError(`${source}: unknown field "${k}" (allowed: ${TOP_LEVEL.join(', ')})`);
   }
   const apiVersion = doc.apiVersion;
   if (typeof apiVersion !== 'string' || !(API_VERSIONS as readonly string[]).includes(apiVersion)) {
     throw new ConfigError(`${source}: apiVersion must be one of ${API_VERSIONS.join(', ')}, got ${JSON.stringify(apiVersion)}`);
   }
   if (doc.kind !== 'EndpointPickerConfig') throw new ConfigError(`${source}: kind must be EndpointPickerConfig, got ${JSON.stringify(doc.kind)}`);
+  const log = baseCtx.log;
+  const featureGates = parseGates(doc, source, log);
 
-  const featureGates: string[] = [];
-  if (doc.featureGates !== undefined && doc.featureGates !== null) {
-    if (!Array.isArray(doc.featureGates)) throw new ConfigError(`${source}: featureGates must be a list of gate names`);
-    for (const g of doc.featureGates) {
-      if (typeof g !== 'string') throw new ConfigError(`${source}: featureGates entries must be strings`);
-      if (g === 'flowControl') throw new ConfigError(`${source}: featureGates: flowControl: ${UNSUPPORTED_SECTIONS.flowControl}`);
-      if (!ACCEPTED_GATES.has(g)) throw new ConfigError(`${source}: featureGates: unknown gate "${g}" (known: ${[...ACCEPTED_GATES, 'flowControl'].join(', ')})`);
-      featureGates.push(g);
-    }
+  // flowControl: with the gate off llm-d honours only its saturationDetector and warns about the rest.
+  const fc = doc.flowControl;
+  if (fc !== undefined && fc !== null) {
+    if (!isMap(fc)) throw new ConfigError(`${source}: flowControl must be a mapping`);
+    strictKeys(fc, FLOW_CONTROL_FIELDS, `${source}: flowControl`);
+    const ignored = Object.keys(fc).filter((k) => k !== 'saturationDetector' && fc[k] !== undefined && fc[k] !== null);
+    if (ignored.length) log.warn({ source, ignored }, 'the flowControl section is set but the flowControl feature gate is off; its settings other than saturationDetector are ignored');
+  }
+  if (doc.saturationDetector !== undefined && doc.saturationDetector !== null) {
+    log.warn({ source }, 'DEPRECATION: top-level saturationDetector is deprecated; use flowControl.saturationDetector (if both are set, the new field is used)');
+  }
+  if (doc.parser !== undefined && doc.parser !== null) {
+    log.warn({ source }, 'DEPRECATION: top-level parser is deprecated; use requestHandler.parsers (if both are set, the new field is used)');
   }
 
-  // Plugins, created in declaration order so later ones can find earlier ones.
+  // Plugins, created in declaration order; link() then resolves references in any order.
   const rawPlugins = doc.plugins ?? [];
   if (!Array.isArray(rawPlugins)) throw new ConfigError(`${source}: plugins must be a list`);
   const plugins = new Map<string, Plugin>();
-  const ctx: PluginContext = { ...baseCtx, plugins };
+  // Alpha plugins need --allow-experimental-plugins under llm-d's API group, as in llm-d Router;
+  // GAIE v1.5 configs (which predate stability levels) keep loading as they did.
+  const ctx: PluginContext = { ...baseCtx, plugins, allowExperimental: baseCtx.allowExperimental === true || apiVersion !== 'llm-d.ai/v1alpha1' };
   rawPlugins.forEach((raw, i) => {
     const where = `${source}: plugins[${i}]`;
     if (!isMap(raw)) throw new ConfigError(`${where}: must be a mapping with "type"`);
     strictKeys(raw, ['name', 'type', 'parameters'], where);
     if (typeof raw.type !== 'string' || raw.type === '') throw new ConfigError(`${where}: "type" is required`);
-    const name = raw.name === undefined ? raw.type : raw.name;
-    if (typeof name !== 'string' || name === '') throw new ConfigError(`${where}: "name" must be a non-empty string`);
+    const name = raw.name === undefined || raw.name === '' ? raw.type : raw.name;
+    if (typeof name !== 'string') throw new ConfigError(`${where}: "name" must be a string`);
     if (plugins.has(name)) throw new ConfigError(`${where}: plugin name "${name}" is used twice`);
     plugins.set(name, registry.create(raw.type, name, raw.parameters, ctx));
   });
+  const addPlugin = (type: string): Plugin => {
+    const existing = plugins.get(type);
+    if (existing) return existing;
+    const p = registry.create(type, type, undefined, ctx);
+    plugins.set(type, p);
+    p.link?.(plugins, addPlugin);
+    return p;
+  };
+  for (const p of [...plugins.values()]) p.link?.(plugins, addPlugin);
 
   // Profiles.
   const profiles = new Map<string, SchedulerProfile>();
   let rawProfiles = doc.schedulingProfiles;
   if (rawProfiles === undefined || rawProfiles === null || (Array.isArray(rawProfiles) && rawProfiles.length === 0)) {
-    // GAIE: no profiles ⇒ one "default" profile with every filter, scorer and picker.
+    // GAIE / llm-d: no profiles ⇒ one "default" profile with every filter, scorer and picker.
     rawProfiles = [
       {
         name: 'default',
@@ -184,13 +274,6 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
     ];
   }
   if (!Array.isArray(rawProfiles)) throw new ConfigError(`${source}: schedulingProfiles must be a list`);
-  const addPlugin = (type: string): Plugin => {
-    const existing = plugins.get(type);
-    if (existing) return existing;
-    const p = registry.create(type, type, undefined, ctx);
-    plugins.set(type, p);
-    return p;
-  };
   rawProfiles.forEach((raw, i) => {
     const where0 = `${source}: schedulingProfiles[${i}]`;
     if (!isMap(raw)) throw new ConfigError(`${where0}: must be a mapping with "name" and "plugins"`);
@@ -219,7 +302,7 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
         used = true;
       } else if (ref.weight !== undefined && ref.weight !== null) {
         // GAIE ignores weights on non-scorers; so do we, but say so.
-        baseCtx.log.warn({ source, profile: raw.name, plugin: ref.pluginRef }, 'weight ignored: only scorers take a weight');
+        log.warn({ source, profile: raw.name, plugin: ref.pluginRef }, 'weight ignored: only scorers take a weight');
       }
       if (isPicker(plugin)) {
         if (picker) throw new ConfigError(`${where}: more than one picker ("${picker.name}", "${plugin.name}")`);
@@ -228,7 +311,7 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
       }
       if (!used) throw new ConfigError(`${w}: "${ref.pluginRef}" (${plugin.type}) is not a filter, scorer or picker and cannot be part of a profile`);
     });
-    // GAIE: a profile without a picker gets the first declared picker, else max-score-picker.
+    // GAIE / llm-d: a profile without a picker gets the first declared picker, else max-score-picker.
     if (!picker) {
       const declared = [...plugins.values()].find(isPicker);
       const p = declared ?? addPlugin('max-score-picker');
@@ -247,31 +330,95 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
     if (!isProfileHandler(p)) throw new ConfigError(`${source}: the plugin named "single-profile-handler" is not a profile handler`);
     profileHandler = p;
   }
-  if (profileHandler.type === 'single-profile-handler' && profiles.size !== 1) {
-    throw new ConfigError(`${source}: single-profile-handler needs exactly one scheduling profile, found ${profiles.size}`);
+  try {
+    profileHandler.checkProfiles?.(profiles);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`${source}: ${e.message}`);
+    throw e;
   }
-  // GAIE always ensures these exist, so a section may name them undeclared (addPlugin keeps a declared one).
-  for (const [key, type] of [['saturationDetector', 'utilization-detector'], ['parser', 'openai-parser']] as const) {
-    if ((doc[key] as { pluginRef?: unknown } | undefined)?.pluginRef === type) addPlugin(type);
-  }
-  // Saturation detector (GAIE always has one: utilization-detector by default).
-  let saturationDetector = sectionRef(doc, 'saturationDetector', plugins, source, isSaturationDetector, 'a saturation detector (utilization-detector, concurrency-detector)') as SaturationDetector | undefined;
-  if (!saturationDetector) {
+
+  // Saturation detector: flowControl.saturationDetector, else the deprecated top-level field, else utilization-detector.
+  const satRef = (isMap(fc) && fc.saturationDetector != null ? fc.saturationDetector : doc.saturationDetector) as unknown;
+  const satWhere = isMap(fc) && fc.saturationDetector != null ? `${source}: flowControl.saturationDetector` : `${source}: saturationDetector`;
+  if (isMap(satRef) && satRef.pluginRef === 'utilization-detector') addPlugin('utilization-detector');
+  let saturationDetector: SaturationDetector;
+  if (satRef !== undefined && satRef !== null) {
+    saturationDetector = refTo(satRef, satWhere, plugins, [], isSaturationDetector, 'a saturation detector (utilization-detector, concurrency-detector)') as SaturationDetector;
+  } else {
     const p = addPlugin('utilization-detector');
     if (!isSaturationDetector(p)) throw new ConfigError(`${source}: the plugin named "utilization-detector" is not a saturation detector`);
     saturationDetector = p;
   }
-  sectionRef(doc, 'parser', plugins, source, (p) => p.type === 'openai-parser', 'a request parser llm-epp has (openai-parser)');
 
-  // Data layer: the section's source and extractor, else the declared ones.
+  const parsers = parserSection(doc, plugins, addPlugin, source);
+
+  // Data layer: the section's sources, plus llm-d's default metrics source and extractor unless opted out.
   const section = dataLayerSection(doc, plugins, source);
-  const declared = [...plugins.values()];
-  const src = section.src ?? declared.find(isMetricsDataSource);
-  const ext = section.ext ?? declared.find(isCoreMetricsExtractor);
-  const dataLayer: DataLayerSettings = { scheme: src?.scheme, path: src?.path, insecureSkipVerify: src?.insecureSkipVerify, engines: ext?.engines };
+  let metricsEntry = section.sources.find((s) => isMetricsDataSource(s.source));
+  if (!metricsEntry) {
+    if (!section.injectDefaults) {
+      throw new ConfigError(`${source}: dataLayer: injectDefaults is false and no metrics-data-source is listed; llm-epp needs model-server metrics for admission and its load scorers, so list a metrics-data-source`);
+    }
+    // A declared source/extractor (GAIE v1.5 configs declare them without a section) is the one injected.
+    const src = [...plugins.values()].find(isMetricsDataSource) ?? addPlugin('metrics-data-source');
+    const ext = [...plugins.values()].find(isCoreMetricsExtractor);
+    metricsEntry = { source: src, extractors: ext ? [ext] : [] };
+    section.sources.unshift(metricsEntry);
+  }
+  for (const s of section.sources) {
+    if (isEndpointNotificationSource(s.source)) for (const x of s.extractors) s.source.attach(x as EndpointExtractor);
+  }
+  const src = metricsEntry.source as MetricsDataSource;
+  const ext = metricsEntry.extractors[0] as CoreMetricsExtractor | undefined;
+  const dataLayer: DataLayerSettings = {
+    scheme: src.scheme,
+    path: src.path,
+    insecureSkipVerify: src.insecureSkipVerify,
+    engines: ext?.engines,
+    intervalMs: src.intervalMs,
+    port: src.port,
+    tls: src.tls,
+    sources: section.sources,
+    discovery: section.discovery,
+  };
+  addDefaultProducers(plugins, registry, addPlugin);
   checkDataDependencies(plugins, source);
   for (const p of plugins.values()) p.checkConfig?.(plugins);
-  return { plugins, profiles, profileHandler, featureGates, apiVersion, saturationDetector, dataLayer };
+  return { plugins, profiles, profileHandler, featureGates, apiVersion, saturationDetector, dataLayer, parsers };
+}
+
+/** requestHandler.parsers (or the deprecated top-level parser); default openai, anthropic and vllmhttp, as llm-d Router. */
+function parserSection(doc: Record<string, unknown>, plugins: ReadonlyMap<string, Plugin>, addPlugin: (type: string) => Plugin, source: string): ParserTable {
+  let refs: unknown[] = [];
+  let where = `${source}: requestHandler`;
+  const rh = doc.requestHandler;
+  if (rh !== undefined && rh !== null) {
+    if (!isMap(rh)) throw new ConfigError(`${where}: must be a mapping with "parsers"`);
+    strictKeys(rh, ['parsers'], where);
+    if (rh.parsers !== undefined && rh.parsers !== null && !Array.isArray(rh.parsers)) throw new ConfigError(`${where}: "parsers" must be a list`);
+    refs = (rh.parsers as unknown[] | undefined) ?? [];
+    where = `${where}: parsers`;
+  }
+  if (refs.length === 0 && doc.parser !== undefined && doc.parser !== null) {
+    refs = [doc.parser];
+    where = `${source}: parser`;
+  }
+  if (refs.length === 0) return new ParserTable(['openai-parser', 'anthropic-parser', 'vllmhttp-parser'].map((t) => addPlugin(t) as RequestParser));
+  // llm-d creates a parser a config names without declaring it.
+  for (const r of refs) if (isMap(r) && typeof r.pluginRef === 'string' && !plugins.has(r.pluginRef) && /-parser$/.test(r.pluginRef)) addPlugin(r.pluginRef);
+  const parsers = refs.map((r, i) => refTo(r, refs.length > 1 || where.endsWith('parsers') ? `${where}[${i}]` : where, plugins, [], isRequestParser, 'a request parser (openai-parser, anthropic-parser, vllmhttp-parser, passthrough-parser)') as RequestParser);
+  return new ParserTable(parsers);
+}
+
+/** llm-d Router creates a consumed key's default producer when none is configured (e.g. inflight-load-producer). */
+function addDefaultProducers(plugins: ReadonlyMap<string, Plugin>, registry: PluginRegistry, addPlugin: (type: string) => Plugin): void {
+  for (const p of [...plugins.values()]) {
+    for (const k of p.consumes ?? []) {
+      if (k.defaultProducer === undefined || registry.get(k.defaultProducer) === undefined) continue;
+      const produced = [...plugins.values()].some((q) => isDataProducer(q) && q.produces.includes(k));
+      if (!produced) addPlugin(k.defaultProducer);
+    }
+  }
 }
 
 /** Every key a plugin consumes is produced by a configured data producer: else a config error naming both. */

@@ -22,6 +22,13 @@ export interface Plugin {
    * configured DataProducer produces each one, and refuses the config otherwise.
    */
   readonly consumes?: readonly StateKey<unknown>[];
+  /**
+   * Once every declared plugin exists, before data dependencies are checked:
+   * find the plugins this one works with by name (a scorer its producer), in
+   * whatever order the config declared them, as llm-d Router orders plugins by
+   * their references. `create` makes a default plugin of a type (once).
+   */
+  link?(plugins: ReadonlyMap<string, Plugin>, create: (type: string) => Plugin): void;
   /** Checks against the other configured plugins, once all exist (throw ConfigError). */
   checkConfig?(plugins: ReadonlyMap<string, Plugin>): void;
 }
@@ -35,12 +42,14 @@ export interface StateKey<T> {
   readonly name: string;
   /** Producer types that write it, for the config error when none is configured. */
   readonly producedBy: string;
+  /** Plugin type the config loader creates when a plugin consumes the key and no producer is configured (llm-d's default producers). */
+  readonly defaultProducer?: string;
   /** Carries T for the compiler; never set. */
   readonly __value?: T;
 }
 
-export function stateKey<T>(name: string, producedBy: string): StateKey<T> {
-  return Object.freeze({ name, producedBy });
+export function stateKey<T>(name: string, producedBy: string, defaultProducer?: string): StateKey<T> {
+  return Object.freeze({ name, producedBy, defaultProducer });
 }
 
 /** Per-request scratch space shared by the plugins of one scheduling cycle. */
@@ -107,6 +116,21 @@ export interface ProfileHandler extends Plugin {
   pickProfiles(state: CycleState, profiles: ReadonlyMap<string, SchedulerProfile>, results: ReadonlyMap<string, ProfileResult>): SchedulerProfile[];
   /** Name of the profile whose result routes the request. */
   primaryProfile(state: CycleState, results: ReadonlyMap<string, ProfileResult>): string;
+  /** The configured profiles, once, at load (throw ConfigError when this handler cannot run them). */
+  checkProfiles?(profiles: ReadonlyMap<string, SchedulerProfile>): void;
+  /**
+   * Where the picked endpoints are actually sent, and headers for the
+   * upstream request (data-parallel-profile-handler sends to the pod's primary
+   * port and names the rank's port in a header). Absent: the endpoints' keys.
+   */
+  rewriteDestination?(state: CycleState, endpoints: readonly Endpoint[]): DestinationRewrite;
+}
+
+export interface DestinationRewrite {
+  /** host:port per picked endpoint, same order. */
+  readonly destinations: readonly string[];
+  /** Headers set on the request forwarded upstream. */
+  readonly headers: readonly (readonly [string, string])[];
 }
 
 /** After the pick, before the request is forwarded. */
@@ -152,6 +176,8 @@ export interface PluginContext {
   readonly random: () => number;
   /** Plugins already created, by name (a scorer may depend on a producer). */
   readonly plugins: ReadonlyMap<string, Plugin>;
+  /** --allow-experimental-plugins: alpha plugins may be created. */
+  readonly allowExperimental?: boolean;
 }
 
 export function isFilter(p: Plugin): p is Filter {

@@ -10,7 +10,10 @@ export class ConfigError extends Error {
   }
 }
 
-export type ParamSpec =
+/** `deprecated`: accepted with a warning naming what to use instead (llm-d Router keeps deprecated fields working the same way). */
+export type ParamSpec = ParamKind & { readonly deprecated?: string };
+
+type ParamKind =
   | { type: 'number'; default?: number; min?: number; max?: number; exclusiveMin?: number; integer?: boolean; doc: string }
   | { type: 'boolean'; default?: boolean; doc: string }
   | { type: 'string'; default?: string; enum?: readonly string[]; doc: string }
@@ -35,7 +38,7 @@ type Out<S extends ParamSpec> = S extends { type: 'number' }
 export type Params<S extends ParamSchema> = { [K in keyof S]: S[K] extends { default: unknown } ? Out<S[K]> : Out<S[K]> | undefined };
 
 /** Validate `raw` against `schema`; `where` names the plugin in errors ("plugin "x" (queue-scorer)"). */
-export function readParams<S extends ParamSchema>(schema: S, raw: unknown, where: string): Params<S> {
+export function readParams<S extends ParamSchema>(schema: S, raw: unknown, where: string, log?: { warn(obj: object, msg: string): void }): Params<S> {
   if (raw === undefined || raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${where}: "parameters" must be a mapping`);
   const input = raw as Record<string, unknown>;
@@ -53,6 +56,7 @@ export function readParams<S extends ParamSchema>(schema: S, raw: unknown, where
       out[key] = spec.default;
       continue;
     }
+    if (spec.deprecated !== undefined) log?.warn({ where, parameter: key }, `DEPRECATION: ${where}: parameter "${key}" is deprecated: ${spec.deprecated}`);
     switch (spec.type) {
       case 'number': {
         // YAML users often quote numbers; accept numeric strings.

@@ -57,6 +57,7 @@ export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implem
     if (primary.endpoints.length === 0) return { endpoints: [], profiles: results };
     return {
       endpoints: primary.endpoints,
+      rewrite: handler.rewriteDestination?.(state, primary.endpoints),
       profiles: results,
       scores: () => scoreMap(primary),
       explain: () => explain(primaryName, primary),

@@ -4,7 +4,7 @@
 // this interface.
 import type { Endpoint } from '../pool/endpoint.ts';
 import type { ParsedRequest } from '../openai/request.ts';
-import type { CycleState, ProfileResult } from './framework.ts';
+import type { CycleState, DestinationRewrite, ProfileResult } from './framework.ts';
 
 export interface SchedulingRequest {
   readonly requestId: string;
@@ -31,6 +31,8 @@ export interface SchedulingResult {
   readonly scores?: () => ReadonlyMap<Endpoint, number>;
   /** Per-plugin scores of the chosen and runner-up endpoints, computed only when logged. */
   readonly explain?: () => Record<string, unknown>;
+  /** Set when the profile handler sends the picks elsewhere than their keys (data-parallel-profile-handler). */
+  readonly rewrite?: DestinationRewrite;
 }
 
 /**

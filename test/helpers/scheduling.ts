@@ -50,11 +50,17 @@ export function seeded(seed = 42): () => number {
 }
 
 export function context(pool: Datastore, random: () => number = seeded()): PluginContext {
-  return { pool, log: createLogger('silent'), metrics: undefined, random, plugins: new Map() };
+  return { pool, log: createLogger('silent'), metrics: undefined, random, plugins: new Map(), allowExperimental: true };
 }
 
+/** One plugin on its own, created and linked as the config loader does. */
 export function create<T extends Plugin>(type: string, params: unknown, pool: Datastore, random?: () => number): T {
-  return createRegistry().create(type, type, params, context(pool, random)) as T;
+  const registry = createRegistry();
+  const ctx = context(pool, random);
+  const p = registry.create(type, type, params, ctx);
+  const plugins = new Map<string, Plugin>([[type, p]]);
+  p.link?.(plugins, (t) => registry.create(t, t, undefined, { ...ctx, plugins }));
+  return p as T;
 }
 
 /** A Director over `scheduler`; a PipelineScheduler's config also brings its request plugins and saturation detector. */

@@ -29,6 +29,7 @@ class ByLabelFilter implements Filter {
 
 export const byLabelFilter = definePlugin({
   type: 'by-label',
+  deprecated: 'use label-selector-filter',
   description: 'Deprecated: keeps endpoints whose `label` has one of `validValues` (and unlabelled ones if `allowsNoLabel`). Prefer label-selector-filter.',
   params: {
     label: { type: 'string', doc: 'Label key (required).' },

@@ -76,7 +76,7 @@ class LabelSelectorFilter implements Filter {
 
 export const labelSelectorFilter = definePlugin({
   type: 'label-selector-filter',
-  aliases: ['by-label-selector'],
+  deprecatedAliases: ['by-label-selector'],
   description: 'Keeps endpoints whose labels match a Kubernetes label selector (matchLabels; matchExpressions with In, NotIn, Exists, DoesNotExist).',
   params: {
     matchLabels: { type: 'object', doc: 'Label → required value.' },

@@ -6,6 +6,7 @@ import type { CycleState, Filter } from '../framework.ts';
 export const ROLE_LABEL = 'llm-d.ai/role';
 export const DECODE_ROLES = new Set(['decode', 'prefill-decode', 'both', 'encode-prefill-decode']);
 export const PREFILL_ROLES = new Set(['prefill', 'encode-prefill', 'prefill-decode', 'both', 'encode-prefill-decode']);
+export const ENCODE_ROLES = new Set(['encode', 'encode-prefill', 'encode-prefill-decode']);
 
 export class RoleFilter implements Filter {
   readonly type: string;

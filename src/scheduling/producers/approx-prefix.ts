@@ -8,6 +8,7 @@ import { isDataProducer, stateKey, type CycleState, type DataProducer, type Plug
 import { ConfigError, type Params } from '../params.ts';
 import { definePlugin } from '../registry.ts';
 import type { Endpoint } from '../../pool/endpoint.ts';
+import type { PoolChange } from '../../pool/datastore.ts';
 import { blockHashes, type BlockHashes } from '../../prefix/hash.ts';
 import { PrefixIndex } from '../../prefix/indexer.ts';
 import { CHARS_PER_TOKEN } from '../../units.ts';
@@ -15,7 +16,7 @@ import { CHARS_PER_TOKEN } from '../../units.ts';
 const PRODUCED_BY = 'approx-prefix-cache-producer or prefix-cache-scorer';
 
 /** The request's prefix match, written by every prefix producer (the last one wins). */
-export const PREFIX_MATCH: StateKey<PrefixResult> = stateKey('prefix-cache-match', PRODUCED_BY);
+export const PREFIX_MATCH: StateKey<PrefixResult> = stateKey('prefix-cache-match', PRODUCED_BY, 'approx-prefix-cache-producer');
 
 const byProducer = new Map<string, StateKey<PrefixResult>>();
 
@@ -59,6 +60,13 @@ export interface PrefixResult {
   readonly best: number;
 }
 
+/** The producer parameters' own rule, checked where they are written (producer or GAIE-style scorer). */
+export function checkPrefixParams(type: string, name: string, params: Params<typeof PREFIX_PARAMS>): void {
+  if (params.blockSize !== undefined && params.blockSizeTokens === undefined) {
+    throw new ConfigError(`plugin "${name}" (${type}): parameter "blockSize" (characters) is deprecated; set blockSizeTokens instead`);
+  }
+}
+
 export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
   readonly type: string;
   readonly name: string;
@@ -76,15 +84,17 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
     this.produces = [PREFIX_MATCH, this.matchKey];
     this.#p = params;
     this.#ctx = ctx;
-    if (params.blockSize !== undefined && params.blockSizeTokens === undefined) {
-      throw new ConfigError(`plugin "${name}" (${type}): parameter "blockSize" (characters) is deprecated; set blockSizeTokens instead`);
-    }
+    checkPrefixParams(type, name, params);
     this.#blockTokens = params.blockSizeTokens ?? 16;
     if (params.hashBlockSize !== undefined) ctx.log.warn({ plugin: name, hashBlockSize: params.hashBlockSize }, 'prefix parameter hashBlockSize is obsolete and ignored; set blockSizeTokens');
-    // Endpoints that leave the pool are purged at once.
-    ctx.pool.on('change', (change) => {
-      for (const ep of change.removed) this.index.removeEndpoint(ep.key);
-    });
+    // Endpoints that leave the pool are purged at once (also when no
+    // endpoint-notification-source names this producer as its extractor).
+    ctx.pool.on('change', (change) => this.endpointChanged(change));
+  }
+
+  /** An endpoint extractor (endpoint-notification-source): a removed endpoint's blocks go. Idempotent. */
+  endpointChanged(change: PoolChange): void {
+    for (const ep of change.removed) this.index.removeEndpoint(ep.key);
   }
 
   produce(state: CycleState, candidates: readonly Endpoint[]): void {
