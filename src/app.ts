@@ -2,7 +2,6 @@
 // director + scheduler → ext_proc server, plus health and Prometheus.
 // main.ts runs it from flags; tests run it in-process with port 0.
 import type { Server } from '@grpc/grpc-js';
-import type { Server as HttpServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Director } from './request-control/director.ts';
@@ -13,17 +12,19 @@ import { HealthState } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MetricsCollector } from './metrics/collector.ts';
 import { EppMetrics } from './observability/metrics.ts';
-import { startMetricsServer } from './observability/metrics-server.ts';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server.ts';
 import { Datastore } from './pool/datastore.ts';
 import { FileSource } from './pool/file-source.ts';
 import { parseEndpointList } from './pool/static-source.ts';
+import { poolSummary } from './pool/pool-summary.ts';
 import { createRegistry } from './builtin-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, type LoadedConfig } from './scheduling/config.ts';
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
 import type { ParserTable } from './scheduling/parsers/request-parser.ts';
 import { RequestPolicy } from './request-control/policy.ts';
-import { loadTlsMaterial, serverCredentials } from './tls.ts';
+import { CertWatcher, loadTlsMaterial, serverCredentials } from './tls.ts';
+import { loadMetricsTls } from './observability/metrics-tls.ts';
 import { StreamTracker } from './extproc/stream-tracker.ts';
 import { readBoundedFile } from './bounded-file.ts';
 import { createMetricsAuth } from './observability/metrics-auth.ts';
@@ -180,6 +181,13 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let policySource: { stop(): Promise<void> } | undefined;
   const policy = new RequestPolicy(deps.random, { allowClientModelRewrite: options.allowClientModelRewrite });
   let kubeConfig: unknown;
+  const flagSources = [options.endpoints && '--endpoints', options.endpointsFile && '--endpoints-file', options.poolName && '--pool-name', options.endpointSelector && '--endpoint-selector'].filter(Boolean);
+  if (dataLayer.discovery && flagSources.length) {
+    throw new Error(`the config's dataLayer.discovery (file-discovery) and ${flagSources.join(', ')} both give the endpoints: keep one`);
+  }
+  if (!dataLayer.discovery && !flagSources.length) {
+    throw new Error('no endpoint source: give --pool-name (Kubernetes), --endpoint-selector, --endpoints or --endpoints-file, or a file-discovery plugin in the config\'s dataLayer.discovery');
+  }
   if (options.poolName || options.endpointSelector) {
     // Loaded only for Kubernetes: the client library is large.
     const { KubeSource } = await import('./pool/k8s-source.ts');
@@ -245,6 +253,10 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     metrics,
   );
   collector.start();
+  // The pool summary in the debug log (llm-d's metrics logger); no timer at all at other levels.
+  const summaryTimer = log.isLevelEnabled('debug')
+    ? setInterval(() => log.debug({ pool: poolSummary(datastore, Date.now(), options.metricsStalenessThresholdMs) }, 'pool summary'), options.refreshPrometheusMetricsIntervalMs).unref()
+    : undefined;
 
   // Bytes of a non-streaming response kept to read its usage or restore a rewritten model name.
   const maxResponseUsageBytes = Math.max(options.maxRequestBodyBytes, 4 << 20);
@@ -280,21 +292,37 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     health.impl,
     {
       // BUFFERED mode sends the whole body in one message; larger ones get 413.
-      maxReceiveMessageBytes: maxResponseUsageBytes + (1 << 20),
+      maxReceiveMessageBytes: options.grpcMaxRecvMsgSize || maxResponseUsageBytes + (1 << 20),
+      maxSendMessageBytes: options.grpcMaxSendMsgSize || maxResponseUsageBytes + (1 << 20),
       maxStreamsPerConnection: options.maxStreamsPerConnection,
       connectionIdleTimeoutMs: options.connectionIdleTimeoutMs,
     },
   );
   const healthServer = createHealthServer(health.impl, options.connectionIdleTimeoutMs);
-  let metricsServer: HttpServer | undefined;
+  let metricsServer: MetricsServer | undefined;
+  const certWatchers: CertWatcher[] = [];
   const servers: Server[] = [extProc, healthServer];
   try {
-    const grpcPort = await bind(extProc, `${host}:${options.grpcPort}`, serverCredentials(tls));
-    const healthPort = await bind(healthServer, hostPort(options.grpcHealthBindAddress || host, options.grpcHealthPort), serverCredentials(undefined));
+    const extProcCreds = serverCredentials(tls, { minVersion: options.tlsMinVersion, cipherSuites: options.tlsCipherSuites });
+    const grpcPort = await bind(extProc, `${host}:${options.grpcPort}`, extProcCreds.credentials);
+    if (options.enableCertReload && tls && extProcCreds.replace) {
+      const w = new CertWatcher(options.certPath, tls, extProcCreds.replace, log);
+      w.start();
+      certWatchers.push(w);
+    }
+    const healthPort = await bind(healthServer, hostPort(options.grpcHealthBindAddress || host, options.grpcHealthPort), serverCredentials(undefined).credentials);
     const auth = options.metricsEndpointAuth
       ? await createMetricsAuth({ tokenFile: options.metricsEndpointAuthTokenFile || undefined, kubeConfig: deps.kubeConfig ?? kubeConfig }, log)
       : undefined;
-    metricsServer = await startMetricsServer(metrics.registry, options.metricsPort, options.metricsBindAddress || host, auth);
+    const metricsTls = options.metricsCertDir ? await loadMetricsTls(options.metricsCertDir, options.metricsClientCaFile) : undefined;
+    metricsServer = await startMetricsServer(metrics.registry, options.metricsPort, options.metricsBindAddress || host, auth, metricsTls);
+    if (metricsTls && metricsServer.setSecureContext) {
+      const server = metricsServer;
+      // controller-runtime's metrics server watches its cert dir too; a renewed pair is served to new scrapes.
+      const w = new CertWatcher(options.metricsCertDir, metricsTls, (next) => server.setSecureContext!({ ...next, ...(metricsTls.clientCa ? { ca: metricsTls.clientCa } : {}) }), log);
+      w.start();
+      certWatchers.push(w);
+    }
     const metricsAddr = metricsServer.address();
     const metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
 
@@ -369,6 +397,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
           await closed;
           streams.close();
           fileSource?.stop();
+          for (const w of certWatchers) w.stop();
+          clearInterval(summaryTimer);
           // 4. Then everything else.
           await Promise.all([shutdown(healthServer, 1000), collector.stop(), kubeSource?.stop(), policySource?.stop()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
@@ -380,6 +410,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   } catch (err) {
     streams.close();
     for (const s of servers) s.forceShutdown();
+    for (const w of certWatchers) w.stop();
+    clearInterval(summaryTimer);
     metricsServer?.close();
     fileSource?.stop();
     await Promise.all([collector.stop(), kubeSource?.stop(), policySource?.stop()]);

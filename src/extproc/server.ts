@@ -14,6 +14,8 @@ export interface HealthService {
 export interface GrpcServerOptions {
   /** Largest message read; a larger one is answered 413 (message-limit.ts). */
   maxReceiveMessageBytes: number;
+  /** Largest message sent (--grpc-max-send-msg-size). */
+  maxSendMessageBytes: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS on each connection; 0 = no limit. */
   maxStreamsPerConnection: number;
   /** A connection with no open stream for this long is closed; 0 = never. */
@@ -23,7 +25,7 @@ export interface GrpcServerOptions {
 export function createExtProcServer(ctx: StreamContext, health: HealthService, opts: GrpcServerOptions): Server {
   const server = new Server({
     'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
-    'grpc.max_send_message_length': opts.maxReceiveMessageBytes,
+    'grpc.max_send_message_length': opts.maxSendMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
     ...(opts.maxStreamsPerConnection > 0 ? { 'grpc.max_concurrent_streams': opts.maxStreamsPerConnection } : {}),
     ...(opts.connectionIdleTimeoutMs > 0 ? { 'grpc.max_connection_idle_ms': opts.connectionIdleTimeoutMs } : {}),

@@ -1,10 +1,22 @@
 // HTTP server for Prometheus: GET /metrics, optionally behind a bearer token
-// (--metrics-endpoint-auth, metrics-auth.ts).
-import { createServer, type Server, type ServerResponse } from 'node:http';
+// (--metrics-endpoint-auth, metrics-auth.ts), optionally over HTTPS
+// (--metrics-cert-dir) with client certificates required (--metrics-client-ca-file).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import type { MetricsAuth } from './metrics-auth.ts';
 
-export function startMetricsServer(registry: Registry, port: number, host = '0.0.0.0', auth?: MetricsAuth): Promise<Server> {
+export interface MetricsTls {
+  cert: Buffer;
+  key: Buffer;
+  /** PEM CA bundle: when set, a client certificate it signed is required (mTLS). */
+  clientCa?: Buffer;
+}
+
+/** The listening server; over TLS, `setSecureContext` swaps the certificate for new connections. */
+export type MetricsServer = Server & { setSecureContext?(options: { cert: Buffer; key: Buffer; ca?: Buffer }): void };
+
+export function startMetricsServer(registry: Registry, port: number, host = '0.0.0.0', auth?: MetricsAuth, tls?: MetricsTls): Promise<MetricsServer> {
   const serve = (method: string | undefined, res: ServerResponse) => {
     registry.metrics().then(
       (text) => {
@@ -15,7 +27,7 @@ export function startMetricsServer(registry: Registry, port: number, host = '0.0
       },
     );
   };
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
@@ -35,7 +47,13 @@ export function startMetricsServer(registry: Registry, port: number, host = '0.0
       },
       () => res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error\n'),
     );
-  });
+  };
+  const server: MetricsServer = tls
+    ? (createHttpsServer(
+        { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
+        handler,
+      ) as unknown as MetricsServer)
+    : createServer(handler);
   // Slow or idle clients do not hold sockets forever.
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
