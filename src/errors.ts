@@ -33,6 +33,9 @@ export class EppError extends Error {
   model: string | undefined;
   /** The model it would have been sent to (after a rewrite), when known. */
   targetModel: string | undefined;
+  /** Its fairness id and priority, when resolved (for error metrics). */
+  fairnessId: string | undefined;
+  priority: number | undefined;
 
   constructor(code: ErrorCode, message: string, param: string | null = null) {
     super(message);
@@ -42,6 +45,8 @@ export class EppError extends Error {
     this.param = param;
     this.model = undefined;
     this.targetModel = undefined;
+    this.fairnessId = undefined;
+    this.priority = undefined;
   }
 }
 

@@ -22,12 +22,22 @@ import type { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { context, makePool, request, type EpSpec, makeDirector } from './helpers/scheduling.ts';
 
-const NAME = 'inference_extension_scheduler_e2e_duration_seconds';
+const NAME = 'llm_d_epp_scheduler_e2e_duration_seconds';
+const OLD_NAME = 'inference_extension_scheduler_e2e_duration_seconds';
 const OPTS: DirectorOptions = { metricsStalenessThresholdMs: 60_000, fallbackEndpoints: 0, disableEndpointSubsetFilter: false };
 const silent = createLogger('silent');
 
+/** The llm_d_epp_ series, after checking that its deprecated twin saw the same observations. */
 async function histogram(metrics: EppMetrics): Promise<{ count: number; sum: number; buckets: Map<string, number> }> {
-  const values = (await metrics.schedulerE2E.get()).values;
+  const now = await read(metrics, NAME);
+  const old = await read(metrics, OLD_NAME);
+  expect(old).toEqual(now);
+  return now;
+}
+
+async function read(metrics: EppMetrics, name: string): Promise<{ count: number; sum: number; buckets: Map<string, number> }> {
+  const NAME = name;
+  const values = (await (name === OLD_NAME ? metrics.schedulerE2E.old! : metrics.schedulerE2E.now).get()).values;
   const buckets = new Map<string, number>();
   let count = 0;
   let sum = 0;

@@ -305,7 +305,7 @@ describe('scheduling pipeline: a throwing plugin', () => {
     expect(() => b2.run(req(), b2.endpoints, 1)).toThrow(/single-profile-handler exploded/);
   });
 
-  it('a failing plugin call is still timed into inference_extension_plugin_duration_seconds', async () => {
+  it('a failing plugin call is still timed into llm_d_epp_plugin_duration_seconds and its deprecated twin', async () => {
     const { pool } = makePool([]);
     const metrics = new EppMetrics(pool, { poolName: 'p', stalenessThresholdMs: 2000, version: 't', processMetrics: false });
     const bad = throwing(fixedScorer('bad-scorer', [1, 1]), 'score');
@@ -313,13 +313,15 @@ describe('scheduling pipeline: a throwing plugin', () => {
     const { run, endpoints } = build([{}, {}], { scorers: [{ scorer: bad, weight: 1 }, { scorer: good, weight: 1 }] }, silent, metrics);
     run(req(), endpoints, 1);
     run(req(), endpoints, 1);
-    const values = (await metrics.pluginDuration.get()).values;
-    const count = (name: string, point: string) =>
-      values.find((v) => v.metricName === 'inference_extension_plugin_duration_seconds_count' && v.labels.plugin_name === name && v.labels.extension_point === point)?.value;
-    expect(count('bad-scorer', 'Scorer')).toBe(2);
-    expect(count('good-scorer', 'Scorer')).toBe(2);
-    expect(count('recording-picker', 'Picker')).toBe(2);
-    expect(count('single-profile-handler', 'ProfileHandler')).toBe(4); // asked twice per cycle: run the profile, then done
+    for (const [h, metric] of [[metrics.pluginDuration.now, 'llm_d_epp_plugin_duration_seconds'], [metrics.pluginDuration.old!, 'inference_extension_plugin_duration_seconds']] as const) {
+      const values = (await h.get()).values;
+      const count = (name: string, point: string) =>
+        values.find((v) => v.metricName === `${metric}_count` && v.labels.plugin_name === name && v.labels.extension_point === point)?.value;
+      expect(count('bad-scorer', 'Scorer')).toBe(2);
+      expect(count('good-scorer', 'Scorer')).toBe(2);
+      expect(count('recording-picker', 'Picker')).toBe(2);
+      expect(count('single-profile-handler', 'ProfileHandler')).toBe(4); // asked twice per cycle: run the profile, then done
+    }
     await flush();
   });
 });

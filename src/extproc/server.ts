@@ -3,6 +3,7 @@
 import { Server, status, type ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { messageLimitInterceptor } from './message-limit.ts';
 import { externalProcessorService } from './proto.ts';
+import { observeStream } from './stream-metrics.ts';
 import { ExtProcStream, type StreamContext } from './stream.ts';
 import type { ProcessingRequest, ProcessingResponse } from './messages.ts';
 
@@ -33,6 +34,7 @@ export function createExtProcServer(ctx: StreamContext, health: HealthService, o
   });
   server.addService(externalProcessorService, {
     Process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+      if (ctx.metrics.streams) observeStream(call, ctx.metrics.streams);
       if (!ctx.streams.hasRoom) {
         ctx.metrics.streamsEnded.inc({ reason: 'stream_limit' });
         call.emit('error', { code: status.RESOURCE_EXHAUSTED, details: 'llm-epp: too many open ext_proc streams (--max-concurrent-streams); retry shortly' });

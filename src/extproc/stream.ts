@@ -135,8 +135,14 @@ export class ExtProcStream implements TrackedStream {
           return this.#onRequestTrailers();
         case 'response_headers':
           return this.#onResponseHeaders(req, req.response_headers ?? {});
-        case 'response_body':
-          return this.#onResponseBody(req.response_body ?? {});
+        case 'response_body': {
+          // The handler's own time, for llm_d_epp_response_processing_duration_seconds
+          // (the last chunk's slice lands after the request has been recorded, and is left out).
+          const t = performance.now();
+          this.#onResponseBody(req.response_body ?? {});
+          if (this.#routing) this.#ctx.director.responseHandled(this.#routing, performance.now() - t);
+          return;
+        }
         case 'response_trailers':
           // Trailers end the body: what is still held goes out first.
           this.#sendBody(this.#restorer?.flush(), false);

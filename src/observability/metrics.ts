@@ -1,9 +1,12 @@
-// Prometheus metrics, named and labelled as the GAIE EPP names them so that
-// existing dashboards and alerts work unchanged.
+// Prometheus metrics under llm-d Router v0.10's names (llm_d_epp_*, its
+// docs/metrics.md), each with its deprecated twin (GAIE's
+// inference_objective_*, inference_pool_*, inference_extension_*) written
+// alongside as llm-d does, so dashboards built for either keep working.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EndpointPool } from '../pool/datastore.ts';
-import { isFresh, type Endpoint } from '../pool/endpoint.ts';
 import { LabelValues, MAX_LABEL_VALUES } from './bounded.ts';
+import { registerPoolGauges } from './pool-gauges.ts';
+import { TwinCounter, TwinGauge, TwinHistogram, noLabels, sameLabels, type OldLabels } from './twin.ts';
 
 const DURATION_BUCKETS = [
   0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240,
@@ -28,7 +31,14 @@ const TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0
 const SCHEDULER_BUCKETS = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 
 const ALPHA = '[ALPHA] ';
-const MODEL_LABELS = ['model_name', 'target_model_name'] as const;
+const deprecated = (now: string, help: string) => `${ALPHA}[Deprecated: Use ${now}] ${help}`;
+// llm-d's buckets for the series GAIE did not have.
+const LLMD_TTFT_BUCKETS = [0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120];
+const LLMD_TPOT_BUCKETS = [0.0005, 0.00205, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 2];
+const ITL_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2];
+const REQUEST_PROCESSING_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.04, 0.06, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const RESPONSE_PROCESSING_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const STREAM_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600];
 
 export interface EppMetricsOptions {
   poolName: string;
@@ -38,147 +48,219 @@ export interface EppMetricsOptions {
   processMetrics?: boolean;
   /** Distinct model names kept as label values (default MAX_LABEL_VALUES); later ones share "other". */
   maxModelLabels?: number;
+  /** Distinct fairness ids kept as label values (default MAX_LABEL_VALUES); later ones share "other". */
+  maxFairnessLabels?: number;
+  /** llm_d_epp_extproc_* stream metrics (--enable-grpc-stream-metrics). */
+  streamMetrics?: boolean;
 }
 
 /**
  * Labels whose values come from what clients send. Every one of them is set
- * through modelLabel(); test/metric-labels.test.ts fails when a metric gains a
- * label that is in neither this list nor OPERATOR_LABELS.
+ * through modelLabel() or fairnessLabel(); test/client-labels.test.ts fails
+ * when a metric gains a label that is in neither this list nor OPERATOR_LABELS.
  */
-export const CLIENT_LABELS = ['model_name', 'target_model_name', 'target_model'] as const;
+export const CLIENT_LABELS = ['model_name', 'target_model_name', 'target_model', 'fairness_id'] as const;
 /** Labels whose values come from the operator (config, pool, objectives) or from llm-epp itself. */
 export const OPERATOR_LABELS = [
-  'priority', 'error_code', 'status', 'pod_name', 'namespace', 'port', 'extension_point', 'plugin_type', 'plugin_name',
-  'model_server_pod', 'model_rewrite_name', 'commit', 'build_ref', 'name', 'label', 'reason', 'version', 'major', 'minor',
-  'patch', 'space', 'kind', 'type',
+  'priority', 'error_code', 'status', 'pod_name', 'endpoint_name', 'namespace', 'port', 'extension_point', 'plugin_type', 'plugin_name',
+  'model_server_pod', 'model_server_endpoint', 'model_rewrite_name', 'commit', 'build_ref', 'name', 'label', 'reason', 'version', 'major', 'minor',
+  'patch', 'space', 'kind', 'type', 'streaming', 'code', 'source_type', 'extractor_type',
 ] as const;
+
+/** The labels of llm-d's request and latency series. */
+export interface RequestLabels {
+  [k: string]: string;
+  model_name: string;
+  target_model_name: string;
+  fairness_id: string;
+  priority: string;
+}
+export type StreamingLabels = RequestLabels & { streaming: string };
+type AttemptLabels = { status: string; target_model_name: string; endpoint_name: string; namespace: string; port: string };
+type PluginLabels = { extension_point: string; plugin_type: string; plugin_name: string };
+type PrefixLabels = { plugin_name: string; plugin_type: string };
+
+const modelPair: OldLabels<RequestLabels> = (l) => ({ model_name: l.model_name, target_model_name: l.target_model_name });
+
+/** The ext_proc stream lifecycle series (opt-in). */
+export interface StreamMetrics {
+  readonly inflight: Gauge<string>;
+  readonly duration: Histogram<string>;
+  readonly total: Counter<'code'>;
+}
 
 export class EppMetrics {
   readonly registry = new Registry();
   readonly #models: LabelValues;
-  readonly requestTotal: Counter<'model_name' | 'target_model_name' | 'priority'>;
-  readonly requestErrorTotal: Counter<'model_name' | 'target_model_name' | 'error_code'>;
-  readonly requestDuration: Histogram<'model_name' | 'target_model_name'>;
-  readonly requestSizes: Histogram<'model_name' | 'target_model_name'>;
-  readonly responseSizes: Histogram<'model_name' | 'target_model_name'>;
-  readonly inputTokens: Histogram<'model_name' | 'target_model_name'>;
-  readonly outputTokens: Histogram<'model_name' | 'target_model_name'>;
-  readonly promptCachedTokens: Histogram<'model_name' | 'target_model_name'>;
-  readonly runningRequests: Gauge<'model_name'>;
-  readonly ntpot: Histogram<'model_name' | 'target_model_name'>;
-  readonly ttft: Histogram<'model_name' | 'target_model_name'>;
-  readonly tpot: Histogram<'model_name' | 'target_model_name'>;
-  readonly schedulerE2E: Histogram<string>;
-  readonly schedulerAttempts: Counter<'status' | 'target_model_name' | 'pod_name' | 'namespace' | 'port'>;
-  readonly pluginDuration: Histogram<'extension_point' | 'plugin_type' | 'plugin_name'>;
+  readonly #fairness: LabelValues;
+  readonly requestTotal: TwinCounter<RequestLabels>;
+  readonly requestErrorTotal: TwinCounter<RequestLabels & { error_code: string }>;
+  readonly requestDuration: TwinHistogram<RequestLabels>;
+  readonly requestSizes: TwinHistogram<RequestLabels>;
+  readonly responseSizes: TwinHistogram<RequestLabels>;
+  readonly inputTokens: TwinHistogram<RequestLabels>;
+  readonly outputTokens: TwinHistogram<RequestLabels>;
+  readonly promptCachedTokens: TwinHistogram<RequestLabels>;
+  readonly runningRequests: TwinGauge<RequestLabels>;
+  readonly ntpot: TwinHistogram<RequestLabels>;
+  readonly ttft: TwinHistogram<StreamingLabels>;
+  /** llm_d_epp_request_streaming_tpot_seconds (streamed responses only) and GAIE-era inference_objective_request_tpot_seconds (every response). */
+  readonly tpot: TwinHistogram<RequestLabels>;
+  readonly itl: Histogram<string>;
+  readonly requestProcessing: Histogram<string>;
+  readonly responseProcessing: Histogram<string>;
+  readonly schedulerE2E: TwinHistogram<Record<string, never>>;
+  readonly schedulerAttempts: TwinCounter<AttemptLabels>;
+  readonly pluginDuration: TwinHistogram<PluginLabels>;
+  readonly modelRewrites: TwinCounter<{ model_rewrite_name: string; model_name: string; target_model: string }>;
+  readonly prefixIndexerSize: TwinGauge<PrefixLabels>;
+  readonly prefixHitRatio: TwinHistogram<PrefixLabels>;
+  readonly prefixHitBytes: TwinHistogram<PrefixLabels>;
   readonly scrapeErrors: Counter<'model_server_pod'>;
-  readonly prefixIndexerSize: Gauge<string>;
-  readonly modelRewrites: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
-  readonly prefixHitRatio: Histogram<string>;
-  readonly prefixHitBytes: Histogram<string>;
+  readonly pollErrors: TwinCounter<{ source_type: string }>;
+  readonly extractErrors: TwinCounter<{ source_type: string; extractor_type: string }>;
   readonly streamsEnded: Counter<'reason'>;
+  /** Undefined unless --enable-grpc-stream-metrics. */
+  readonly streams: StreamMetrics | undefined;
   /** Reads the open ext_proc stream count (set by the server once it exists). */
   openStreams: () => number = () => 0;
 
   /**
    * The label value for a client-chosen model name: clients can send any
    * string, and every distinct one would otherwise be a new series forever.
+   * model_name and target_model_name share one cap, as in llm-d.
    */
   modelLabel(model: string): string {
     return this.#models.value(model);
+  }
+
+  /** The label value for a client-chosen fairness id (x-llm-d-inference-fairness-id): capped like model names. */
+  fairnessLabel(id: string): string {
+    return this.#fairness.value(id);
   }
 
   constructor(pool: EndpointPool, opts: EppMetricsOptions) {
     const r = this.registry;
     const registers = [r];
     const models = new LabelValues(opts.maxModelLabels ?? MAX_LABEL_VALUES);
+    const fairness = new LabelValues(opts.maxFairnessLabels ?? MAX_LABEL_VALUES);
     this.#models = models;
+    this.#fairness = fairness;
     new Gauge({
       name: 'llm_epp_client_label_values',
-      help: 'Distinct client-supplied values (model names) kept as metric labels; at the cap, new values are reported as "other".',
+      help: 'Distinct client-supplied values kept as metric labels (model names, fairness ids); at the cap, new values are reported as "other".',
       labelNames: ['label'],
       registers,
       collect() {
         this.set({ label: 'model' }, models.size);
+        this.set({ label: 'fairness_id' }, fairness.size);
       },
     });
-    this.requestTotal = new Counter({
-      name: 'inference_objective_request_total',
-      help: ALPHA + 'Counter of inference objective requests broken out for each model and target model.',
-      labelNames: ['model_name', 'target_model_name', 'priority'],
-      registers,
-    });
-    this.requestErrorTotal = new Counter({
-      name: 'inference_objective_request_error_total',
-      help: ALPHA + 'Counter of inference objective requests errors broken out for each model and target model.',
-      labelNames: ['model_name', 'target_model_name', 'error_code'],
-      registers,
-    });
-    const hist = (name: string, help: string, buckets: number[]) =>
-      new Histogram({ name, help: ALPHA + help, labelNames: MODEL_LABELS, buckets, registers });
-    this.requestDuration = hist('inference_objective_request_duration_seconds', 'Inference objective response latency distribution in seconds for each model and target model.', DURATION_BUCKETS);
-    this.requestSizes = hist('inference_objective_request_sizes', 'Inference objective requests size distribution in bytes for each model and target model.', REQUEST_SIZE_BUCKETS);
-    this.responseSizes = hist('inference_objective_response_sizes', 'Inference objective responses size distribution in bytes for each model and target model.', RESPONSE_SIZE_BUCKETS);
-    this.inputTokens = hist('inference_objective_input_tokens', 'Inference objective input token count distribution for requests in each model.', INPUT_TOKEN_BUCKETS);
-    this.outputTokens = hist('inference_objective_output_tokens', 'Inference objective output token count distribution for requests in each model.', OUTPUT_TOKEN_BUCKETS);
-    this.promptCachedTokens = hist('inference_objective_prompt_cached_tokens', 'Inference objective prompt cached token count distribution for requests in each model.', INPUT_TOKEN_BUCKETS);
-    this.ntpot = hist('inference_objective_normalized_time_per_output_token_seconds', 'Inference objective latency divided by number of output tokens in seconds for each model and target model.', NTPOT_BUCKETS);
-    this.ttft = hist('inference_objective_request_ttft_seconds', 'Time to first token as seen by the gateway, in seconds, for each model and target model.', TTFT_BUCKETS);
-    this.tpot = hist('inference_objective_request_tpot_seconds', 'Time per output token after the first, as seen by the gateway, in seconds, for each model and target model.', TPOT_BUCKETS);
-    this.runningRequests = new Gauge({
-      name: 'inference_objective_running_requests',
-      help: ALPHA + 'Inference objective number of running requests in each model.',
-      labelNames: ['model_name'],
-      registers,
-    });
-    this.schedulerE2E = new Histogram({
-      name: 'inference_extension_scheduler_e2e_duration_seconds',
-      help: ALPHA + 'End-to-end scheduling latency distribution in seconds.',
-      buckets: SCHEDULER_BUCKETS,
-      registers,
-    });
-    this.schedulerAttempts = new Counter({
-      name: 'inference_extension_scheduler_attempts_total',
-      help: ALPHA + 'Number of scheduling attempts by outcome and chosen endpoint.',
-      labelNames: ['status', 'target_model_name', 'pod_name', 'namespace', 'port'],
-      registers,
-    });
-    this.pluginDuration = new Histogram({
-      name: 'inference_extension_plugin_duration_seconds',
-      help: ALPHA + 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.',
-      labelNames: ['extension_point', 'plugin_type', 'plugin_name'],
-      buckets: SCHEDULER_BUCKETS,
-      registers,
-    });
-    this.modelRewrites = new Counter({
-      name: 'inference_extension_model_rewrite_decisions_total',
-      help: ALPHA + 'Model rewrites applied, by InferenceModelRewrite, requested model and target model.',
-      labelNames: ['model_rewrite_name', 'model_name', 'target_model'],
-      registers,
-    });
-    this.prefixIndexerSize = new Gauge({
-      name: 'inference_extension_prefix_indexer_size',
-      help: ALPHA + 'Size of the prefix indexer (blocks held over all endpoints).',
-      registers,
-    });
-    this.prefixHitRatio = new Histogram({
-      name: 'inference_extension_prefix_indexer_hit_ratio',
-      help: ALPHA + 'Ratio of prefix length matched to total prefix length in the cache lookup.',
-      buckets: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-      registers,
-    });
-    this.prefixHitBytes = new Histogram({
-      name: 'inference_extension_prefix_indexer_hit_bytes',
-      help: ALPHA + 'Length of the prefix match in number of bytes in the cache lookup.',
-      buckets: [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536],
-      registers,
-    });
-    this.streamsEnded = new Counter({
-      name: 'llm_epp_extproc_streams_ended_total',
-      help: 'ext_proc streams llm-epp ended on its own, by reason: stream_limit (refused: --max-concurrent-streams), idle_timeout (--stream-idle-timeout), message_too_large, protocol_error, drain_timeout (still open when --drain-timeout ran out).',
-      labelNames: ['reason'],
-      registers,
-    });
+
+    const REQ = ['model_name', 'target_model_name', 'fairness_id', 'priority'];
+    const counter = (name: string, help: string, labelNames: string[]) => new Counter({ name, help, labelNames, registers });
+    const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) => new Histogram({ name, help, labelNames, buckets, registers });
+    const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name, help, labelNames, registers });
+
+    /** A request histogram: llm_d_epp_<now> with the request labels, inference_objective_<old> with the model pair. */
+    const reqHist = (now: string, old: string, help: string, buckets: number[], oldHelp = help, nowBuckets = buckets) =>
+      new TwinHistogram<RequestLabels>(
+        histogram(`llm_d_epp_${now}`, ALPHA + help, REQ, nowBuckets),
+        histogram(`inference_objective_${old}`, deprecated(`llm_d_epp_${now}`, oldHelp), ['model_name', 'target_model_name'], buckets),
+        modelPair,
+      );
+
+    this.requestTotal = new TwinCounter(
+      counter('llm_d_epp_request_total', ALPHA + 'Total number of processed requests.', REQ),
+      counter('inference_objective_request_total', deprecated('llm_d_epp_request_total', 'Counter of inference objective requests broken out for each model and target model.'), ['model_name', 'target_model_name', 'priority']),
+      (l) => ({ model_name: l.model_name, target_model_name: l.target_model_name, priority: l.priority }),
+    );
+    this.requestErrorTotal = new TwinCounter(
+      counter('llm_d_epp_request_error_total', ALPHA + 'Total number of request errors.', [...REQ, 'error_code']),
+      counter('inference_objective_request_error_total', deprecated('llm_d_epp_request_error_total', 'Counter of inference objective requests errors broken out for each model and target model.'), ['model_name', 'target_model_name', 'error_code']),
+      (l) => ({ model_name: l.model_name, target_model_name: l.target_model_name, error_code: l.error_code }),
+    );
+    this.requestDuration = reqHist('request_duration_seconds', 'request_duration_seconds', 'End-to-end request latency distribution in seconds.', DURATION_BUCKETS, 'Inference objective response latency distribution in seconds for each model and target model.');
+    this.requestSizes = reqHist('request_size_bytes', 'request_sizes', 'Request body size distribution in bytes.', REQUEST_SIZE_BUCKETS, 'Inference objective requests size distribution in bytes for each model and target model.');
+    this.responseSizes = reqHist('response_size_bytes', 'response_sizes', 'Response body size distribution in bytes.', RESPONSE_SIZE_BUCKETS, 'Inference objective responses size distribution in bytes for each model and target model.');
+    this.inputTokens = reqHist('request_input_tokens', 'input_tokens', 'Input (prompt) token count distribution.', INPUT_TOKEN_BUCKETS, 'Inference objective input token count distribution for requests in each model.');
+    this.outputTokens = reqHist('request_output_tokens', 'output_tokens', 'Output token count distribution.', OUTPUT_TOKEN_BUCKETS, 'Inference objective output token count distribution for requests in each model.');
+    this.promptCachedTokens = reqHist('request_cached_tokens', 'prompt_cached_tokens', 'Prompt tokens served from the model server\'s prefix cache.', INPUT_TOKEN_BUCKETS, 'Inference objective prompt cached token count distribution for requests in each model.');
+    this.ntpot = reqHist('request_ntpot_seconds', 'normalized_time_per_output_token_seconds', 'Normalized time per output token in seconds (end-to-end latency divided by output token count).', NTPOT_BUCKETS, 'Inference objective latency divided by number of output tokens in seconds for each model and target model.');
+    this.runningRequests = new TwinGauge(
+      gauge('llm_d_epp_request_running', ALPHA + 'Current number of active running requests.', REQ),
+      gauge('inference_objective_running_requests', deprecated('llm_d_epp_request_running', 'Inference objective number of running requests in each model.'), ['model_name']),
+      (l) => ({ model_name: l.model_name }),
+    );
+    this.ttft = new TwinHistogram<StreamingLabels>(
+      histogram('llm_d_epp_request_ttft_seconds', ALPHA + 'Time to first token in seconds, from request received to the first response byte; for a non-streaming request, the whole response time.', [...REQ, 'streaming'], LLMD_TTFT_BUCKETS),
+      histogram('inference_objective_request_ttft_seconds', deprecated('llm_d_epp_request_ttft_seconds', 'Time to first token as seen by the gateway, in seconds, for each model and target model.'), ['model_name', 'target_model_name'], TTFT_BUCKETS),
+      modelPair,
+    );
+    this.tpot = new TwinHistogram<RequestLabels>(
+      histogram('llm_d_epp_request_streaming_tpot_seconds', ALPHA + 'Average time per output token in seconds for streaming requests: (e2e - TTFT) / (output_tokens - 1).', REQ, LLMD_TPOT_BUCKETS),
+      histogram('inference_objective_request_tpot_seconds', deprecated('llm_d_epp_request_streaming_tpot_seconds', 'Time per output token after the first, as seen by the gateway, in seconds, for each model and target model.'), ['model_name', 'target_model_name'], TPOT_BUCKETS),
+      modelPair,
+    );
+    this.itl = histogram('llm_d_epp_request_streaming_itl_seconds', ALPHA + 'Inter-token latency in seconds for streaming requests: the time between consecutive response body chunks.', REQ, ITL_BUCKETS);
+    this.requestProcessing = histogram('llm_d_epp_request_processing_duration_seconds', ALPHA + 'EPP request processing latency in seconds, from request receipt until the request body has been handled (routed), including admission.', [], REQUEST_PROCESSING_BUCKETS);
+    this.responseProcessing = histogram('llm_d_epp_response_processing_duration_seconds', ALPHA + 'EPP response processing latency in seconds: the sum of per-chunk handler time for a streamed response, or the interval from response headers to completion for a non-streaming one.', [], RESPONSE_PROCESSING_BUCKETS);
+
+    this.schedulerE2E = new TwinHistogram<Record<string, never>>(
+      histogram('llm_d_epp_scheduler_e2e_duration_seconds', ALPHA + 'End-to-end scheduling latency distribution in seconds.', [], SCHEDULER_BUCKETS),
+      histogram('inference_extension_scheduler_e2e_duration_seconds', deprecated('llm_d_epp_scheduler_e2e_duration_seconds', 'End-to-end scheduling latency distribution in seconds.'), [], SCHEDULER_BUCKETS),
+      noLabels,
+    );
+    this.schedulerAttempts = new TwinCounter<AttemptLabels>(
+      counter('llm_d_epp_scheduler_attempts_total', ALPHA + 'Total number of scheduling attempts, by outcome and chosen endpoint.', ['status', 'target_model_name', 'endpoint_name', 'namespace', 'port']),
+      counter('inference_extension_scheduler_attempts_total', deprecated('llm_d_epp_scheduler_attempts_total', 'Total number of scheduling attempts.'), ['status', 'target_model_name', 'pod_name', 'namespace', 'port']),
+      (l) => ({ status: l.status, target_model_name: l.target_model_name, pod_name: l.endpoint_name, namespace: l.namespace, port: l.port }),
+    );
+    const PLUGIN = ['extension_point', 'plugin_type', 'plugin_name'];
+    this.pluginDuration = new TwinHistogram<PluginLabels>(
+      histogram('llm_d_epp_plugin_duration_seconds', ALPHA + 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.', PLUGIN, SCHEDULER_BUCKETS),
+      histogram('inference_extension_plugin_duration_seconds', deprecated('llm_d_epp_plugin_duration_seconds', 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.'), PLUGIN, SCHEDULER_BUCKETS),
+      sameLabels,
+    );
+    const REWRITE = ['model_rewrite_name', 'model_name', 'target_model'];
+    this.modelRewrites = new TwinCounter(
+      counter('llm_d_epp_model_rewrite_decisions_total', ALPHA + 'Model rewrites applied, by InferenceModelRewrite, requested model and target model.', REWRITE),
+      counter('inference_extension_model_rewrite_decisions_total', deprecated('llm_d_epp_model_rewrite_decisions_total', 'Model rewrites applied, by InferenceModelRewrite, requested model and target model.'), REWRITE),
+      sameLabels,
+    );
+    const PREFIX = ['plugin_name', 'plugin_type'];
+    this.prefixIndexerSize = new TwinGauge<PrefixLabels>(
+      gauge('llm_d_epp_prefix_indexer_size', ALPHA + 'Size of the approximate prefix indexer (blocks held over all endpoints).', PREFIX),
+      gauge('inference_extension_prefix_indexer_size', deprecated('llm_d_epp_prefix_indexer_size', 'Size of the prefix indexer.'), []),
+      noLabels,
+    );
+    const RATIO_BUCKETS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+    const HIT_BYTES_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
+    this.prefixHitRatio = new TwinHistogram<PrefixLabels>(
+      histogram('llm_d_epp_prefix_indexer_hit_ratio', ALPHA + 'Ratio of prefix length matched to total prefix length in the cache lookup.', PREFIX, RATIO_BUCKETS),
+      histogram('inference_extension_prefix_indexer_hit_ratio', deprecated('llm_d_epp_prefix_indexer_hit_ratio', 'Ratio of prefix length matched to total prefix length in the cache lookup.'), [], RATIO_BUCKETS),
+      noLabels,
+    );
+    this.prefixHitBytes = new TwinHistogram<PrefixLabels>(
+      histogram('llm_d_epp_prefix_indexer_hit_bytes', ALPHA + 'Length of the prefix match in number of bytes in the cache lookup.', PREFIX, HIT_BYTES_BUCKETS),
+      histogram('inference_extension_prefix_indexer_hit_bytes', deprecated('llm_d_epp_prefix_indexer_hit_bytes', 'Length of the prefix match in number of bytes in the cache lookup.'), [], HIT_BYTES_BUCKETS),
+      noLabels,
+    );
+    this.pollErrors = new TwinCounter(
+      counter('llm_d_epp_datalayer_poll_errors_total', ALPHA + 'Data-source poll errors (failed scrapes) per source type.', ['source_type']),
+      counter('llm_d_inference_scheduler_datalayer_poll_errors_total', deprecated('llm_d_epp_datalayer_poll_errors_total', 'Data-source poll errors per source type.'), ['source_type']),
+      sameLabels,
+    );
+    this.extractErrors = new TwinCounter(
+      counter('llm_d_epp_datalayer_extract_errors_total', ALPHA + 'Extract errors (a page without the metrics its extractor needs) per source and extractor type.', ['source_type', 'extractor_type']),
+      counter('llm_d_inference_scheduler_datalayer_extract_errors_total', deprecated('llm_d_epp_datalayer_extract_errors_total', 'Extract errors per source/extractor type.'), ['source_type', 'extractor_type']),
+      sameLabels,
+    );
+    this.streamsEnded = counter(
+      'llm_epp_extproc_streams_ended_total',
+      'ext_proc streams llm-epp ended on its own, by reason: stream_limit (refused: --max-concurrent-streams), idle_timeout (--stream-idle-timeout), message_too_large, protocol_error, drain_timeout (still open when --drain-timeout ran out).',
+      ['reason'],
+    ) as Counter<'reason'>;
     const self = this;
     new Gauge({
       name: 'llm_epp_extproc_streams',
@@ -188,73 +270,18 @@ export class EppMetrics {
         this.set(self.openStreams());
       },
     });
-    this.scrapeErrors = new Counter({
-      name: 'llm_epp_model_server_scrape_errors_total',
-      help: 'Failed scrapes of a model server\'s metrics page.',
-      labelNames: ['model_server_pod'],
-      registers,
-    });
-    new Gauge({
-      name: 'inference_extension_info',
-      help: ALPHA + 'General information of the current build of Inference Extension.',
-      labelNames: ['commit', 'build_ref'],
-      registers,
-    }).set({ commit: process.env.LLM_EPP_COMMIT ?? 'unknown', build_ref: opts.version }, 1);
+    this.streams = opts.streamMetrics
+      ? {
+          inflight: gauge('llm_d_epp_extproc_streams_inflight', ALPHA + 'Number of ext_proc gRPC streams currently open.', []),
+          duration: histogram('llm_d_epp_extproc_stream_duration_seconds', ALPHA + 'Duration an ext_proc gRPC stream stays open, in seconds.', [], STREAM_DURATION_BUCKETS),
+          total: counter('llm_d_epp_extproc_streams_total', ALPHA + 'Total ext_proc gRPC streams completed, by gRPC status code.', ['code']) as Counter<'code'>,
+        }
+      : undefined;
+    this.scrapeErrors = counter('llm_epp_model_server_scrape_errors_total', 'Failed scrapes of a model server\'s metrics page.', ['model_server_pod']) as Counter<'model_server_pod'>;
+    const info = [gauge('llm_d_epp_info', ALPHA + 'General information of the current build.', ['commit', 'build_ref']), gauge('inference_extension_info', deprecated('llm_d_epp_info', 'General information of the current build of Inference Extension.'), ['commit', 'build_ref'])];
+    for (const g of info) g.set({ commit: process.env.LLM_EPP_COMMIT ?? 'unknown', build_ref: opts.version }, 1);
 
-    // Pool gauges are computed when scraped, from the live pool: always
-    // current, and no timer on the event loop.
-    const name = opts.poolName;
-    const fresh = (): Endpoint[] => {
-      const now = performance.now();
-      return pool.list().filter((e) => isFresh(e, now, opts.stalenessThresholdMs));
-    };
-    const avg = (eps: Endpoint[], f: (e: Endpoint) => number) => (eps.length ? eps.reduce((s, e) => s + f(e), 0) / eps.length : 0);
-    new Gauge({
-      name: 'inference_pool_average_kv_cache_utilization',
-      help: ALPHA + 'The average kv cache utilization for an inference server pool.',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.set({ name }, avg(fresh(), (e) => e.metrics!.kvCacheUsage));
-      },
-    });
-    new Gauge({
-      name: 'inference_pool_average_queue_size',
-      help: ALPHA + 'The average number of requests pending in the model server queue.',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.set({ name }, avg(fresh(), (e) => e.metrics!.waitingQueueSize));
-      },
-    });
-    new Gauge({
-      name: 'inference_pool_average_running_requests',
-      help: ALPHA + 'The average number of requests running in the model servers.',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.set({ name }, avg(fresh(), (e) => e.metrics!.runningRequests));
-      },
-    });
-    new Gauge({
-      name: 'inference_pool_ready_pods',
-      help: ALPHA + 'The number of ready pods in the inference server pool.',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.set({ name }, fresh().length);
-      },
-    });
-    new Gauge({
-      name: 'inference_pool_per_pod_queue_size',
-      help: ALPHA + 'The waiting queue size of each model server pod.',
-      labelNames: ['name', 'model_server_pod'],
-      registers,
-      collect() {
-        this.reset();
-        for (const e of fresh()) this.set({ name, model_server_pod: e.name }, e.metrics!.waitingQueueSize);
-      },
-    });
+    registerPoolGauges(registers, pool, opts.poolName, opts.stalenessThresholdMs);
     if (opts.processMetrics) collectDefaultMetrics({ register: r });
   }
 }

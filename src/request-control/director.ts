@@ -18,7 +18,7 @@ import { hostOf, isFresh, type Endpoint } from '../pool/endpoint.ts';
 import { CycleState } from '../scheduling/framework.ts';
 import type { Scheduler, SchedulingRequest, SchedulingResult } from '../scheduling/types.ts';
 import { estimateTokens } from '../units.ts';
-import { DEFAULT_FAIRNESS_ID, type RequestPolicy } from './policy.ts';
+import { DEFAULT_FAIRNESS_ID, type RequestPolicy, type RequestPolicyResult } from './policy.ts';
 import type { RequestPlugins } from './request-plugins.ts';
 import { RequestMetrics, countRejected } from './request-metrics.ts';
 
@@ -100,7 +100,7 @@ export class Director {
       try {
         body = Buffer.from(JSON.stringify(parsed.body));
       } catch (e) {
-        throw e instanceof RangeError ? tagged(new EppError('BadRequest', 'request body is nested too deeply'), model, targetModel) : e;
+        throw e instanceof RangeError ? tagged(new EppError('BadRequest', 'request body is nested too deeply'), model, targetModel, pol) : e;
       }
     }
     const request: SchedulingRequest = {
@@ -116,9 +116,9 @@ export class Director {
     try {
       routing = this.pick(request, incoming.subset, incoming.receivedAt, body, rewritten);
     } catch (e) {
-      throw tagged(asEppError(e), model, targetModel);
+      throw tagged(asEppError(e), model, targetModel, pol);
     }
-    routing.metrics.routed(body?.length ?? 0, request.priority, pol?.rewriteName);
+    routing.metrics.routed(body?.length ?? 0, pol?.rewriteName);
     if (this.#log.isLevelEnabled('debug')) {
       const { endpoints } = routing;
       this.#log.debug(
@@ -145,7 +145,8 @@ export class Director {
   /** llm-epp answered the request itself (an EppError): count it against the model it named. */
   rejected(routing: Routing | undefined, err: EppError): void {
     const model = routing?.request.model ?? err.model ?? '';
-    countRejected(this.#metrics, model, routing?.request.targetModel ?? err.targetModel ?? model, err.code);
+    const r = routing?.request;
+    countRejected(this.#metrics, model, r?.targetModel ?? err.targetModel ?? model, r?.fairnessId ?? err.fairnessId ?? DEFAULT_FAIRNESS_ID, r?.priority ?? err.priority ?? 0, err.code);
     if (routing) this.responseComplete(routing, false);
   }
 
@@ -187,7 +188,7 @@ export class Director {
    */
   pick(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt = performance.now(), body?: Buffer, rewritten = false): Routing {
     const target = this.#metrics.modelLabel(request.targetModel);
-    const failure = () => this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: target, pod_name: '', namespace: '', port: '' });
+    const failure = () => this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: target, endpoint_name: '', namespace: '', port: '' });
     const candidates = this.candidates(subset);
     if (candidates.length === 0) {
       failure();
@@ -212,7 +213,7 @@ export class Director {
       result = this.#scheduler.schedule(state, candidates, max);
     } finally {
       // Failed decisions count too, as in GAIE.
-      this.#metrics.schedulerE2E.observe((performance.now() - start) / 1000);
+      this.#metrics.schedulerE2E.observe({}, (performance.now() - start) / 1000);
     }
     if (result.endpoints.length === 0) {
       failure();
@@ -220,12 +221,12 @@ export class Director {
     }
     const primary = result.endpoints[0];
     this.#plugins?.preRequest(state, primary, result.profiles);
-    this.#metrics.schedulerAttempts.inc({ status: 'success', target_model_name: target, pod_name: primary.name, namespace: primary.namespace, port: String(primary.port) });
+    this.#metrics.schedulerAttempts.inc({ status: 'success', target_model_name: target, endpoint_name: primary.name, namespace: primary.namespace, port: String(primary.port) });
     const promptTokens = estimateTokens(request.parsed?.routingText.length ?? 0);
     const tokens = this.#plugins ? this.#plugins.chargedTokens(state, primary, promptTokens) : promptTokens;
     charge(primary, tokens, 1);
     primary.dispatched++;
-    const metrics = new RequestMetrics(this.#recording, request.requestId, request.model, request.targetModel, receivedAt);
+    const metrics = new RequestMetrics(this.#recording, request, receivedAt);
     const destinations = result.rewrite?.destinations ?? result.endpoints.map((e) => e.key);
     const upstreamHeaders = result.rewrite?.headers ?? [];
     return { request, state, result, endpoints: result.endpoints, destinations, upstreamHeaders, primary, tokens, charged: primary, released: false, metrics, body, rewritten };
@@ -253,6 +254,11 @@ export class Director {
     routing.metrics.responseBody(chunk);
   }
 
+  /** llm-epp spent `ms` handling one response message of this request. */
+  responseHandled(routing: Routing, ms: number): void {
+    routing.metrics.handled(ms);
+  }
+
   /**
    * The routed request is over: `finished` when its response passed whole,
    * false when it was cancelled, reset or failed. Releases what pick() took;
@@ -276,9 +282,11 @@ export function asEppError(e: unknown): EppError {
 }
 
 /** The model an EppError's request named, for its error metric. */
-function tagged(err: EppError, model: string, targetModel: string): EppError {
+function tagged(err: EppError, model: string, targetModel: string, pol: RequestPolicyResult | undefined): EppError {
   err.model ??= model || undefined;
   err.targetModel ??= targetModel || undefined;
+  err.fairnessId ??= pol?.fairnessId;
+  err.priority ??= pol?.priority;
   return err;
 }
 

@@ -1,13 +1,15 @@
-// What one routed request reports: GAIE's inference_objective_* metrics when
-// it is routed, as its response passes (time to first byte, usage read from
+// What one routed request reports: the llm_d_epp_request_* metrics (and their
+// deprecated inference_objective_* twins) when it is routed, as its response passes (time to first byte, usage read from
 // the JSON body or the SSE stream) and when it ends, and the debug lines
-// "request routed" / "request completed". Model names are label values
-// through EppMetrics.modelLabel() and bounded() in logs: clients choose them.
+// "request routed" / "request completed". Model names and fairness ids are
+// label values through EppMetrics.modelLabel() / fairnessLabel() and
+// bounded() in logs: clients choose them.
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
-import type { EppMetrics } from '../observability/metrics.ts';
+import type { EppMetrics, RequestLabels } from '../observability/metrics.ts';
 import { SseUsageReader, usageFromJson, type Usage } from '../openai/usage.ts';
 import type { ErrorCode } from '../errors.ts';
+import type { SchedulingRequest } from '../scheduling/types.ts';
 
 export interface RequestMetricsOptions {
   metrics: EppMetrics;
@@ -20,7 +22,7 @@ export class RequestMetrics {
   readonly #o: RequestMetricsOptions;
   readonly #requestId: string;
   readonly #model: string;
-  readonly #labels: { model_name: string; target_model_name: string } | undefined;
+  readonly #labels: RequestLabels | undefined;
   readonly #receivedAt: number;
   #status = '';
   #served: string | undefined;
@@ -29,32 +31,45 @@ export class RequestMetrics {
   #bytes = 0;
   #firstByteAt = 0;
   #lastByteAt = 0;
+  #headersAt = 0;
+  /** Time spent in llm-epp's response handlers (llm_d_epp_response_processing_duration_seconds), ms. */
+  #handledMs = 0;
   #done = false;
 
-  constructor(o: RequestMetricsOptions, requestId: string, model: string, targetModel: string, receivedAt: number) {
+  constructor(o: RequestMetricsOptions, request: Pick<SchedulingRequest, 'requestId' | 'model' | 'targetModel' | 'fairnessId' | 'priority'>, receivedAt: number) {
     this.#o = o;
-    this.#requestId = requestId;
-    this.#model = model;
+    this.#requestId = request.requestId;
+    this.#model = request.model;
+    const m = o.metrics;
     // Headers-only requests (GET /v1/models) name no model and report no per-model series.
-    this.#labels = model ? { model_name: o.metrics.modelLabel(model), target_model_name: o.metrics.modelLabel(targetModel) } : undefined;
+    this.#labels = request.model
+      ? { model_name: m.modelLabel(request.model), target_model_name: m.modelLabel(request.targetModel), fairness_id: m.fairnessLabel(request.fairnessId), priority: String(request.priority) }
+      : undefined;
     this.#receivedAt = receivedAt;
   }
 
-  /** The request was routed with a body of `bodyBytes` at `priority` (rewritten by `rewriteName`, if any). */
-  routed(bodyBytes: number, priority: number, rewriteName: string | undefined): void {
+  /** The request was routed with a body of `bodyBytes` (rewritten by `rewriteName`, if any). */
+  routed(bodyBytes: number, rewriteName: string | undefined): void {
+    const m = this.#o.metrics;
+    m.requestProcessing.observe((performance.now() - this.#receivedAt) / 1000);
     const l = this.#labels;
     if (!l) return;
-    const m = this.#o.metrics;
-    m.requestTotal.inc({ ...l, priority: String(priority) });
+    m.requestTotal.inc(l);
     if (rewriteName) m.modelRewrites.inc({ model_rewrite_name: rewriteName, model_name: l.model_name, target_model: l.target_model_name });
     m.requestSizes.observe(l, bodyBytes);
-    m.runningRequests.inc({ model_name: l.model_name });
+    m.runningRequests.inc(l);
+  }
+
+  /** One response message took `ms` of llm-epp's time. */
+  handled(ms: number): void {
+    this.#handledMs += ms;
   }
 
   /** The response's headers: its status and whether usage comes as SSE. */
   responseHeaders(status: string, served: string | undefined, eventStream: boolean): void {
     this.#status = status;
     this.#served = served;
+    this.#headersAt = performance.now();
     if (eventStream) {
       this.#sse = new SseUsageReader();
       this.#chunks = undefined;
@@ -69,6 +84,7 @@ export class RequestMetrics {
     if (chunk.length === 0) return;
     const now = performance.now();
     if (this.#firstByteAt === 0) this.#firstByteAt = now;
+    else if (this.#sse && this.#labels) this.#o.metrics.itl.observe(this.#labels, (now - this.#lastByteAt) / 1000);
     this.#lastByteAt = now;
     this.#bytes += chunk.length;
     try {
@@ -93,12 +109,13 @@ export class RequestMetrics {
     const l = this.#labels;
     if (!l) return;
     const m = this.#o.metrics;
-    m.runningRequests.dec({ model_name: l.model_name });
+    m.runningRequests.dec(l);
     if (!finished) {
       this.#chunks = undefined;
       return;
     }
     const now = performance.now();
+    if (this.#headersAt > 0) m.responseProcessing.observe((this.#sse ? this.#handledMs : now - this.#headersAt) / 1000);
     m.requestDuration.observe(l, (now - this.#receivedAt) / 1000);
     m.responseSizes.observe(l, this.#bytes);
     let usage: Usage | undefined;
@@ -109,14 +126,21 @@ export class RequestMetrics {
       usage = usageFromJson(Buffer.concat(this.#chunks));
     }
     this.#chunks = undefined;
-    if (this.#firstByteAt > 0) m.ttft.observe(l, (this.#firstByteAt - this.#receivedAt) / 1000);
+    if (this.#firstByteAt > 0) {
+      const ttft = (this.#firstByteAt - this.#receivedAt) / 1000;
+      m.ttft.now.observe({ ...l, streaming: this.#sse ? 'true' : 'false' }, ttft);
+      m.ttft.old?.observe({ model_name: l.model_name, target_model_name: l.target_model_name }, ttft);
+    }
     if (usage) {
       if (usage.promptTokens > 0) m.inputTokens.observe(l, usage.promptTokens);
       if (usage.completionTokens > 0) {
         m.outputTokens.observe(l, usage.completionTokens);
         m.ntpot.observe(l, (now - this.#receivedAt) / 1000 / usage.completionTokens);
         if (usage.completionTokens > 1 && this.#lastByteAt > this.#firstByteAt) {
-          m.tpot.observe(l, (this.#lastByteAt - this.#firstByteAt) / 1000 / (usage.completionTokens - 1));
+          const tpot = (this.#lastByteAt - this.#firstByteAt) / 1000 / (usage.completionTokens - 1);
+          // llm-d's series is for streamed responses only; the GAIE-era one took every response.
+          if (this.#sse) m.tpot.now.observe(l, tpot);
+          m.tpot.old?.observe({ model_name: l.model_name, target_model_name: l.target_model_name }, tpot);
         }
       }
       if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(l, usage.cachedTokens);
@@ -142,6 +166,12 @@ export class RequestMetrics {
 }
 
 /** A request that ends with an error llm-epp answers itself, counted against the model it named. */
-export function countRejected(metrics: EppMetrics, model: string, targetModel: string, code: ErrorCode): void {
-  metrics.requestErrorTotal.inc({ model_name: metrics.modelLabel(model), target_model_name: metrics.modelLabel(targetModel), error_code: code });
+export function countRejected(metrics: EppMetrics, model: string, targetModel: string, fairnessId: string, priority: number, code: ErrorCode): void {
+  metrics.requestErrorTotal.inc({
+    model_name: metrics.modelLabel(model),
+    target_model_name: metrics.modelLabel(targetModel),
+    fairness_id: metrics.fairnessLabel(fairnessId),
+    priority: String(priority),
+    error_code: code,
+  });
 }

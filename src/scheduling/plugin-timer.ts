@@ -1,13 +1,12 @@
 // Every plugin call goes through here: timed into
-// inference_extension_plugin_duration_seconds (by extension point, type and
-// name) and, where a failure must not fail the request, guarded: a throwing
+// llm_d_epp_plugin_duration_seconds and its deprecated twin (by extension
+// point, type and name) and, where a failure must not fail the request, guarded: a throwing
 // plugin is logged and its fallback used. Shared by the scheduler (filters,
 // scorers, pickers) and request control (producers and request hooks).
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
+import type { Observer } from '../observability/twin.ts';
 import type { Plugin } from './framework.ts';
-
-type Observer = { observe(v: number): void };
 
 export class PluginTimer {
   readonly #metrics: EppMetrics | undefined;
@@ -47,7 +46,7 @@ export class PluginTimer {
     const key = `${point}\0${plugin.name}`;
     let child = this.#children.get(key);
     if (!child) {
-      child = m.pluginDuration.labels({ extension_point: point, plugin_type: plugin.type, plugin_name: plugin.name });
+      child = m.pluginDuration.child({ extension_point: point, plugin_type: plugin.type, plugin_name: plugin.name });
       this.#children.set(key, child);
     }
     return child;

@@ -76,8 +76,10 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
   readonly #p: Params<typeof PREFIX_PARAMS>;
   readonly #blockTokens: number;
   readonly #ctx: PluginContext;
+  readonly #metricLabels: { plugin_name: string; plugin_type: string };
 
   constructor(type: string, name: string, params: Params<typeof PREFIX_PARAMS>, ctx: PluginContext) {
+    this.#metricLabels = { plugin_name: name, plugin_type: type };
     this.type = type;
     this.name = name;
     this.matchKey = prefixMatchKey(name);
@@ -132,14 +134,14 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
     setImmediate(() => {
       this.index.add(primary.key, r.hashes);
       for (const ep of others) this.index.add(ep.key, r.hashes);
-      this.#ctx.metrics?.prefixIndexerSize.set(this.index.size);
+      this.#ctx.metrics?.prefixIndexerSize.set(this.#metricLabels, this.index.size);
     });
     const m = this.#ctx.metrics;
     if (m) {
       const hit = r.matched.get(primary.key) ?? 0;
       const charsPerBlock = r.blockTokens * CHARS_PER_TOKEN;
-      m.prefixHitRatio.observe(hit / r.total);
-      m.prefixHitBytes.observe(hit * charsPerBlock);
+      m.prefixHitRatio.observe(this.#metricLabels, hit / r.total);
+      m.prefixHitBytes.observe(this.#metricLabels, hit * charsPerBlock);
     }
   }
 }
