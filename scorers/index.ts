@@ -1,6 +1,7 @@
 // Scorer registrations: adding a scorer is its file plus one line here.
 import type { PluginDefinition } from '../src/scheduling/registry.ts';
 import { activeRequestScorer } from './active-request-scorer.ts';
+import { endpointAttributeScorer } from './endpoint-attribute-scorer.ts';
 import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.ts';
 import { loadAwareScorer } from './load-aware-scorer.ts';
 import { loraAffinityScorer } from './lora-affinity-scorer.ts';
@@ -22,4 +23,5 @@ export const SCORERS: readonly PluginDefinition<any>[] = [
   loraAffinityScorer,
   noHitLruScorer,
   runningRequestsSizeScorer,
+  endpointAttributeScorer,
 ];

@@ -11,6 +11,8 @@ import type { Options } from './flags.ts';
 import { HealthState } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MetricsCollector } from './metrics/collector.ts';
+import { DcgmPage } from './metrics/dcgm-page.ts';
+import { isDcgmDataSource } from './scheduling/data-layer/dcgm-data-source.ts';
 import { EppMetrics } from './observability/metrics.ts';
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server.ts';
 import { Datastore } from './pool/datastore.ts';
@@ -151,6 +153,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     stalenessThresholdMs: options.metricsStalenessThresholdMs,
     version: VERSION,
     processMetrics: deps.processMetrics ?? true,
+    streamMetrics: options.enableGrpcStreamMetrics,
   });
   const health = new HealthState();
 
@@ -253,6 +256,29 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     metrics,
   );
   collector.start();
+  // Other data sources (the DCGM exporter): a collector each, with its own page reader.
+  const sourceCollectors = dataLayer.sources.flatMap(({ source }) =>
+    isDcgmDataSource(source)
+      ? [
+          new MetricsCollector(
+            datastore,
+            {
+              intervalMs: source.intervalMs ?? options.refreshMetricsIntervalMs,
+              timeoutMs: options.metricsScrapeTimeoutMs,
+              scheme: source.scheme,
+              path: source.path,
+              port: source.port,
+              insecureSkipVerify: source.insecureSkipVerify,
+              reader: new DcgmPage(source.useNodeAddress, log),
+            },
+            log,
+            metrics,
+          ),
+        ]
+      : [],
+  );
+  for (const c of sourceCollectors) c.start();
+  const stopCollectors = () => Promise.all([collector.stop(), ...sourceCollectors.map((c) => c.stop())]);
   // The pool summary in the debug log (llm-d's metrics logger); no timer at all at other levels.
   const summaryTimer = log.isLevelEnabled('debug')
     ? setInterval(() => log.debug({ pool: poolSummary(datastore, Date.now(), options.metricsStalenessThresholdMs) }, 'pool summary'), options.refreshPrometheusMetricsIntervalMs).unref()
@@ -400,7 +426,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
           for (const w of certWatchers) w.stop();
           clearInterval(summaryTimer);
           // 4. Then everything else.
-          await Promise.all([shutdown(healthServer, 1000), collector.stop(), kubeSource?.stop(), policySource?.stop()]);
+          await Promise.all([shutdown(healthServer, 1000), stopCollectors(), kubeSource?.stop(), policySource?.stop()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
           metricsServer?.closeAllConnections();
         })();
@@ -414,7 +440,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     clearInterval(summaryTimer);
     metricsServer?.close();
     fileSource?.stop();
-    await Promise.all([collector.stop(), kubeSource?.stop(), policySource?.stop()]);
+    await Promise.all([stopCollectors(), kubeSource?.stop(), policySource?.stop()]);
     throw err;
   }
 }

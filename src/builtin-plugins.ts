@@ -31,6 +31,9 @@ import { encodeFilter } from './scheduling/filters/encode.ts';
 import { sessionAffinityFilter } from './scheduling/filters/session-affinity.ts';
 import { utilizationFilter } from './scheduling/filters/utilization.ts';
 import { sessionIdProducer } from './scheduling/producers/session-id.ts';
+import { dcgmDataSource } from './scheduling/data-layer/dcgm-data-source.ts';
+import { dcgmExtractor } from './scheduling/data-layer/dcgm-extractor.ts';
+import { endpointAttributeFilter } from './scheduling/filters/endpoint-attribute.ts';
 
 export function createRegistry(): PluginRegistry {
   const r = new PluginRegistry();
@@ -62,5 +65,8 @@ export function createRegistry(): PluginRegistry {
   r.register(utilizationFilter);
   r.register(sessionAffinityFilter);
   r.register(sessionIdProducer);
+  r.register(dcgmDataSource);
+  r.register(dcgmExtractor);
+  r.register(endpointAttributeFilter);
   return r;
 }

@@ -213,6 +213,8 @@ export class Engine implements MetricsSource {
   private timerIsImmediate = false;
   private inflight: Scheduled[] = [];
   private stepCount = 0;
+  /** Virtual seconds of the steps finished so far (the GPU's busy time). */
+  private busyTotal = 0;
 
   constructor(opts: EngineOptions) {
     this.modelName = opts.model;
@@ -281,6 +283,11 @@ export class Engine implements MetricsSource {
 
   renderMetrics(): string {
     return renderMetrics(this);
+  }
+
+  /** Virtual seconds the engine has spent computing steps, including the part of the step in flight. */
+  busySeconds(): number {
+    return this.busyTotal + (this.busy ? Math.max(0, this.now() - this.clock) : 0);
   }
 
   /** Current virtual time in seconds. */
@@ -406,6 +413,7 @@ export class Engine implements MetricsSource {
   }
 
   private endStep(): void {
+    this.busyTotal += this.stepEnd - this.clock;
     this.clock = this.stepEnd;
     this.stepCount++;
     const scheduled = this.inflight;

@@ -16,6 +16,9 @@ Fleet
   --host ADDR                    listen address (default 127.0.0.1)
   --port P                       port of pod 0; pod i listens on P+i; 0 = any free ports (default 8000)
   --endpoints-file FILE          also write the pool as an llm-epp --endpoints-file YAML
+  --dcgm-port P                  also serve a DCGM-exporter-style page (GPU utilization) on port P of
+                                 every pod, for dcgm-data-source; pods then listen on their own
+                                 loopback addresses 127.0.1.1, 127.0.1.2, … (as pods have their own IPs)
 
 Engine (per pod; vLLM flag names)
   --model NAME                   served model name (default sim-model)
@@ -44,6 +47,7 @@ const OPTIONS = {
   host: { type: 'string', default: '127.0.0.1' },
   port: { type: 'string', default: '8000' },
   'endpoints-file': { type: 'string' },
+  'dcgm-port': { type: 'string' },
   model: { type: 'string', default: 'sim-model' },
   'num-gpu-blocks': { type: 'string' },
   'block-size': { type: 'string' },
@@ -68,6 +72,8 @@ export interface FleetPlan {
   pods: number;
   basePort: number;
   endpointsFile?: string;
+  /** Serve a DCGM-style page on this port of each pod (pods on 127.0.1.<i+1>). */
+  dcgmPort?: number;
   pod: SimPodOptions;
 }
 
@@ -103,6 +109,11 @@ export function fleetPlanFromArgs(argv: string[]): FleetPlan | 'help' {
   const plan: FleetPlan = { pods: numFlag('pods', v.pods, true, 1)!, basePort: numFlag('port', v.port, true, 0)!, pod };
   if (plan.basePort > 0 && plan.basePort + plan.pods - 1 > 65535) throw new Error('--port + --pods exceeds 65535');
   if (v['endpoints-file']) plan.endpointsFile = v['endpoints-file'];
+  if (v['dcgm-port'] !== undefined) {
+    if (v.host !== '127.0.0.1') throw new Error('--dcgm-port gives every pod its own loopback address; it cannot be combined with --host');
+    if (plan.pods > 254) throw new Error('--dcgm-port: at most 254 pods (one loopback address each)');
+    plan.dcgmPort = numFlag('dcgm-port', v['dcgm-port'], true, 1);
+  }
   return plan;
 }
 
@@ -118,7 +129,8 @@ export async function startFleet(plan: FleetPlan): Promise<Fleet> {
   const pods: SimPod[] = [];
   try {
     for (let i = 0; i < plan.pods; i++) {
-      pods.push(await startSimPod({ ...plan.pod, name: `sim-${i}`, engineIndex: '0', port: plan.basePort === 0 ? 0 : plan.basePort + i }));
+      const own = plan.dcgmPort !== undefined ? { host: `127.0.1.${i + 1}`, dcgmPort: plan.dcgmPort } : {};
+      pods.push(await startSimPod({ ...plan.pod, ...own, name: `sim-${i}`, engineIndex: '0', port: plan.basePort === 0 ? 0 : plan.basePort + i }));
     }
   } catch (e) {
     await Promise.all(pods.map((p) => p.close()));

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Engine, RequestRejectedError, type EngineOptions, type RequestResult } from './engine.ts';
 import { promptTokenIds } from './tokens.ts';
+import { DcgmPage, type DcgmOptions } from './dcgm.ts';
 
 export interface SimPodOptions extends EngineOptions {
   /** Pod name, returned in header x-sim-pod (default host:port). */
@@ -21,12 +22,18 @@ export interface SimPodOptions extends EngineOptions {
   streamInterval?: number;
   /** Largest request body accepted, bytes. Default 32 MiB. */
   maxBodyBytes?: number;
+  /** Also serve a DCGM-exporter-style page (GET /metrics) on this port of the same host; 0 = any free port. */
+  dcgmPort?: number;
+  /** How that page labels its samples (DaemonSet mode) or a fixed utilization. */
+  dcgm?: DcgmOptions;
 }
 
 export interface SimPod {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  /** Port of the DCGM-style page, when dcgmPort was given. */
+  readonly dcgmPort: number | undefined;
   readonly engine: Engine;
   close(): Promise<void>;
 }
@@ -296,15 +303,39 @@ export async function startSimPod(opts: SimPodOptions): Promise<SimPod> {
   });
   const port = (server.address() as AddressInfo).port;
   if (name === '') name = `${host}:${port}`;
+  let dcgmServer: Server | undefined;
+  if (opts.dcgmPort !== undefined) {
+    const page = new DcgmPage(engine, opts.dcgm);
+    dcgmServer = createServer((req, res) => {
+      if ((req.url ?? '/').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-length': 0 });
+        res.end();
+        return;
+      }
+      const s = page.render();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(s) });
+      res.end(s);
+    });
+    const d = dcgmServer;
+    await new Promise<void>((resolve, reject) => {
+      d.once('error', reject);
+      d.listen(opts.dcgmPort, host, () => {
+        d.off('error', reject);
+        resolve();
+      });
+    });
+  }
   return {
     name,
     host,
     port,
+    dcgmPort: dcgmServer ? (dcgmServer.address() as AddressInfo).port : undefined,
     engine,
     async close() {
       engine.close();
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      dcgmServer?.closeAllConnections();
+      await Promise.all([new Promise<void>((r) => server.close(() => r())), dcgmServer && new Promise<void>((r) => dcgmServer.close(() => r()))]);
     },
   };
 }

@@ -4,7 +4,10 @@
 // each endpoint's scrape runs on its own: a per-endpoint keep-alive
 // connection (http-scraper.ts), a per-scrape timeout, and an endpoint whose
 // last scrape is still running is skipped, so one slow or dead pod never
-// delays the others. Results land on the Endpoint objects the scheduler reads.
+// delays the others. What a page means is its reader's business: the model
+// server's own page (the default: queue, running, KV use, LoRA, cache info
+// into endpoint.metrics), or another source's, such as the DCGM exporter's
+// (dcgm-page.ts). Results land on the Endpoint objects the scheduler reads.
 import { HttpScraper } from './http-scraper.ts';
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
@@ -26,6 +29,70 @@ export interface CollectorOptions {
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   /** Engine per pod (a config's core-metrics-extractor); default: built-in engines, labels and vLLM fallback. */
   engines?: EngineResolver;
+  /** Reads each page; default: the model server's own metrics (ModelServerPage). */
+  reader?: PageReader;
+}
+
+/** What a collector does with the pages it fetches. */
+export interface PageReader {
+  /** Data source type, for llm_d_epp_datalayer_* errors and logs. */
+  readonly sourceType: string;
+  /** Extractor type, for llm_d_epp_datalayer_extract_errors_total. */
+  readonly extractorType: string;
+  /** Host to scrape for an endpoint (undefined: cannot be scraped now, e.g. no node address). */
+  address(ep: Endpoint): string | undefined;
+  /** A page was fetched (HTTP 200); throws when it lacks what the reader needs. */
+  read(ep: Endpoint, text: string, dispatchedAtSend: number): void;
+  /** The page could not be fetched or read: forget what it said before, if the reader keeps anything. */
+  failed(ep: Endpoint, message: string): void;
+}
+
+/** The model server's own page: queue, running, KV use, LoRA and cache info into endpoint.metrics. */
+export class ModelServerPage implements PageReader {
+  readonly sourceType = 'metrics-data-source';
+  readonly extractorType = 'core-metrics-extractor';
+  readonly #engines: EngineResolver;
+  readonly #log: Logger;
+  /** Unknown engine name already warned about, per endpoint. */
+  readonly #warned = new WeakMap<Endpoint, string>();
+
+  constructor(engines: EngineResolver, log: Logger) {
+    this.#engines = engines;
+    this.#log = log;
+  }
+
+  address(ep: Endpoint): string {
+    return ep.address;
+  }
+
+  read(ep: Endpoint, text: string, dispatchedAtSend: number): void {
+    // Decoding to a string and parsing with the name filter measured cheaper
+    // in this flow (22 µs/page) than searching the raw bytes (51 µs/page).
+    const engine = this.#engineFor(ep);
+    ep.metrics = extractMetrics(engine, parsePrometheusText(text, wantedMetricNames(engine)));
+    ep.metricsUpdatedAt = performance.now();
+    ep.dispatchedAtScrape = dispatchedAtSend;
+    ep.scrapeError = undefined;
+  }
+
+  failed(ep: Endpoint, message: string): void {
+    ep.scrapeError = message;
+  }
+
+  /**
+   * The endpoint's engine mapping. An unknown engine-type label falls back to
+   * the default engine (vLLM unless configured), as GAIE does, so the pod still
+   * becomes pickable; warned once per endpoint (again only if the label changes
+   * to another unknown name).
+   */
+  #engineFor(ep: Endpoint): EngineMapping {
+    const { engine, unknown } = this.#engines.forLabels(ep.labels);
+    if (unknown !== undefined && this.#warned.get(ep) !== unknown) {
+      this.#warned.set(ep, unknown);
+      this.#log.warn({ endpoint: ep.key, engine: unknown, using: engine.name }, 'unknown engine-type label; reading the metrics page with the default engine');
+    }
+    return engine;
+  }
 }
 
 interface Target {
@@ -34,8 +101,8 @@ interface Target {
   inFlight: boolean;
   stopped: boolean;
   failures: number;
-  /** Unknown engine name already warned about for this endpoint. */
-  warnedEngine: string | undefined;
+  /** Last failure, so a change of cause is logged. */
+  lastError: string | undefined;
   /** endpoint.dispatched when the scrape in flight was sent. */
   dispatchedAtSend: number;
 }
@@ -46,7 +113,7 @@ export class MetricsCollector {
   readonly #log: Logger;
   readonly #metrics: EppMetrics | undefined;
   readonly #targets = new Map<string, Target>();
-  readonly #engines: EngineResolver;
+  readonly #reader: PageReader;
   readonly #onChange = (change: PoolChange) => this.#apply(change);
   #running = false;
   #timer: NodeJS.Timeout | undefined;
@@ -54,7 +121,7 @@ export class MetricsCollector {
   constructor(pool: EndpointPool, opts: CollectorOptions, log: Logger, metrics?: EppMetrics) {
     this.#pool = pool;
     this.#opts = opts;
-    this.#engines = opts.engines ?? new EngineResolver();
+    this.#reader = opts.reader ?? new ModelServerPage(opts.engines ?? new EngineResolver(), log);
     this.#log = log;
     this.#metrics = metrics;
   }
@@ -92,23 +159,31 @@ export class MetricsCollector {
   }
 
   #apply(change: PoolChange): void {
-    for (const ep of change.removed) {
-      const t = this.#targets.get(ep.key);
-      if (t) {
-        this.#targets.delete(ep.key);
-        void this.#stopTarget(t);
-      }
-    }
+    for (const ep of change.removed) this.#drop(ep.key);
     if (!this.#running) return;
-    for (const ep of change.added) {
+    // An endpoint whose scrape address changed (a node address that appeared) gets a new client.
+    for (const ep of this.#pool.list()) {
+      const t = this.#targets.get(ep.key);
+      if (t && t.client.host !== this.#reader.address(ep)) this.#drop(ep.key);
+    }
+    for (const ep of this.#pool.list()) {
       if (this.#targets.has(ep.key)) continue;
+      const address = this.#reader.address(ep);
+      if (address === undefined) continue;
       const port = this.#opts.port || ep.port;
-      const client = this.#client(ep.address, port);
-      const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0, warnedEngine: undefined, dispatchedAtSend: 0 };
+      const client = this.#client(address, port);
+      const t: Target = { endpoint: ep, client, inFlight: false, stopped: false, failures: 0, lastError: undefined, dispatchedAtSend: 0 };
       this.#targets.set(ep.key, t);
       // First scrape at once: a new endpoint becomes pickable without waiting a tick.
       void this.#scrape(t);
     }
+  }
+
+  #drop(key: string): void {
+    const t = this.#targets.get(key);
+    if (!t) return;
+    this.#targets.delete(key);
+    void this.#stopTarget(t);
   }
 
   #client(address: string, port: number): HttpScraper {
@@ -132,8 +207,8 @@ export class MetricsCollector {
       t.client.scrape((err, status, body) => {
         t.inFlight = false;
         if (!t.stopped) {
-          if (err) this.#failed(t, err.message);
-          else if (status !== 200) this.#failed(t, `HTTP ${status}`);
+          if (err) this.#failed(t, err.message, true);
+          else if (status !== 200) this.#failed(t, `HTTP ${status}`, true);
           else this.#succeeded(t, body!);
         }
         resolve();
@@ -143,47 +218,32 @@ export class MetricsCollector {
 
   #succeeded(t: Target, body: Buffer): void {
     const ep = t.endpoint;
+    const r = this.#reader;
     try {
-      const engine = this.#engineFor(t);
-      // Decoding to a string and parsing with the name filter measured cheaper
-      // in this flow (22 µs/page) than searching the raw bytes (51 µs/page).
-      const text = body.toString('utf8');
-      ep.metrics = extractMetrics(engine, parsePrometheusText(text, wantedMetricNames(engine)));
+      r.read(ep, body.toString('utf8'), t.dispatchedAtSend);
     } catch (err) {
-      this.#failed(t, (err as Error).message);
+      this.#metrics?.extractErrors.inc({ source_type: r.sourceType, extractor_type: r.extractorType });
+      this.#failed(t, (err as Error).message, false);
       return;
     }
-    ep.metricsUpdatedAt = performance.now();
-    ep.dispatchedAtScrape = t.dispatchedAtSend;
-    if (ep.scrapeError !== undefined || t.failures > 0) this.#log.info({ endpoint: ep.key }, 'model server metrics recovered');
-    ep.scrapeError = undefined;
+    if (t.failures > 0) this.#log.info({ endpoint: ep.key, source: r.sourceType }, 'metrics recovered');
     t.failures = 0;
+    t.lastError = undefined;
   }
 
-  #failed(t: Target, message: string): void {
+  /** `poll`: the page could not be fetched (else it could not be read). */
+  #failed(t: Target, message: string, poll: boolean): void {
     const ep = t.endpoint;
+    const r = this.#reader;
     t.failures++;
-    this.#metrics?.scrapeErrors.inc({ model_server_pod: ep.name });
+    if (r instanceof ModelServerPage) this.#metrics?.scrapeErrors.inc({ model_server_pod: ep.name });
+    if (poll) this.#metrics?.pollErrors.inc({ source_type: r.sourceType });
     // Log the first failure and then every 100th, not 20 lines a second.
-    if (t.failures === 1 || t.failures % 100 === 0 || message !== ep.scrapeError) {
-      this.#log.warn({ endpoint: ep.key, failures: t.failures, err: message }, 'model server metrics scrape failed');
+    if (t.failures === 1 || t.failures % 100 === 0 || message !== t.lastError) {
+      this.#log.warn({ endpoint: ep.key, source: r.sourceType, failures: t.failures, err: message }, r instanceof ModelServerPage ? 'model server metrics scrape failed' : 'data source scrape failed');
     }
-    ep.scrapeError = message;
-  }
-
-  /**
-   * The endpoint's engine mapping. An unknown engine-type label falls back to
-   * the default engine (vLLM unless configured), as GAIE does, so the pod still
-   * becomes pickable; warned once per endpoint (again only if the label changes
-   * to another unknown name).
-   */
-  #engineFor(t: Target): EngineMapping {
-    const { engine, unknown } = this.#engines.forLabels(t.endpoint.labels);
-    if (unknown !== undefined && t.warnedEngine !== unknown) {
-      t.warnedEngine = unknown;
-      this.#log.warn({ endpoint: t.endpoint.key, engine: unknown, using: engine.name }, 'unknown engine-type label; reading the metrics page with the default engine');
-    }
-    return engine;
+    t.lastError = message;
+    r.failed(ep, message);
   }
 
   async #stopTarget(t: Target): Promise<void> {

@@ -31,6 +31,8 @@ export interface EngineMapping {
   readonly kvUsage: readonly MetricSpec[];
   readonly lora?: MetricSpec;
   readonly cacheInfo?: CacheInfoSpec;
+  /** customMetrics: scalar series read into endpoint attributes (ModelServerMetrics.custom). */
+  readonly custom?: readonly { readonly key: string; readonly spec: MetricSpec }[];
 }
 
 /** Thrown by extractMetrics when a required signal is missing from the page. */
@@ -173,6 +175,7 @@ export function wantedMetricNames(engine: EngineMapping): ReadonlySet<string> {
     const names = new Set<string>([engine.waiting.name, engine.running.name]);
     for (const s of engine.kvUsage) names.add(s.name);
     if (engine.lora !== undefined) names.add(engine.lora.name);
+    for (const c of engine.custom ?? []) names.add(c.spec.name);
     const ci = engine.cacheInfo;
     if (ci !== undefined) {
       if (ci.kind === 'labels') names.add(ci.metric.name);
@@ -362,6 +365,15 @@ export function extractMetrics(engine: EngineMapping, samples: Map<string, Sampl
     if (blockSize !== undefined) out.cacheBlockSize = blockSize;
     if (numBlocks !== undefined) out.cacheNumGpuBlocks = numBlocks;
   }
+  if (engine.custom !== undefined && engine.custom.length > 0) {
+    // Optional: a series absent from the page leaves its attribute unknown.
+    const custom: Record<string, number> = {};
+    for (const c of engine.custom) {
+      const v = firstMatch(samples, c.spec)?.value;
+      if (v !== undefined && Number.isFinite(v)) custom[c.key] = v;
+    }
+    out.custom = custom;
+  }
   return out;
 }
 
@@ -373,6 +385,7 @@ export interface EngineConfigEntry {
   kvUsageSpec?: string;
   loraSpec?: string;
   cacheInfoSpec?: string;
+  customMetrics?: { attributeKey: string; metricSpec: string }[];
 }
 
 /**
@@ -406,6 +419,11 @@ export function engineFromConfig(c: EngineConfigEntry): EngineMapping {
     kvUsage,
     lora: c.loraSpec === undefined ? base?.lora : parseMetricSpec(c.loraSpec),
     cacheInfo: cacheInfo(),
+    custom: (c.customMetrics ?? []).map((cm, i) => {
+      const s = parseMetricSpec(cm.metricSpec);
+      if (s === undefined) throw new Error(`${where}: customMetrics[${i}]: metricSpec is empty`);
+      return { key: cm.attributeKey, spec: s };
+    }),
   };
   return engine(m);
 }

@@ -72,6 +72,11 @@ export class HttpScraper {
     this.#request = Buffer.from(`GET ${o.path} HTTP/1.1\r\nHost: ${o.authority}\r\nAccept: text/plain;version=0.0.4\r\nUser-Agent: llm-epp\r\n\r\n`, 'latin1');
   }
 
+  /** The address scraped. */
+  get host(): string {
+    return this.#o.host;
+  }
+
   get busy(): boolean {
     return this.#cb !== undefined;
   }

@@ -49,6 +49,7 @@ export class Datastore extends EventEmitter implements EndpointPool {
         existing.name = fresh.name;
         existing.namespace = fresh.namespace;
         existing.labels = fresh.labels;
+        existing.nodeAddress = fresh.nodeAddress;
         next.set(fresh.key, existing);
       } else {
         next.set(fresh.key, fresh);

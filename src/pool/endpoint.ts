@@ -22,6 +22,8 @@ export interface ModelServerMetrics {
   cacheBlockSize?: number;
   /** KV blocks on the GPU (vLLM num_gpu_blocks, SGLang num_pages). */
   cacheNumGpuBlocks?: number;
+  /** core-metrics-extractor customMetrics: attribute key → value. */
+  custom?: Readonly<Record<string, number>>;
 }
 
 export interface EndpointSpec {
@@ -32,6 +34,8 @@ export interface EndpointSpec {
   /** Namespace of the pod (session tokens name namespace/name); defaults to "default". */
   namespace?: string;
   labels?: Record<string, string>;
+  /** IP of the node the pod runs on (Kubernetes status.hostIP), for node-level exporters such as DCGM. */
+  nodeAddress?: string;
 }
 
 export interface Endpoint {
@@ -42,6 +46,13 @@ export interface Endpoint {
   name: string;
   namespace: string;
   labels: Record<string, string>;
+  nodeAddress: string | undefined;
+  /**
+   * Scalar attributes from data sources beyond the model server's own page
+   * (e.g. GPUUtilization from dcgm-extractor), keyed "producer/attribute";
+   * each key has one writer, its source's collector. Absent: not known now.
+   */
+  readonly attributes: Map<string, number>;
   /** Latest scraped metrics (collector); undefined until the first successful scrape. */
   metrics: Readonly<ModelServerMetrics> | undefined;
   /** performance.now() of the last successful scrape (0 = never). */
@@ -105,6 +116,8 @@ export function createEndpoint(spec: EndpointSpec): Endpoint {
     name: spec.name ?? key,
     namespace: spec.namespace ?? 'default',
     labels: { ...(spec.labels ?? {}) },
+    nodeAddress: spec.nodeAddress,
+    attributes: new Map(),
     metrics: undefined,
     metricsUpdatedAt: 0,
     scrapeError: undefined,

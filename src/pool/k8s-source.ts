@@ -67,6 +67,7 @@ export function podEndpoints(pods: readonly V1Pod[], ports: readonly number[]): 
         name: ports.length > 1 ? `${name}-rank-${rank}` : name,
         namespace: pod.metadata?.namespace ?? 'default',
         labels: { ...(pod.metadata?.labels ?? {}) },
+        nodeAddress: pod.status!.hostIP || undefined,
       });
     });
   }

@@ -7,6 +7,8 @@ import type { EngineResolver } from '../metrics/engines.ts';
 import { isCoreMetricsExtractor, type CoreMetricsExtractor } from './data-layer/core-metrics-extractor.ts';
 import { isEndpointExtractor, isEndpointNotificationSource, type EndpointExtractor } from './data-layer/endpoint-notification-source.ts';
 import { isFileDiscovery, type FileDiscovery } from './data-layer/file-discovery.ts';
+import { isDcgmDataSource } from './data-layer/dcgm-data-source.ts';
+import { isDcgmExtractor } from './data-layer/dcgm-extractor.ts';
 import { isMetricsDataSource, type MetricsDataSource } from './data-layer/metrics-data-source.ts';
 import { ParserTable, isRequestParser, type RequestParser } from './parsers/request-parser.ts';
 import { isDataProducer, isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type StateKey, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
@@ -131,6 +133,7 @@ function refTo(raw: unknown, where: string, plugins: ReadonlyMap<string, Plugin>
 const SOURCE_KINDS: readonly { readonly is: (p: Plugin) => boolean; readonly extractor: (p: Plugin) => boolean; readonly want: string }[] = [
   { is: isMetricsDataSource, extractor: isCoreMetricsExtractor, want: 'a core-metrics-extractor' },
   { is: isEndpointNotificationSource, extractor: isEndpointExtractor, want: 'an endpoint extractor (approx-prefix-cache-producer)' },
+  { is: isDcgmDataSource, extractor: isDcgmExtractor, want: 'a dcgm-extractor' },
 ];
 
 interface DataLayerSection {
@@ -367,6 +370,14 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   }
   for (const s of section.sources) {
     if (isEndpointNotificationSource(s.source)) for (const x of s.extractors) s.source.attach(x as EndpointExtractor);
+    if (isDcgmDataSource(s.source) && s.extractors.length === 0) {
+      throw new ConfigError(`${source}: dataLayer: source "${s.source.name}" (dcgm-data-source) has no extractors; list a dcgm-extractor under it`);
+    }
+  }
+  for (const p of plugins.values()) {
+    if (isDcgmExtractor(p) && !section.sources.some((s) => isDcgmDataSource(s.source) && s.extractors.includes(p))) {
+      throw new ConfigError(`${source}: plugin "${p.name}" (dcgm-extractor) is not listed under a dcgm-data-source in dataLayer.sources, so it would never see a page`);
+    }
   }
   const src = metricsEntry.source as MetricsDataSource;
   const ext = metricsEntry.extractors[0] as CoreMetricsExtractor | undefined;

@@ -22,6 +22,25 @@ export function isCoreMetricsExtractor(p: Plugin): p is CoreMetricsExtractor {
 }
 
 const SPEC_FIELDS = ['name', 'queuedRequestsSpec', 'runningRequestsSpec', 'kvUsageSpec', 'loraSpec', 'cacheInfoSpec'] as const;
+const FIELDS: readonly string[] = [...SPEC_FIELDS, 'customMetrics'];
+
+/** customMetrics: [{attributeKey, metricSpec}], as llm-d Router reads them. */
+function customMetrics(raw: unknown, w: string): { attributeKey: string; metricSpec: string }[] | undefined {
+  if (raw === undefined) return undefined;
+  if (!Array.isArray(raw)) throw new ConfigError(`${w}: "customMetrics" must be a list of {attributeKey, metricSpec}`);
+  const keys = new Set<string>();
+  return raw.map((c, i) => {
+    const cw = `${w}: customMetrics[${i}]`;
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new ConfigError(`${cw}: must be a mapping {attributeKey, metricSpec}`);
+    for (const k of Object.keys(c)) if (k !== 'attributeKey' && k !== 'metricSpec') throw new ConfigError(`${cw}: unknown field "${k}" (allowed: attributeKey, metricSpec)`);
+    const { attributeKey, metricSpec } = c as Record<string, unknown>;
+    if (typeof attributeKey !== 'string' || attributeKey === '') throw new ConfigError(`${cw}: "attributeKey" is required`);
+    if (typeof metricSpec !== 'string' || metricSpec === '') throw new ConfigError(`${cw}: "metricSpec" is required`);
+    if (keys.has(attributeKey)) throw new ConfigError(`${cw}: attributeKey "${attributeKey}" is given twice`);
+    keys.add(attributeKey);
+    return { attributeKey, metricSpec };
+  });
+}
 
 export const coreMetricsExtractor = definePlugin({
   type: 'core-metrics-extractor',
@@ -33,7 +52,7 @@ export const coreMetricsExtractor = definePlugin({
     engineConfigs: {
       type: 'list',
       default: [],
-      doc: 'Custom or overridden engines: {name, queuedRequestsSpec, runningRequestsSpec, kvUsageSpec, loraSpec, cacheInfoSpec}, each spec a selector `family{label=value}`; "" disables KV/LoRA/cache info; omitted fields keep the built-in engine of that name.',
+      doc: 'Custom or overridden engines: {name, queuedRequestsSpec, runningRequestsSpec, kvUsageSpec, loraSpec, cacheInfoSpec, customMetrics}, each spec a selector `family{label=value}`; "" disables KV/LoRA/cache info; omitted fields keep the built-in engine of that name. customMetrics: [{attributeKey, metricSpec}] reads a scalar series into an endpoint attribute for endpoint-attribute-filter / -scorer.',
     },
   },
   create: (name, p) => {
@@ -43,11 +62,12 @@ export const coreMetricsExtractor = definePlugin({
       const w = `${where}: engineConfigs[${i}]`;
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${w}: must be a mapping`);
       const e = raw as Record<string, unknown>;
-      for (const k of Object.keys(e)) if (!(SPEC_FIELDS as readonly string[]).includes(k)) throw new ConfigError(`${w}: unknown field "${k}" (allowed: ${SPEC_FIELDS.join(', ')})`);
+      for (const k of Object.keys(e)) if (!FIELDS.includes(k)) throw new ConfigError(`${w}: unknown field "${k}" (allowed: ${FIELDS.join(', ')})`);
       for (const k of SPEC_FIELDS) if (e[k] !== undefined && typeof e[k] !== 'string') throw new ConfigError(`${w}: "${k}" must be a string`);
       if (typeof e.name !== 'string' || e.name === '') throw new ConfigError(`${w}: "name" is required`);
+      const custom = customMetrics(e.customMetrics, w);
       try {
-        engines.push(engineFromConfig(e as unknown as EngineConfigEntry));
+        engines.push(engineFromConfig({ ...(e as unknown as EngineConfigEntry), customMetrics: custom }));
       } catch (err) {
         throw new ConfigError(`${w}: ${(err as Error).message}`);
       }
