@@ -183,6 +183,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let kubeSource: { stop(): Promise<void>; synced: boolean; onSyncChange: ((s: boolean) => void) | undefined } | undefined;
   let policySource: { stop(): Promise<void> } | undefined;
   const policy = new RequestPolicy(deps.random, { allowClientModelRewrite: options.allowClientModelRewrite });
+  policy.onRewrites = (models) => metrics.pinModels(models);
   let kubeConfig: unknown;
   const flagSources = [options.endpoints && '--endpoints', options.endpointsFile && '--endpoints-file', options.poolName && '--pool-name', options.endpointSelector && '--endpoint-selector'].filter(Boolean);
   if (dataLayer.discovery && flagSources.length) {

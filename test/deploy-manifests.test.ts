@@ -695,6 +695,8 @@ describe('RBAC', () => {
       'inference.networking.k8s.io/inferencepools:get,list,watch',
       'inference.networking.x-k8s.io/inferencemodelrewrites:get,list,watch',
       'inference.networking.x-k8s.io/inferenceobjectives:get,list,watch',
+      'llm-d.ai/inferencemodelrewrites:get,list,watch',
+      'llm-d.ai/inferenceobjectives:get,list,watch',
     ]);
   });
 

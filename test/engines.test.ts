@@ -47,22 +47,22 @@ const GPU_LINE = 'vllm:gpu_cache_usage_perc{model_name="facebook/opt-125m"} 0.0'
 
 describe('engine selection', () => {
   it('exposes the label keys and default', () => {
-    expect(ENGINE_TYPE_LABELS).toEqual(['inference.networking.k8s.io/engine-type', 'llm-d.ai/engine-type']);
+    expect(ENGINE_TYPE_LABELS).toEqual(['llm-d.ai/engine-type', 'inference.networking.k8s.io/engine-type']);
     expect(DEFAULT_ENGINE).toBe('vllm');
     expect([...ENGINES.keys()].sort()).toEqual(['sglang', 'tgi', 'triton-tensorrt-llm', 'trtllm-serve', 'vllm']);
     for (const [k, e] of ENGINES) expect(e.name).toBe(k);
   });
 
-  it('picks the engine from pod labels, GAIE label first', () => {
+  it('picks the engine from pod labels, llm-d.ai label first, GAIE\'s as the fallback', () => {
     expect(engineForLabels({}).name).toBe('vllm');
     expect(engineForLabels({ 'inference.networking.k8s.io/engine-type': 'sglang' }).name).toBe('sglang');
     expect(engineForLabels({ 'llm-d.ai/engine-type': 'trtllm-serve' }).name).toBe('trtllm-serve');
     expect(
       engineForLabels({ 'inference.networking.k8s.io/engine-type': 'tgi', 'llm-d.ai/engine-type': 'sglang' }).name,
-    ).toBe('tgi');
-    // An empty GAIE label does not hide the llm-d one.
+    ).toBe('sglang');
+    // An empty llm-d label does not hide the GAIE one.
     expect(
-      engineNameForLabels({ 'inference.networking.k8s.io/engine-type': '', 'llm-d.ai/engine-type': 'sglang' }),
+      engineNameForLabels({ 'inference.networking.k8s.io/engine-type': 'sglang', 'llm-d.ai/engine-type': '' }),
     ).toBe('sglang');
   });
 

@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import { Datastore } from '../src/pool/datastore.ts';
-import { KubeSource } from '../src/pool/k8s-source.ts';
+import { KubeSource, podEndpoints } from '../src/pool/k8s-source.ts';
+import type { V1Pod } from '@kubernetes/client-node';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import { FakeKube, inferencePool, pod } from './helpers/fake-kube.ts';
 import { FakePod } from './helpers/fake-pod.ts';
@@ -204,5 +205,29 @@ describe('llm-epp on a Kubernetes pool', () => {
     await waitFor(() => app.director.candidates(undefined).map((e) => e.key).join() === pods[1].key);
     const r2 = await client.send({ body: JSON.stringify({ model: 'm', prompt: 'hi' }) });
     expect(r2.setHeaders.get('x-gateway-destination-endpoint')).toBe(pods[1].key);
+  });
+});
+
+describe('pod keys of llm-d Router v0.10 (PR #922)', () => {
+  const withAnnotations = (annotations: Record<string, string>, hostIP?: string) => {
+    const p = pod('vllm-0', '10.0.0.9', { app: 'vllm' }) as V1Pod;
+    p.metadata!.annotations = annotations;
+    if (hostIP) p.status!.hostIP = hostIP;
+    return p;
+  };
+  const ports = (p: V1Pod) => podEndpoints([p], [8000, 8001, 8002]).map((e) => [e.port, e.name]);
+
+  it('llm-d.ai/active-ports limits a pod to the target ports it lists; GAIE\'s key is the fallback', () => {
+    expect(ports(withAnnotations({}))).toEqual([[8000, 'vllm-0-rank-0'], [8001, 'vllm-0-rank-1'], [8002, 'vllm-0-rank-2']]);
+    expect(ports(withAnnotations({ 'llm-d.ai/active-ports': '8000, 8002' }))).toEqual([[8000, 'vllm-0-rank-0'], [8002, 'vllm-0-rank-2']]);
+    expect(ports(withAnnotations({ 'inference.networking.k8s.io/active-ports': '8001' }))).toEqual([[8001, 'vllm-0-rank-1']]);
+    // The llm-d key wins; entries that are not target ports, or not numbers, are ignored.
+    expect(ports(withAnnotations({ 'llm-d.ai/active-ports': '8002,9999,abc', 'inference.networking.k8s.io/active-ports': '8000' }))).toEqual([[8002, 'vllm-0-rank-2']]);
+    expect(ports(withAnnotations({ 'llm-d.ai/active-ports': '' }))).toEqual([]);
+  });
+
+  it('carries the pod\'s node address (status.hostIP) for node-level exporters', () => {
+    expect(podEndpoints([withAnnotations({}, '192.168.3.4')], [8000])[0].nodeAddress).toBe('192.168.3.4');
+    expect(podEndpoints([withAnnotations({})], [8000])[0].nodeAddress).toBeUndefined();
   });
 });

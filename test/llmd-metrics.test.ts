@@ -11,6 +11,7 @@ import { parsePrometheusText } from '../src/metrics/prom-text.ts';
 import { MAX_LABEL_VALUES, OTHER_LABEL } from '../src/observability/bounded.ts';
 import { EppMetrics } from '../src/observability/metrics.ts';
 import { Datastore } from '../src/pool/datastore.ts';
+import { RequestPolicy } from '../src/request-control/policy.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import type { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';
@@ -180,3 +181,17 @@ describe('fairness_id label values', () => {
     expect(m.fairnessLabel('x'.repeat(10_000)).length).toBeLessThan(200);
   });
 });
+
+describe('model names an InferenceModelRewrite configures', () => {
+  it('keep their own label past the cap (llm-d Router PR #1909); other names still fold into "other"', () => {
+    const m = new EppMetrics(new Datastore(), { poolName: 'p', stalenessThresholdMs: 1000, version: 't', processMetrics: false, maxModelLabels: 2 });
+    const policy = new RequestPolicy();
+    policy.onRewrites = (models) => m.pinModels(models);
+    expect([m.modelLabel('a'), m.modelLabel('b'), m.modelLabel('c')]).toEqual(['a', 'b', OTHER_LABEL]);
+    policy.setRewrites([{ name: 'canary', createdAt: 0, rules: [{ matches: ['food-review'], targets: [{ modelRewrite: 'food-review-v2', weight: 1 }] }] }]);
+    expect([m.modelLabel('food-review'), m.modelLabel('food-review-v2'), m.modelLabel('d')]).toEqual(['food-review', 'food-review-v2', OTHER_LABEL]);
+    policy.setRewrites([]);
+    expect(m.modelLabel('food-review-v2')).toBe(OTHER_LABEL);
+  });
+});
+

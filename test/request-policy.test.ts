@@ -2,13 +2,18 @@
 // decisions: unit rules, the Kubernetes feed, and rewrites through ext_proc.
 import { afterEach, describe, expect, it } from 'vitest';
 import { restoreModel, RequestPolicy, pickWeighted } from '../src/request-control/policy.ts';
-import { objectivesFor, rewritesFor } from '../src/request-control/k8s-policy-source.ts';
+import { KubePolicySource, objectivesFor, rewritesFor } from '../src/request-control/k8s-policy-source.ts';
+import { createLogger } from '../src/log.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import { FakeKube, inferencePool, pod } from './helpers/fake-kube.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { seeded } from './helpers/scheduling.ts';
 
 const h = (o: Record<string, string> = {}) => new Map(Object.entries(o));
+const POLICY_KINDS = [
+  { kind: 'InferenceObjective', plural: 'inferenceobjectives' },
+  { kind: 'InferenceModelRewrite', plural: 'inferencemodelrewrites' },
+];
 
 describe('request policy', () => {
   it('looks up the objective\'s priority by header name; unknown or missing ⇒ 0; fairness id defaults to default-flow', () => {
@@ -99,6 +104,7 @@ describe('objectives and rewrites through ext_proc on a Kubernetes pool', () => 
     const kube = await new FakeKube().start();
     const fake = await new FakePod({}, '127.0.0.2').start();
     const X = '/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/ns';
+    kube.installCrds('inference.networking.x-k8s.io', 'v1alpha2', POLICY_KINDS);
     kube.upsert('/apis/inference.networking.k8s.io/v1/namespaces/ns/inferencepools', inferencePool('pool', { app: 'vllm' }, [fake.port]));
     kube.upsert('/api/v1/namespaces/ns/pods', pod('p', '127.0.0.2', { app: 'vllm' }));
     kube.upsert(`${X}/inferenceobjectives`, { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceObjective', metadata: { name: 'critical', namespace: 'ns' }, spec: { priority: 5, poolRef: { name: 'pool' } } });
@@ -152,4 +158,61 @@ describe('objectives and rewrites through ext_proc on a Kubernetes pool', () => 
     }
     expect(plain.echoedBody.toString()).toBe(body);
   });
+});
+
+describe('InferenceObjective / InferenceModelRewrite API group (llm-d Router v0.10, PR #1449)', () => {
+  const LLMD = '/apis/llm-d.ai/v1alpha2/namespaces/ns';
+  const LEGACY = '/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/ns';
+  const objective = (apiVersion: string, name: string, priority: number) => ({ apiVersion, kind: 'InferenceObjective', metadata: { name, namespace: 'ns' }, spec: { priority, poolRef: { name: 'pool' } } });
+
+  async function start(kube: FakeKube): Promise<{ policy: RequestPolicy; source: KubePolicySource }> {
+    const policy = new RequestPolicy();
+    const source = new KubePolicySource(kube.kubeConfig(), 'pool', 'ns', policy, createLogger('silent'));
+    cleanup.push(async () => {
+      await source.stop();
+      await kube.stop();
+    });
+    await source.start();
+    return { policy, source };
+  }
+  const priorityOf = (policy: RequestPolicy, objective: string) => policy.resolve(h({ 'x-llm-d-inference-objective': objective }), 'm').priority;
+
+  it('reads llm-d.ai when only it is installed', async () => {
+    const kube = await new FakeKube().start();
+    kube.installCrds('llm-d.ai', 'v1alpha2', POLICY_KINDS);
+    kube.upsert(`${LLMD}/inferenceobjectives`, objective('llm-d.ai/v1alpha2', 'batch', -1));
+    const { policy, source } = await start(kube);
+    expect(source.groups.get('InferenceObjective')).toBe('llm-d.ai');
+    await waitFor(() => priorityOf(policy, 'batch') === -1);
+  });
+
+  it('with both installed, reads llm-d.ai and ignores the legacy objects', async () => {
+    const kube = await new FakeKube().start();
+    kube.installCrds('llm-d.ai', 'v1alpha2', POLICY_KINDS);
+    kube.installCrds('inference.networking.x-k8s.io', 'v1alpha2', POLICY_KINDS);
+    kube.upsert(`${LLMD}/inferenceobjectives`, objective('llm-d.ai/v1alpha2', 'new', 7));
+    kube.upsert(`${LEGACY}/inferenceobjectives`, objective('inference.networking.x-k8s.io/v1alpha2', 'old', 3));
+    const { policy, source } = await start(kube);
+    expect([source.groups.get('InferenceObjective'), source.groups.get('InferenceModelRewrite')]).toEqual(['llm-d.ai', 'llm-d.ai']);
+    await waitFor(() => priorityOf(policy, 'new') === 7);
+    expect(priorityOf(policy, 'old')).toBe(0);
+  });
+
+  it('with only the legacy group installed, reads it (GAIE v1.5 clusters)', async () => {
+    const kube = await new FakeKube().start();
+    kube.installCrds('inference.networking.x-k8s.io', 'v1alpha2', POLICY_KINDS);
+    kube.upsert(`${LEGACY}/inferenceobjectives`, objective('inference.networking.x-k8s.io/v1alpha2', 'old', 3));
+    const { policy, source } = await start(kube);
+    expect(source.groups.get('InferenceObjective')).toBe('inference.networking.x-k8s.io');
+    await waitFor(() => priorityOf(policy, 'old') === 3);
+  });
+
+  it('with neither installed, watches llm-d.ai and picks objects up once they appear', async () => {
+    const kube = await new FakeKube().start();
+    const { policy, source } = await start(kube);
+    expect(source.groups.get('InferenceObjective')).toBe('llm-d.ai');
+    kube.installCrds('llm-d.ai', 'v1alpha2', POLICY_KINDS);
+    kube.upsert(`${LLMD}/inferenceobjectives`, objective('llm-d.ai/v1alpha2', 'late', 4));
+    await waitFor(() => priorityOf(policy, 'late') === 4, 15_000);
+  }, 20_000);
 });

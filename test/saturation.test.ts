@@ -127,7 +127,7 @@ describe('data-layer and parser sections (GAIE Helm / llm-d configs)', () => {
     expect(sg.kvUsage.map((s) => s.name)).toEqual(['sglang:kv_frac']);
     const r = new EngineResolver();
     expect(r.forLabels({ 'llm-d.ai/engine-type': 'sglang' }).engine.name).toBe('sglang');
-    expect(r.forLabels({ 'inference.networking.k8s.io/engine-type': 'tgi', 'llm-d.ai/engine-type': 'sglang' }).engine.name).toBe('tgi');
+    expect(r.forLabels({ 'inference.networking.k8s.io/engine-type': 'tgi', 'llm-d.ai/engine-type': 'sglang' }).engine.name).toBe('sglang');
     expect(() => new EngineResolver({ defaultEngine: 'x' })).toThrow(/defaultEngine "x"/);
   });
 });

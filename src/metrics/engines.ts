@@ -49,10 +49,13 @@ export class MissingMetricError extends Error {
   }
 }
 
-/** Pod labels naming the engine, in precedence order (GAIE first, llm-d legacy second). */
+/**
+ * Pod labels naming the engine, in precedence order: llm-d Router v0.10's key
+ * first, GAIE's as the fallback it still reads (its PR #922).
+ */
 export const ENGINE_TYPE_LABELS: readonly string[] = Object.freeze([
-  'inference.networking.k8s.io/engine-type',
   'llm-d.ai/engine-type',
+  'inference.networking.k8s.io/engine-type',
 ]);
 
 export const DEFAULT_ENGINE = 'vllm';

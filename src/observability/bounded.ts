@@ -36,6 +36,8 @@ export function bounded(s: string, max = MAX_CLIENT_STRING_LENGTH): string {
  */
 export class LabelValues {
   readonly #seen = new Set<string>();
+  /** Values the operator configured (InferenceModelRewrite models): always their own label, outside the cap. */
+  #pinned: ReadonlySet<string> = new Set();
   readonly #limit: number;
   readonly #maxLength: number;
 
@@ -44,8 +46,15 @@ export class LabelValues {
     this.#maxLength = maxLength;
   }
 
+  /** Replace the operator's values, which never fold into "other" (llm-d Router PR #1909). */
+  pin(values: Iterable<string>): void {
+    const next = new Set<string>();
+    for (const v of values) next.add(bounded(v, this.#maxLength));
+    this.#pinned = next;
+  }
+
   value(raw: string): string {
-    if (this.#seen.has(raw)) return raw;
+    if (this.#seen.has(raw) || this.#pinned.has(raw)) return raw;
     const v = bounded(raw, this.#maxLength);
     if (this.#seen.has(v)) return v;
     if (this.#seen.size >= this.#limit) return OTHER_LABEL;

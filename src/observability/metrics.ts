@@ -134,6 +134,11 @@ export class EppMetrics {
     return this.#models.value(model);
   }
 
+  /** Model names configured by InferenceModelRewrites: their labels are never folded into "other". */
+  pinModels(names: Iterable<string>): void {
+    this.#models.pin(names);
+  }
+
   /** The label value for a client-chosen fairness id (x-llm-d-inference-fairness-id): capped like model names. */
   fairnessLabel(id: string): string {
     return this.#fairness.value(id);

@@ -54,13 +54,36 @@ export function isPodReady(pod: V1Pod): boolean {
   return (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
-/** Endpoints of the ready pods, one per target port; names as GAIE's: pod, or pod-rank-N with several ports. */
+/** Pod annotation listing the target ports that serve now (llm-d Router), and GAIE's key it still reads. */
+export const ACTIVE_PORTS_ANNOTATIONS = ['llm-d.ai/active-ports', 'inference.networking.k8s.io/active-ports'] as const;
+
+/**
+ * The pool's target ports a pod serves on: all of them, or those its
+ * active-ports annotation lists ("8000,8001"); entries that are not target
+ * ports, or not numbers, are ignored, as llm-d Router does.
+ */
+export function activePorts(pod: V1Pod, ports: readonly number[]): ReadonlySet<number> {
+  const ann = pod.metadata?.annotations ?? {};
+  const key = ACTIVE_PORTS_ANNOTATIONS.find((k) => Object.hasOwn(ann, k));
+  if (key === undefined) return new Set(ports);
+  const listed = new Set<number>();
+  // A target port list is short; the annotation is cut to what could matter.
+  for (const part of ann[key].split(',', 64)) {
+    const n = Number.parseInt(part.trim(), 10);
+    if (n > 0 && ports.includes(n)) listed.add(n);
+  }
+  return listed;
+}
+
+/** Endpoints of the ready pods, one per active target port; names as GAIE's: pod, or pod-rank-N with several ports. */
 export function podEndpoints(pods: readonly V1Pod[], ports: readonly number[]): EndpointSpec[] {
   const out: EndpointSpec[] = [];
   for (const pod of pods) {
     if (!isPodReady(pod)) continue;
     const name = pod.metadata?.name ?? pod.status!.podIP!;
+    const active = activePorts(pod, ports);
     ports.forEach((port, rank) => {
+      if (!active.has(port)) return;
       out.push({
         address: pod.status!.podIP!,
         port,

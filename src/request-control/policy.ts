@@ -75,6 +75,22 @@ export class RequestPolicy {
   setRewrites(list: readonly ModelRewrite[]): void {
     // Oldest first, so the first match in order is the tie-winner.
     this.#rewrites = [...list].sort((a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name));
+    this.onRewrites?.(this.configuredModels());
+  }
+
+  /** Called with configuredModels() whenever the rewrites change (metrics keep those model labels). */
+  onRewrites: ((models: ReadonlySet<string>) => void) | undefined;
+
+  /** Every model name the rewrites name: matched and target models. */
+  configuredModels(): ReadonlySet<string> {
+    const out = new Set<string>();
+    for (const rw of this.#rewrites) {
+      for (const rule of rw.rules) {
+        for (const m of rule.matches) out.add(m);
+        for (const t of rule.targets) out.add(t.modelRewrite);
+      }
+    }
+    return out;
   }
 
   resolve(headers: ReadonlyMap<string, string>, model: string): RequestPolicyResult {

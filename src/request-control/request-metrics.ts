@@ -34,6 +34,7 @@ export class RequestMetrics {
   #headersAt = 0;
   /** Time spent in llm-epp's response handlers (llm_d_epp_response_processing_duration_seconds), ms. */
   #handledMs = 0;
+  #itl: { observe(v: number): void } | undefined;
   #done = false;
 
   constructor(o: RequestMetricsOptions, request: Pick<SchedulingRequest, 'requestId' | 'model' | 'targetModel' | 'fairnessId' | 'priority'>, receivedAt: number) {
@@ -84,7 +85,11 @@ export class RequestMetrics {
     if (chunk.length === 0) return;
     const now = performance.now();
     if (this.#firstByteAt === 0) this.#firstByteAt = now;
-    else if (this.#sse && this.#labels) this.#o.metrics.itl.observe(this.#labels, (now - this.#lastByteAt) / 1000);
+    else if (this.#sse && this.#labels) {
+      // One labelled child per request: a streamed response observes once per chunk.
+      this.#itl ??= this.#o.metrics.itl.labels(this.#labels);
+      this.#itl.observe((now - this.#lastByteAt) / 1000);
+    }
     this.#lastByteAt = now;
     this.#bytes += chunk.length;
     try {

@@ -33,6 +33,8 @@ export class FakeKube {
   readonly #history = new Map<string, { rv: number; obj: Obj; deleted: boolean }[]>();
   /** Watches from a resource version older than this get 410 Gone (history compacted). */
   #compactedRv = 0;
+  /** API discovery: /apis/<group>/<version> → the resources installed there. */
+  readonly #discovery = new Map<string, { kind: string; plural: string }[]>();
   #failLists = 0;
   #refuseWatches = false;
   lists = 0;
@@ -111,6 +113,11 @@ export class FakeKube {
     this.dropWatches();
   }
 
+  /** Serve API discovery for group/version: the kinds its CRDs define (as installing them would). */
+  installCrds(group: string, version: string, kinds: { kind: string; plural: string }[]): void {
+    this.#discovery.set(`/apis/${group}/${version}`, kinds);
+  }
+
   heal(): void {
     this.#failLists = 0;
     this.#refuseWatches = false;
@@ -186,6 +193,19 @@ export class FakeKube {
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
+    // API discovery of a group version: its resources, or 404 when no CRD of it is installed.
+    if (/^\/apis\/[^/]+\/[^/]+$/.test(path) && req.method === 'GET') {
+      const kinds = this.#discovery.get(path);
+      res.writeHead(kinds ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(
+          kinds
+            ? { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: path.slice(6), resources: kinds.map((k) => ({ name: k.plural, singularName: '', namespaced: true, kind: k.kind, verbs: ['get', 'list', 'watch'] })) }
+            : { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 },
+        ),
+      );
+      return;
+    }
     if (this.#object(req, res, path)) return;
     const labels = parseSelector(url.searchParams.get('labelSelector'));
     const fieldRaw = url.searchParams.get('fieldSelector');

@@ -47,7 +47,7 @@ export const coreMetricsExtractor = definePlugin({
   description:
     'Maps each engine\'s metric names to queue, running, KV use, LoRA and cache info; the pod label engineLabelKey picks the engine (vllm, sglang, trtllm-serve, triton-tensorrt-llm, tgi, or an engineConfigs entry), unknown values fall back to defaultEngine.',
   params: {
-    engineLabelKey: { type: 'string', doc: 'Pod label naming the engine (default: inference.networking.k8s.io/engine-type, then llm-d.ai/engine-type).' },
+    engineLabelKey: { type: 'string', doc: 'Pod label naming the engine (default: llm-d.ai/engine-type, then GAIE\'s inference.networking.k8s.io/engine-type).' },
     defaultEngine: { type: 'string', default: 'vllm', doc: 'Engine for pods without the label or with an unknown value.' },
     engineConfigs: {
       type: 'list',
