@@ -11,6 +11,8 @@ import type { Options } from './flags.ts';
 import { HealthState } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MetricsCollector } from './metrics/collector.ts';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Tracing } from './observability/tracing.ts';
 import { DcgmPage } from './metrics/dcgm-page.ts';
 import { isDcgmDataSource } from './scheduling/data-layer/dcgm-data-source.ts';
 import { EppMetrics } from './observability/metrics.ts';
@@ -48,6 +50,10 @@ export interface AppDeps {
   kubeConfig?: unknown;
   /** Lease duration for leader election (tests shorten it); default 15 s as GAIE. */
   leaseDurationMs?: number;
+  /** With --tracing: export spans here instead of what OTEL_* says (tests). */
+  spanExporter?: unknown;
+  /** With --tracing: the environment OTEL_* is read from (default process.env). */
+  tracingEnv?: NodeJS.ProcessEnv;
 }
 
 const KUBE_START_WAIT_MS = 10_000;
@@ -305,6 +311,13 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
 
   const streams = new StreamTracker({ maxStreams: options.maxConcurrentStreams, idleTimeoutMs: options.streamIdleTimeoutMs });
   metrics.openStreams = () => streams.size;
+  // The OpenTelemetry SDK is loaded only with --tracing.
+  let tracing: Tracing | undefined;
+  if (options.tracing) {
+    const { Tracing } = await import('./observability/tracing.ts');
+    tracing = new Tracing({ log, version: VERSION, exporter: deps.spanExporter as SpanExporter | undefined, env: deps.tracingEnv });
+    log.info({ exporter: (deps.tracingEnv ?? process.env).OTEL_TRACES_EXPORTER || 'otlp', endpoint: (deps.tracingEnv ?? process.env).OTEL_EXPORTER_OTLP_ENDPOINT || 'http://localhost:4317' }, 'tracing on');
+  }
   const extProc = createExtProcServer(
     {
       director,
@@ -315,6 +328,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       emitEndpointScores: options.emitEndpointScores,
       bufferBudget,
       streams,
+      tracing,
     },
     health.impl,
     {
@@ -430,6 +444,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
           await Promise.all([shutdown(healthServer, 1000), stopCollectors(), kubeSource?.stop(), policySource?.stop()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
           metricsServer?.closeAllConnections();
+          // Spans still buffered go out (bounded by the exporter's own timeout).
+          await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'tracing shutdown failed'));
         })();
         return stopping;
       },
@@ -441,7 +457,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     clearInterval(summaryTimer);
     metricsServer?.close();
     fileSource?.stop();
-    await Promise.all([stopCollectors(), kubeSource?.stop(), policySource?.stop()]);
+    await Promise.all([stopCollectors(), kubeSource?.stop(), policySource?.stop(), tracing?.shutdown().catch(() => {})]);
     throw err;
   }
 }

@@ -330,7 +330,6 @@ function validateLlmdFlags(o: Options): void {
   ] as const) {
     if (value) throw new FlagError(`--${flag} is deprecated and cannot be used; configure metrics via engineConfigs of core-metrics-extractor in the EndpointPickerConfig instead`);
   }
-  if (o.tracing) throw new FlagError('--tracing=true: OpenTelemetry tracing is not built yet in llm-epp; leave it off');
   if (o.enablePprof) throw new FlagError('--enable-pprof: pprof is a Go facility llm-epp (Node.js) does not have; profile with NODE_OPTIONS=--cpu-prof or --heap-prof instead');
   if (o.zapEncoder === 'console') throw new FlagError('--zap-encoder=console: llm-epp writes JSON logs only (pino); pipe them through pino-pretty for a console view');
   if (['epoch', 'millis', 'nano'].includes(o.zapTimeEncoding)) {

@@ -38,6 +38,9 @@ import {
   type ProcessingRequest,
   type ProcessingResponse,
 } from './messages.ts';
+import type { Span } from '@opentelemetry/api';
+import { endSpan, type RequestTrace } from '../observability/spans.ts';
+import type { Tracing } from '../observability/tracing.ts';
 
 export interface StreamContext {
   director: Director;
@@ -52,6 +55,8 @@ export interface StreamContext {
   bufferBudget: BufferBudget;
   /** Open streams: idle timeout and drain. */
   streams: StreamTracker;
+  /** --tracing: starts each request's gateway.request span. */
+  tracing?: Pick<Tracing, 'startRequest'>;
 }
 
 type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
@@ -90,6 +95,10 @@ export class ExtProcStream implements TrackedStream {
 
   /** Puts the client's model name back into the response after a rewrite. */
   #restorer: ModelRestorer | undefined;
+
+  /** gateway.request, while the request is traced. */
+  #span: Span | undefined;
+  #trace: RequestTrace | undefined;
 
   constructor(call: Call, ctx: StreamContext) {
     this.#call = call;
@@ -175,6 +184,11 @@ export class ExtProcStream implements TrackedStream {
       this.#requestIdGenerated = true;
     }
     this.#path = this.#headers.get(':path') ?? '/';
+    const traced = this.#ctx.tracing?.startRequest(this.#headers, this.#requestId);
+    if (traced) {
+      this.#span = traced.span;
+      this.#trace = traced.trace;
+    }
 
     const mode = this.#requestBodyMode;
     if (h.end_of_stream || mode === BodySendMode.NONE) {
@@ -243,6 +257,7 @@ export class ExtProcStream implements TrackedStream {
       body,
       subset: subsetHint(this.#metadata),
       receivedAt: this.#receivedAt,
+      trace: this.#trace,
     });
     this.#routing = routing;
     const bodyLength = routing.body?.length ?? 0;
@@ -322,6 +337,26 @@ export class ExtProcStream implements TrackedStream {
   /** The response has fully passed: request control records it and releases what it holds. */
   #complete(): void {
     if (this.#routing) this.#ctx.director.responseComplete(this.#routing, true);
+    this.#endSpan();
+  }
+
+  /**
+   * End gateway.request (once): with the error llm-epp answered, or marked
+   * closed when the stream ended before the response had passed (cancelled,
+   * or a gateway that does not send the response to the EPP).
+   */
+  #endSpan(err?: EppError | 'closed'): void {
+    const span = this.#span;
+    if (!span) return;
+    this.#span = undefined;
+    this.#trace = undefined;
+    if (err === 'closed') {
+      span.setAttribute('llm_d.epp.stream.closed_before_response', true);
+      endSpan(span);
+      return;
+    }
+    if (err) span.setAttribute('http.response.status_code', err.status);
+    endSpan(span, err);
   }
 
   // ---- plumbing ----
@@ -340,6 +375,7 @@ export class ExtProcStream implements TrackedStream {
     // Counted against the model the request named; a routed request (a failure
     // after routing should not happen) is released, its response path gone.
     this.#ctx.director.rejected(this.#routing, e);
+    this.#endSpan(e);
     this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`, this.#rawHeaders));
     this.#end();
   }
@@ -361,6 +397,8 @@ export class ExtProcStream implements TrackedStream {
   #release(): void {
     this.#body.release();
     this.#releaseRouting();
+    // Still open when the stream went: its response never passed whole.
+    this.#endSpan('closed');
     this.#closed = true;
     this.#ctx.streams.delete(this);
   }

@@ -18,6 +18,8 @@ import { hostOf, isFresh, type Endpoint } from '../pool/endpoint.ts';
 import { CycleState } from '../scheduling/framework.ts';
 import type { Scheduler, SchedulingRequest, SchedulingResult } from '../scheduling/types.ts';
 import { estimateTokens } from '../units.ts';
+import { SpanKind } from '@opentelemetry/api';
+import { childSpan, endSpan, type RequestTrace } from '../observability/spans.ts';
 import { DEFAULT_FAIRNESS_ID, type RequestPolicy, type RequestPolicyResult } from './policy.ts';
 import type { RequestPlugins } from './request-plugins.ts';
 import { RequestMetrics, countRejected } from './request-metrics.ts';
@@ -57,6 +59,8 @@ export interface IncomingRequest {
   subset: readonly string[] | undefined;
   /** performance.now() of the request's first message. */
   receivedAt: number;
+  /** Set when the request is traced (its gateway.request span). */
+  trace?: RequestTrace;
 }
 
 export class Director {
@@ -89,6 +93,21 @@ export class Director {
    * 503) carrying the model it named, for the error metric.
    */
   handleRequest(incoming: IncomingRequest): Routing {
+    if (!incoming.trace) return this.#handle(incoming, undefined);
+    // gateway.request_orchestration, as llm-d Router names request control's span.
+    const { span, trace } = childSpan(incoming.trace, 'gateway.request_orchestration', SpanKind.SERVER);
+    try {
+      const routing = this.#handle(incoming, trace);
+      span.setAttributes({ 'llm_d.epp.endpoint': routing.primary.key, 'gen_ai.request.model': bounded(routing.request.targetModel) });
+      endSpan(span);
+      return routing;
+    } catch (e) {
+      endSpan(span, e);
+      throw e;
+    }
+  }
+
+  #handle(incoming: IncomingRequest, trace: RequestTrace | undefined): Routing {
     const parsed = incoming.body !== undefined ? this.#parse(incoming.body, incoming.path) : undefined;
     const model = parsed?.model ?? '';
     const pol = this.#policy?.resolve(incoming.headers, model);
@@ -111,6 +130,7 @@ export class Director {
       headers: incoming.headers,
       priority: pol?.priority ?? 0,
       fairnessId: pol?.fairnessId ?? DEFAULT_FAIRNESS_ID,
+      trace,
     };
     let routing: Routing;
     try {

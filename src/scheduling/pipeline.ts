@@ -7,7 +7,10 @@
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import type { Endpoint } from '../pool/endpoint.ts';
-import type { CycleState, Plugin, ProfileHandler, ProfileResult, SaturationDetector, SchedulerProfile, ScoredEndpoint } from './framework.ts';
+import type { Span } from '@opentelemetry/api';
+import { bounded } from '../observability/bounded.ts';
+import { childSpan, type RequestTrace } from '../observability/spans.ts';
+import type { CycleState, Plugin, ProfileHandler, ProfileResult, SaturationDetector, SchedulerProfile, ScoredEndpoint, Scorer } from './framework.ts';
 import { PluginTimer } from './plugin-timer.ts';
 import type { Scheduler, SchedulingResult } from './types.ts';
 
@@ -75,7 +78,10 @@ export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implem
     const n = eps.length;
     const totals = new Float64Array(n);
     const perScorer: ProfileRun['perScorer'] = [];
+    const traced = state.request.trace;
+    const scoring = traced ? scoringSpan(traced, state, profile.scorers.length, n) : undefined;
     for (const { scorer, weight } of profile.scorers) {
+      const span = scoring && childSpan(scoring.trace, `llm_d.epp.scorer.${scorer.type}`).span;
       // A failing scorer scores 0 everywhere.
       const raw = this.timer.guarded('Scorer', scorer, () => scorer.score(state, eps), new Float64Array(n));
       const clamped = new Float64Array(n);
@@ -87,7 +93,9 @@ export class PipelineScheduler<C extends PipelineConfig = PipelineConfig> implem
         totals[i] += weight * c;
       }
       perScorer.push({ name: scorer.name, weight, scores: clamped });
+      if (span) endScorerSpan(span, scorer, weight, clamped);
     }
+    scoring?.span.end();
     const scored: ScoredEndpoint[] = new Array(n);
     for (let i = 0; i < n; i++) scored[i] = { endpoint: eps[i], score: totals[i] };
     const max = profile.picker.maxEndpoints ?? maxEndpoints;
@@ -115,4 +123,36 @@ function explain(profile: string, run: ProfileRun): Record<string, unknown> {
     }
   });
   return { profile, chosen: describe(chosen), runnerUp: describe(runnerUp), candidates: run.candidates.length };
+}
+
+/** llm_d.epp.scoring: one profile's scoring, as llm-d Router names it and its attributes. */
+function scoringSpan(parent: RequestTrace, state: CycleState, scorers: number, candidates: number): { span: Span; trace: RequestTrace } {
+  const s = childSpan(parent, 'llm_d.epp.scoring');
+  s.span.setAttributes({
+    'llm_d.epp.scorer.count': scorers,
+    'llm_d.epp.scoring.candidate_endpoints': candidates,
+    'gen_ai.request.model': bounded(state.request.targetModel),
+    'gen_ai.request.id': state.request.requestId,
+  });
+  return s;
+}
+
+/** llm_d.epp.scorer.<type>: the scorer, its weight and the scores it gave. */
+function endScorerSpan(span: Span, scorer: Scorer, weight: number, scores: Float64Array): void {
+  let max = 0;
+  let sum = 0;
+  for (const v of scores) {
+    if (v > max) max = v;
+    sum += v;
+  }
+  span.setAttributes({
+    'llm_d.epp.scorer.type': scorer.type,
+    'llm_d.epp.scorer.name': scorer.name,
+    'llm_d.epp.scorer.weight': weight,
+    'llm_d.epp.scorer.candidate_endpoints': scores.length,
+    'llm_d.epp.scorer.endpoints_scored': scores.length,
+    'llm_d.epp.scorer.score.max': max,
+    'llm_d.epp.scorer.score.avg': scores.length ? sum / scores.length : 0,
+  });
+  span.end();
 }

@@ -5,6 +5,7 @@
 import type { Endpoint } from '../pool/endpoint.ts';
 import type { ParsedRequest } from '../openai/request.ts';
 import type { CycleState, DestinationRewrite, ProfileResult } from './framework.ts';
+import type { RequestTrace } from '../observability/spans.ts';
 
 export interface SchedulingRequest {
   readonly requestId: string;
@@ -20,6 +21,8 @@ export interface SchedulingRequest {
   readonly priority: number;
   /** x-gateway-inference-fairness-id, default "default-flow". */
   readonly fairnessId: string;
+  /** Set while the request is traced (--tracing, sampled): the scheduler's spans hang from it. */
+  readonly trace?: RequestTrace;
 }
 
 export interface SchedulingResult {
