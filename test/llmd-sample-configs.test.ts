@@ -3,7 +3,9 @@
 // in llm-epp and schedules a request, or is refused with one exact line
 // naming what llm-epp does not have. Nothing is silently ignored.
 import { readFileSync, readdirSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimPod, type SimPod } from '../bench/sim/server.ts';
+import { startTestApp } from './helpers/app-harness.ts';
 import { createRegistry } from '../src/builtin-plugins.ts';
 import { createLogger } from '../src/log.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
@@ -74,5 +76,42 @@ describe('llm-d Router v0.10 sample configs (deploy/config/)', () => {
         expect(err.message).not.toContain('\n');
       });
     }
+  }
+});
+
+describe('the samples that load, run against simulated vLLM pods', () => {
+  const SAMPLES = ['epp-config.yaml', 'dp-epp-config.yaml', 'epp-estimate-prefix-cache-config.yaml', 'sim-epp-config.yaml'];
+  // sim-epp-gpu-config.yaml runs end to end in test/dcgm.test.ts (its pods also serve DCGM pages).
+  let pods: SimPod[] = [];
+  beforeAll(async () => {
+    pods = await Promise.all([0, 1, 2].map(() => startSimPod({ model: 'sim-model', timeScale: 0.02 })));
+  });
+  afterAll(async () => {
+    await Promise.all(pods.map((p) => p.close()));
+  });
+
+  for (const file of SAMPLES) {
+    it(`${file}: routes requests, and the same long prompt to the same pod`, async () => {
+      const config = readFileSync(new URL(file, DIR), 'utf8');
+      const { app, client } = await startTestApp([`--endpoints=${pods.map((p) => `${p.host}:${p.port}`).join(',')}`, `--config-text=${config}`], { waitReady: 3 });
+      try {
+        const prompt = 'You are a careful assistant. '.repeat(40);
+        const picks: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const r = await client.send({ body: JSON.stringify({ model: 'sim-model', prompt: prompt + `question ${i}` }), response: { status: 200, chunks: ['{"usage":{"prompt_tokens":300,"completion_tokens":1}}'] } });
+          expect(r.immediate).toBeUndefined();
+          // The primary first, then fallbacks.
+          const dest = r.setHeaders.get('x-gateway-destination-endpoint')!.split(',')[0];
+          // The data-parallel handler sends to the pod's primary port and names the rank in a header.
+          picks.push(file === 'dp-epp-config.yaml' ? r.setHeaders.get('x-data-parallel-host-port')! : dest);
+          if (file === 'dp-epp-config.yaml') expect(dest).toBe('127.0.0.1:8000');
+        }
+        for (const p of picks) expect(pods.map((x) => `${x.host}:${x.port}`)).toContain(p);
+        expect(new Set(picks).size, `prefix affinity: ${picks.join(' ')}`).toBe(1);
+      } finally {
+        client.close();
+        await app.stop(100);
+      }
+    });
   }
 });
