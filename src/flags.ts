@@ -91,7 +91,7 @@ export const GROUPS = {
 } as const;
 type Group = keyof typeof GROUPS;
 
-interface FlagSpec {
+export interface FlagSpec {
   name: string;
   key: keyof Options;
   kind: Kind;
@@ -99,6 +99,8 @@ interface FlagSpec {
   help: string;
   group: Group;
   choices?: readonly string[];
+  /** An llm-d Router flag llm-epp refuses when it is set (removed there too, or a Go-only facility); README's compatibility table reads it. */
+  refused?: true;
 }
 
 export const FLAGS: readonly FlagSpec[] = [
@@ -156,17 +158,17 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'grpc-max-send-msg-size', group: 'limits', key: 'grpcMaxSendMsgSize', kind: 'bytes', def: '0', help: 'Largest single gRPC message llm-epp sends (a rewritten body travels in one). 0 = the same as the receive default.' },
   { name: 'refresh-prometheus-metrics-interval', group: 'observe', key: 'refreshPrometheusMetricsIntervalMs', kind: 'duration', def: '5s', help: 'How often a pool summary (endpoints, fresh ones, mean and largest queue and KV-cache use) is written to the debug log, as llm-d Router\'s metrics logger does. Pool gauges themselves are computed whenever /metrics is read.' },
   { name: 'health-checking', group: 'llmd', key: 'healthChecking', kind: 'bool', def: 'false', help: 'llm-d Router: register gRPC health on the ext_proc port. llm-epp always serves it there (Envoy health-checks the EPP cluster on that port), so either value is accepted.' },
-  { name: 'enable-pprof', group: 'llmd', key: 'enablePprof', kind: 'bool', def: 'false', help: 'llm-d Router: Go pprof handlers. Not supported (Node.js has no pprof): --enable-pprof=true is refused; profile with NODE_OPTIONS=--cpu-prof or --heap-prof instead.' },
+  { name: 'enable-pprof', group: 'llmd', refused: true, key: 'enablePprof', kind: 'bool', def: 'false', help: 'llm-d Router: Go pprof handlers. Not supported (Node.js has no pprof): --enable-pprof=true is refused; profile with NODE_OPTIONS=--cpu-prof or --heap-prof instead.' },
   { name: 'zap-log-level', group: 'llmd', key: 'zapLogLevel', kind: 'string', def: '', help: 'llm-d Router\'s log level flag: debug, info, error, panic, or a verbosity number (as -v). Sets the level when --log-level is not given.' },
   { name: 'zap-encoder', group: 'llmd', key: 'zapEncoder', kind: 'string', def: 'json', choices: ['json', 'console'], help: 'llm-d Router\'s log encoding. llm-epp writes JSON (pino): json is accepted, console is refused (pipe the logs through pino-pretty instead).' },
   { name: 'zap-devel', group: 'llmd', key: 'zapDevel', kind: 'bool', def: 'false', help: 'llm-d Router\'s development logging defaults. Accepted; llm-epp\'s format does not change (use --log-level=debug for more detail).' },
   { name: 'zap-stacktrace-level', group: 'llmd', key: 'zapStacktraceLevel', kind: 'string', def: '', choices: ['', 'info', 'error', 'panic'], help: 'llm-d Router: the level from which stack traces are logged. Accepted; llm-epp logs the stack of every error it logs.' },
   { name: 'zap-time-encoding', group: 'llmd', key: 'zapTimeEncoding', kind: 'string', def: '', choices: ['', 'iso8601', 'rfc3339', 'rfc3339nano', 'epoch', 'millis', 'nano'], help: 'llm-d Router\'s timestamp format. llm-epp writes ISO 8601 (RFC 3339) times: iso8601, rfc3339 and rfc3339nano are accepted, the numeric ones refused.' },
-  { name: 'total-queued-requests-metric', group: 'llmd', key: 'totalQueuedRequestsMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set queuedRequestsSpec in core-metrics-extractor engineConfigs.' },
-  { name: 'total-running-requests-metric', group: 'llmd', key: 'totalRunningRequestsMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set runningRequestsSpec in core-metrics-extractor engineConfigs.' },
-  { name: 'kv-cache-usage-percentage-metric', group: 'llmd', key: 'kvCacheUsagePercentageMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set kvUsageSpec in core-metrics-extractor engineConfigs.' },
-  { name: 'lora-info-metric', group: 'llmd', key: 'loraInfoMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set loraSpec in core-metrics-extractor engineConfigs.' },
-  { name: 'cache-info-metric', group: 'llmd', key: 'cacheInfoMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set cacheInfoSpec in core-metrics-extractor engineConfigs.' },
+  { name: 'total-queued-requests-metric', group: 'llmd', refused: true, key: 'totalQueuedRequestsMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set queuedRequestsSpec in core-metrics-extractor engineConfigs.' },
+  { name: 'total-running-requests-metric', group: 'llmd', refused: true, key: 'totalRunningRequestsMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set runningRequestsSpec in core-metrics-extractor engineConfigs.' },
+  { name: 'kv-cache-usage-percentage-metric', group: 'llmd', refused: true, key: 'kvCacheUsagePercentageMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set kvUsageSpec in core-metrics-extractor engineConfigs.' },
+  { name: 'lora-info-metric', group: 'llmd', refused: true, key: 'loraInfoMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set loraSpec in core-metrics-extractor engineConfigs.' },
+  { name: 'cache-info-metric', group: 'llmd', refused: true, key: 'cacheInfoMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set cacheInfoSpec in core-metrics-extractor engineConfigs.' },
   { name: 'help', group: 'observe', key: 'help', kind: 'bool', def: 'false', help: 'Print this help and exit.' },
   { name: 'version', group: 'observe', key: 'version', kind: 'bool', def: 'false', help: 'Print the version and exit.' },
 ];

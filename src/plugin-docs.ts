@@ -2,6 +2,7 @@
 // themselves (README's plugin section is regenerated with `npm run docs:plugins`).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRegistry } from './builtin-plugins.ts';
+import { withCompatTable } from './compat-table.ts';
 import type { ParamSpec } from './scheduling/params.ts';
 
 function fmtDefault(spec: ParamSpec): string {
@@ -34,10 +35,10 @@ export function pluginDocs(): string {
   return out.join('\n');
 }
 
-/** Replace the README's generated section (between the plugins markers) with the current reference. */
+/** Replace the README's generated sections (plugin reference, llm-d compatibility table) with current ones. */
 function writeReadme(): void {
   const url = new URL('../README.md', import.meta.url);
-  const readme = readFileSync(url, 'utf8');
+  const readme = withCompatTable(readFileSync(url, 'utf8'));
   const start = readme.indexOf(START);
   const end = readme.indexOf(END);
   if (start < 0 || end < start) throw new Error(`README.md has no ${START} … ${END} section`);

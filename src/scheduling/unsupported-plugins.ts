@@ -2,7 +2,8 @@
 // config that declares one is refused with one line naming the plugin and
 // why, never silently ignored: a platform team moving from llm-d Router must
 // learn at start-up, not in production, that a feature is missing.
-// The README's compatibility table and test/llm-d-compat.test.ts read this list.
+// The README's compatibility table (src/compat-table.ts) reads this list and
+// fails on any llm-d Router plugin that is neither here nor registered.
 
 export interface Unsupported {
   /** What the plugin does in llm-d Router, and what to use in llm-epp meanwhile. */
@@ -28,7 +29,7 @@ export const UNSUPPORTED_PLUGINS: ReadonlyMap<string, Unsupported> = new Map(
       ['prefix-based-pd-decider', PD],
       ['always-disagg-multimodal-decider', PD],
       ['p2p-source-producer', PD],
-      ['disaggregated-set-rollout-screener', PD],
+      ['disaggregatedset-rollout-screener', PD],
       // Precise prefix cache.
       ['precise-prefix-cache-producer', PRECISE],
       ['precise-prefix-cache-scorer', PRECISE],
@@ -43,10 +44,10 @@ export const UNSUPPORTED_PLUGINS: ReadonlyMap<string, Unsupported> = new Map(
       ['edf-ordering-policy', FLOW],
       ['slo-deadline-ordering-policy', FLOW],
       ['static-usage-limit-policy', FLOW],
-      ['priority-holdback', FLOW],
+      ['priority-holdback-policy', FLOW],
       ['soft-reflective-ceiling-policy', FLOW],
       ['sheddable-eviction-filter', FLOW],
-      ['priority-then-time-eviction-ordering', FLOW],
+      ['priority-then-time-eviction-order-policy', FLOW],
       ['probabilistic-admitter', 'probabilistic admission (shedding low-priority requests by saturation tier) is not implemented in llm-epp; sheddable requests are rejected with 429 while the saturation detector reports saturation'],
       ['agent-identity', 'agent-identity (fairness ids from agent session headers) feeds flow control, which llm-epp does not have yet'],
       // Latency prediction.
@@ -57,7 +58,6 @@ export const UNSUPPORTED_PLUGINS: ReadonlyMap<string, Unsupported> = new Map(
       // Multimodal.
       ['mm-embeddings-cache-producer', MM],
       ['mm-embeddings-cache-scorer', MM],
-      ['mm-cache-affinity-scorer', MM],
       // Topology.
       ['topology-extractor', 'topology-aware routing (zone/rack/host affinity) is not implemented in llm-epp; by-label or label-selector-filter can keep a zone by pod label'],
       ['topology-affinity-filter', 'topology-aware routing is not implemented in llm-epp; by-label or label-selector-filter can keep a zone by pod label'],
@@ -65,15 +65,15 @@ export const UNSUPPORTED_PLUGINS: ReadonlyMap<string, Unsupported> = new Map(
       // Other data sources and parsers.
       ['k8s-notification-source', 'watching arbitrary Kubernetes kinds for extractors is not implemented in llm-epp; endpoint-notification-source is'],
       ['models-data-source', 'scraping /v1/models per endpoint is not implemented in llm-epp'],
-      ['models-extractor', 'scraping /v1/models per endpoint is not implemented in llm-epp'],
+      ['models-data-extractor', 'scraping /v1/models per endpoint is not implemented in llm-epp'],
       ['vllmgrpc-parser', 'the vLLM gRPC API is not parsed by llm-epp (it routes HTTP/JSON APIs)'],
       ['vertexai-parser', 'the Vertex AI request format is not parsed by llm-epp'],
-      ['context-length-aware-scorer', 'context-length-aware scoring is not implemented in llm-epp'],
+      ['context-length-aware', 'context-length-aware scoring is not implemented in llm-epp'],
       ['header-label-affinity-scorer', 'header-to-label affinity scoring is not implemented in llm-epp; label-selector-filter keeps pods by label'],
       ['request-attribute-reporter', 'reporting request attributes in response metadata is not implemented in llm-epp'],
       ['multicluster-file-discovery', MULTICLUSTER],
       ['multicluster-metrics-data-source', MULTICLUSTER],
-      ['multicluster-core-metrics-extractor', MULTICLUSTER],
+      ['multicluster-metrics-extractor', MULTICLUSTER],
       ['multicluster-approx-prefix-cache-producer', MULTICLUSTER],
       ['multicluster-prefix-cache-scorer', MULTICLUSTER],
       ['multicluster-queue-scorer', MULTICLUSTER],
