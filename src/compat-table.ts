@@ -190,7 +190,6 @@ function evidenceRows(items: { name: string; note?: string }[]): Row[] {
 }
 
 const FAMILY_GAPS: Record<string, string> = {
-  'in-flight load': 'llm-epp tracks in-flight load per endpoint but not per fairness id and priority, the labels of these gauges',
   'flow control': 'flow control is not implemented yet',
   disaggregation: 'P/D disaggregation is not implemented yet',
   'predicted latency and SLO': 'predicted-latency routing is not implemented',
@@ -207,7 +206,7 @@ function metricRows(s: Surface): Row[] {
   for (const { family, names } of s.metricFamilies) {
     const have = names.filter((n) => registered.has(`llm_d_epp_${n}`));
     const item = `${family}: ${names.map((n) => '`' + n + '`').join(', ')}`;
-    if (have.length === names.length) rows.push({ item, status: 'same', note: family === 'ext_proc streams' ? 'with --enable-grpc-stream-metrics' : '' });
+    if (have.length === names.length) rows.push({ item, status: 'same', note: family === 'ext_proc streams' ? 'with --enable-grpc-stream-metrics' : family === 'in-flight load' ? 'with an inflight-load-producer in the config' : '' });
     else if (have.length === 0) {
       const why = FAMILY_GAPS[family];
       if (!why) throw new Error(`metric family "${family}" is not emitted by llm-epp and has no reason in FAMILY_GAPS`);

@@ -12,6 +12,11 @@ import { MAX_LABEL_VALUES, OTHER_LABEL } from '../src/observability/bounded.ts';
 import { EppMetrics } from '../src/observability/metrics.ts';
 import { Datastore } from '../src/pool/datastore.ts';
 import { RequestPolicy } from '../src/request-control/policy.ts';
+import { createLogger } from '../src/log.ts';
+import { createRegistry } from '../src/builtin-plugins.ts';
+import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
+import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
+import { makeDirector, makePool, request } from './helpers/scheduling.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import type { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';
@@ -195,3 +200,48 @@ describe('model names an InferenceModelRewrite configures', () => {
   });
 });
 
+
+describe('llm_d_epp_inflight_requests / _tokens (an inflight-load-producer is configured)', () => {
+  const CONFIG = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: inflight-load-producer
+  name: load
+- type: active-request-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: active-request-scorer
+  - pluginRef: max-score-picker
+`;
+  const OPTIONS = { metricsStalenessThresholdMs: 60_000, fallbackEndpoints: 0, disableEndpointSubsetFilter: false };
+
+  it('per endpoint, fairness id and priority while requests are in flight; moved with a fallback; removed when done', async () => {
+    const { pool, endpoints } = makePool([{ name: 'a' }, { name: 'b' }]);
+    const metrics = new EppMetrics(pool, { poolName: 'p', stalenessThresholdMs: 60_000, version: 't', processMetrics: false });
+    const log = createLogger('silent');
+    const config = loadConfig(parseConfigText(CONFIG, 'c'), createRegistry(), { pool, log, metrics, random: Math.random }, 'c');
+    const director = makeDirector(pool, new PipelineScheduler(config, log, metrics), OPTIONS, metrics, log);
+    const series = async () =>
+      Object.fromEntries(
+        (await metrics.inflightRequests.get()).values.map((v) => [`${v.labels.endpoint_name}/${v.labels.fairness_id}/${v.labels.priority}/${v.labels.producer_name}`, v.value]),
+      );
+    const r1 = director.pick({ ...request({ model: 'm', prompt: 'x'.repeat(400) }), fairnessId: 'tenant-a' }, undefined);
+    const r2 = director.pick({ ...request({ model: 'm', prompt: 'y'.repeat(400) }), fairnessId: 'tenant-b', priority: 2 }, undefined);
+    const first = r1.primary.name;
+    const second = r2.primary.name;
+    expect(new Set([first, second])).toEqual(new Set(['a', 'b'])); // active-request-scorer spreads them
+    expect(await series()).toEqual({ [`${first}/tenant-a/0/load`]: 1, [`${second}/tenant-b/2/load`]: 1 });
+    const tokens = (await metrics.inflightTokens.get()).values;
+    expect(tokens.every((t) => t.value === 100)).toBe(true); // 400 characters ≈ 100 tokens, nothing cached
+    // The gateway reports that r1 was served by the other endpoint: its load moves there.
+    const other = endpoints.find((e) => e.name !== first)!;
+    director.responseReceived(r1, other.key, '200');
+    expect(await series()).toEqual({ [`${second}/tenant-a/0/load`]: 1, [`${second}/tenant-b/2/load`]: 1 });
+    director.responseComplete(r1, true);
+    director.responseComplete(r2, false);
+    expect(await series()).toEqual({});
+    expect((await metrics.inflightTokens.get()).values).toEqual([]);
+  });
+});

@@ -64,7 +64,7 @@ export const CLIENT_LABELS = ['model_name', 'target_model_name', 'target_model',
 export const OPERATOR_LABELS = [
   'priority', 'error_code', 'status', 'pod_name', 'endpoint_name', 'namespace', 'port', 'extension_point', 'plugin_type', 'plugin_name',
   'model_server_pod', 'model_server_endpoint', 'model_rewrite_name', 'commit', 'build_ref', 'name', 'label', 'reason', 'version', 'major', 'minor',
-  'patch', 'space', 'kind', 'type', 'streaming', 'code', 'source_type', 'extractor_type',
+  'patch', 'space', 'kind', 'type', 'streaming', 'code', 'source_type', 'extractor_type', 'producer_name',
 ] as const;
 
 /** The labels of llm-d's request and latency series. */
@@ -79,6 +79,7 @@ export type StreamingLabels = RequestLabels & { streaming: string };
 type AttemptLabels = { status: string; target_model_name: string; endpoint_name: string; namespace: string; port: string };
 type PluginLabels = { extension_point: string; plugin_type: string; plugin_name: string };
 type PrefixLabels = { plugin_name: string; plugin_type: string };
+export type InflightLabel = 'endpoint_name' | 'namespace' | 'producer_name' | 'fairness_id' | 'priority';
 
 const modelPair: OldLabels<RequestLabels> = (l) => ({ model_name: l.model_name, target_model_name: l.target_model_name });
 
@@ -120,6 +121,9 @@ export class EppMetrics {
   readonly pollErrors: TwinCounter<{ source_type: string }>;
   readonly extractErrors: TwinCounter<{ source_type: string; extractor_type: string }>;
   readonly streamsEnded: Counter<'reason'>;
+  /** In-flight load per endpoint, fairness id and priority, set by an inflight-load-producer (llm-d: only with one configured). */
+  readonly inflightRequests: Gauge<InflightLabel>;
+  readonly inflightTokens: Gauge<InflightLabel>;
   /** Undefined unless --enable-grpc-stream-metrics. */
   readonly streams: StreamMetrics | undefined;
   /** Reads the open ext_proc stream count (set by the server once it exists). */
@@ -282,6 +286,9 @@ export class EppMetrics {
           total: counter('llm_d_epp_extproc_streams_total', ALPHA + 'Total ext_proc gRPC streams completed, by gRPC status code.', ['code']) as Counter<'code'>,
         }
       : undefined;
+    const INFLIGHT = ['endpoint_name', 'namespace', 'producer_name', 'fairness_id', 'priority'];
+    this.inflightRequests = gauge('llm_d_epp_inflight_requests', ALPHA + 'Requests in flight on each endpoint (scheduled, not yet completed), as tracked by the inflight-load-producer.', INFLIGHT) as Gauge<InflightLabel>;
+    this.inflightTokens = gauge('llm_d_epp_inflight_tokens', ALPHA + 'Tokens in flight on each endpoint: uncached prompt tokens, plus estimated output tokens with addEstimatedOutputTokens.', INFLIGHT) as Gauge<InflightLabel>;
     this.scrapeErrors = counter('llm_epp_model_server_scrape_errors_total', 'Failed scrapes of a model server\'s metrics page.', ['model_server_pod']) as Counter<'model_server_pod'>;
     const info = [gauge('llm_d_epp_info', ALPHA + 'General information of the current build.', ['commit', 'build_ref']), gauge('inference_extension_info', deprecated('llm_d_epp_info', 'General information of the current build of Inference Extension.'), ['commit', 'build_ref'])];
     for (const g of info) g.set({ commit: process.env.LLM_EPP_COMMIT ?? 'unknown', build_ref: opts.version }, 1);
