@@ -215,7 +215,7 @@ function metricRows(s: Surface): Row[] {
   }
   const twins = s.deprecatedMetrics.filter(([old]) => registered.has(old)).map(([old]) => old);
   const absent = s.deprecatedMetrics.filter(([old]) => !registered.has(old));
-  rows.push({ item: `deprecated twins (${twins.length}): ${twins.map((n) => '`' + n + '`').join(', ')}`, status: 'same', note: 'written with their llm_d_epp_ twin, as llm-d does' });
+  rows.push({ item: `deprecated twins (${twins.length}): ${twins.map((n) => '`' + n + '`').join(', ')}`, status: 'same', note: 'served with their llm_d_epp_ twin, as llm-d does (derived from it at scrape time)' });
   for (const [old, now] of absent) {
     const fam = s.metricFamilies.find((f) => f.names.includes(now));
     if (!fam || !FAMILY_GAPS[fam.family]) throw new Error(`deprecated metric ${old} is not emitted and its family has no reason`);

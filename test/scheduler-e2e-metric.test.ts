@@ -37,7 +37,7 @@ async function histogram(metrics: EppMetrics): Promise<{ count: number; sum: num
 
 async function read(metrics: EppMetrics, name: string): Promise<{ count: number; sum: number; buckets: Map<string, number> }> {
   const NAME = name;
-  const values = (await (name === OLD_NAME ? metrics.schedulerE2E.old! : metrics.schedulerE2E.now).get()).values;
+  const values = (await metrics.registry.getSingleMetric(name)!.get()).values as { metricName?: string; labels: Record<string, string | number>; value: number }[];
   const buckets = new Map<string, number>();
   let count = 0;
   let sum = 0;

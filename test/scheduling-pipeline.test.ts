@@ -313,8 +313,8 @@ describe('scheduling pipeline: a throwing plugin', () => {
     const { run, endpoints } = build([{}, {}], { scorers: [{ scorer: bad, weight: 1 }, { scorer: good, weight: 1 }] }, silent, metrics);
     run(req(), endpoints, 1);
     run(req(), endpoints, 1);
-    for (const [h, metric] of [[metrics.pluginDuration.now, 'llm_d_epp_plugin_duration_seconds'], [metrics.pluginDuration.old!, 'inference_extension_plugin_duration_seconds']] as const) {
-      const values = (await h.get()).values;
+    for (const metric of ['llm_d_epp_plugin_duration_seconds', 'inference_extension_plugin_duration_seconds']) {
+      const values = (await metrics.registry.getSingleMetric(metric)!.get()).values as { metricName?: string; labels: Record<string, string | number>; value: number }[];
       const count = (name: string, point: string) =>
         values.find((v) => v.metricName === `${metric}_count` && v.labels.plugin_name === name && v.labels.extension_point === point)?.value;
       expect(count('bad-scorer', 'Scorer')).toBe(2);

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { EndpointPool } from '../pool/datastore.ts';
 import { LabelValues, MAX_LABEL_VALUES } from './bounded.ts';
 import { registerPoolGauges } from './pool-gauges.ts';
-import { TwinCounter, TwinGauge, TwinHistogram, noLabels, sameLabels, type OldLabels } from './twin.ts';
+import { TwinHistogram, keepLabels, noLabels, registerAlias, sameLabels, type OldLabels } from './twin.ts';
 
 const DURATION_BUCKETS = [
   0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240,
@@ -81,7 +81,7 @@ type PluginLabels = { extension_point: string; plugin_type: string; plugin_name:
 type PrefixLabels = { plugin_name: string; plugin_type: string };
 export type InflightLabel = 'endpoint_name' | 'namespace' | 'producer_name' | 'fairness_id' | 'priority';
 
-const modelPair: OldLabels<RequestLabels> = (l) => ({ model_name: l.model_name, target_model_name: l.target_model_name });
+const modelPair = (l: RequestLabels) => ({ model_name: l.model_name, target_model_name: l.target_model_name });
 
 /** The ext_proc stream lifecycle series (opt-in). */
 export interface StreamMetrics {
@@ -94,32 +94,32 @@ export class EppMetrics {
   readonly registry = new Registry();
   readonly #models: LabelValues;
   readonly #fairness: LabelValues;
-  readonly requestTotal: TwinCounter<RequestLabels>;
-  readonly requestErrorTotal: TwinCounter<RequestLabels & { error_code: string }>;
-  readonly requestDuration: TwinHistogram<RequestLabels>;
-  readonly requestSizes: TwinHistogram<RequestLabels>;
-  readonly responseSizes: TwinHistogram<RequestLabels>;
-  readonly inputTokens: TwinHistogram<RequestLabels>;
-  readonly outputTokens: TwinHistogram<RequestLabels>;
-  readonly promptCachedTokens: TwinHistogram<RequestLabels>;
-  readonly runningRequests: TwinGauge<RequestLabels>;
-  readonly ntpot: TwinHistogram<RequestLabels>;
+  readonly requestTotal: Counter<string>;
+  readonly requestErrorTotal: Counter<string>;
+  readonly requestDuration: Histogram<string>;
+  readonly requestSizes: Histogram<string>;
+  readonly responseSizes: Histogram<string>;
+  readonly inputTokens: Histogram<string>;
+  readonly outputTokens: Histogram<string>;
+  readonly promptCachedTokens: Histogram<string>;
+  readonly runningRequests: Gauge<string>;
+  readonly ntpot: Histogram<string>;
   readonly ttft: TwinHistogram<StreamingLabels>;
   /** llm_d_epp_request_streaming_tpot_seconds (streamed responses only) and GAIE-era inference_objective_request_tpot_seconds (every response). */
   readonly tpot: TwinHistogram<RequestLabels>;
   readonly itl: Histogram<string>;
   readonly requestProcessing: Histogram<string>;
   readonly responseProcessing: Histogram<string>;
-  readonly schedulerE2E: TwinHistogram<Record<string, never>>;
-  readonly schedulerAttempts: TwinCounter<AttemptLabels>;
-  readonly pluginDuration: TwinHistogram<PluginLabels>;
-  readonly modelRewrites: TwinCounter<{ model_rewrite_name: string; model_name: string; target_model: string }>;
-  readonly prefixIndexerSize: TwinGauge<PrefixLabels>;
-  readonly prefixHitRatio: TwinHistogram<PrefixLabels>;
-  readonly prefixHitBytes: TwinHistogram<PrefixLabels>;
+  readonly schedulerE2E: Histogram<string>;
+  readonly schedulerAttempts: Counter<keyof AttemptLabels>;
+  readonly pluginDuration: Histogram<keyof PluginLabels>;
+  readonly modelRewrites: Counter<'model_rewrite_name' | 'model_name' | 'target_model'>;
+  readonly prefixIndexerSize: Gauge<keyof PrefixLabels>;
+  readonly prefixHitRatio: Histogram<keyof PrefixLabels>;
+  readonly prefixHitBytes: Histogram<keyof PrefixLabels>;
   readonly scrapeErrors: Counter<'model_server_pod'>;
-  readonly pollErrors: TwinCounter<{ source_type: string }>;
-  readonly extractErrors: TwinCounter<{ source_type: string; extractor_type: string }>;
+  readonly pollErrors: Counter<'source_type'>;
+  readonly extractErrors: Counter<'source_type' | 'extractor_type'>;
   readonly streamsEnded: Counter<'reason'>;
   /** In-flight load per endpoint, fairness id and priority, set by an inflight-load-producer (llm-d: only with one configured). */
   readonly inflightRequests: Gauge<InflightLabel>;
@@ -171,23 +171,29 @@ export class EppMetrics {
     const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) => new Histogram({ name, help, labelNames, buckets, registers });
     const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name, help, labelNames, registers });
 
-    /** A request histogram: llm_d_epp_<now> with the request labels, inference_objective_<old> with the model pair. */
-    const reqHist = (now: string, old: string, help: string, buckets: number[], oldHelp = help, nowBuckets = buckets) =>
-      new TwinHistogram<RequestLabels>(
-        histogram(`llm_d_epp_${now}`, ALPHA + help, REQ, nowBuckets),
-        histogram(`inference_objective_${old}`, deprecated(`llm_d_epp_${now}`, oldHelp), ['model_name', 'target_model_name'], buckets),
-        modelPair,
-      );
+    /** The deprecated twin of `metric`, derived from it at scrape time. */
+    const twin = <M,>(metric: M, old: string, help: string, map: OldLabels): M => {
+      // prom-client's metric objects carry their name, though its typings do not say so.
+      const source = metric as unknown as { name: string; get(): Promise<never> };
+      registerAlias(r, source, old, deprecated(source.name, help), map);
+      return metric;
+    };
+    const MODELS = keepLabels('model_name', 'target_model_name');
+    /** A request histogram: llm_d_epp_<now> with the request labels; inference_objective_<old> by model pair. */
+    const reqHist = (now: string, old: string, help: string, buckets: number[], oldHelp = help) =>
+      twin(histogram(`llm_d_epp_${now}`, ALPHA + help, REQ, buckets), `inference_objective_${old}`, oldHelp, MODELS);
 
-    this.requestTotal = new TwinCounter(
+    this.requestTotal = twin(
       counter('llm_d_epp_request_total', ALPHA + 'Total number of processed requests.', REQ),
-      counter('inference_objective_request_total', deprecated('llm_d_epp_request_total', 'Counter of inference objective requests broken out for each model and target model.'), ['model_name', 'target_model_name', 'priority']),
-      (l) => ({ model_name: l.model_name, target_model_name: l.target_model_name, priority: l.priority }),
+      'inference_objective_request_total',
+      'Counter of inference objective requests broken out for each model and target model.',
+      keepLabels('model_name', 'target_model_name', 'priority'),
     );
-    this.requestErrorTotal = new TwinCounter(
+    this.requestErrorTotal = twin(
       counter('llm_d_epp_request_error_total', ALPHA + 'Total number of request errors.', [...REQ, 'error_code']),
-      counter('inference_objective_request_error_total', deprecated('llm_d_epp_request_error_total', 'Counter of inference objective requests errors broken out for each model and target model.'), ['model_name', 'target_model_name', 'error_code']),
-      (l) => ({ model_name: l.model_name, target_model_name: l.target_model_name, error_code: l.error_code }),
+      'inference_objective_request_error_total',
+      'Counter of inference objective requests errors broken out for each model and target model.',
+      keepLabels('model_name', 'target_model_name', 'error_code'),
     );
     this.requestDuration = reqHist('request_duration_seconds', 'request_duration_seconds', 'End-to-end request latency distribution in seconds.', DURATION_BUCKETS, 'Inference objective response latency distribution in seconds for each model and target model.');
     this.requestSizes = reqHist('request_size_bytes', 'request_sizes', 'Request body size distribution in bytes.', REQUEST_SIZE_BUCKETS, 'Inference objective requests size distribution in bytes for each model and target model.');
@@ -196,11 +202,13 @@ export class EppMetrics {
     this.outputTokens = reqHist('request_output_tokens', 'output_tokens', 'Output token count distribution.', OUTPUT_TOKEN_BUCKETS, 'Inference objective output token count distribution for requests in each model.');
     this.promptCachedTokens = reqHist('request_cached_tokens', 'prompt_cached_tokens', 'Prompt tokens served from the model server\'s prefix cache.', INPUT_TOKEN_BUCKETS, 'Inference objective prompt cached token count distribution for requests in each model.');
     this.ntpot = reqHist('request_ntpot_seconds', 'normalized_time_per_output_token_seconds', 'Normalized time per output token in seconds (end-to-end latency divided by output token count).', NTPOT_BUCKETS, 'Inference objective latency divided by number of output tokens in seconds for each model and target model.');
-    this.runningRequests = new TwinGauge(
+    this.runningRequests = twin(
       gauge('llm_d_epp_request_running', ALPHA + 'Current number of active running requests.', REQ),
-      gauge('inference_objective_running_requests', deprecated('llm_d_epp_request_running', 'Inference objective number of running requests in each model.'), ['model_name']),
-      (l) => ({ model_name: l.model_name }),
+      'inference_objective_running_requests',
+      'Inference objective number of running requests in each model.',
+      keepLabels('model_name'),
     );
+    // Other buckets (and, for TPOT, other semantics) than llm-d's: recorded twice.
     this.ttft = new TwinHistogram<StreamingLabels>(
       histogram('llm_d_epp_request_ttft_seconds', ALPHA + 'Time to first token in seconds, from request received to the first response byte; for a non-streaming request, the whole response time.', [...REQ, 'streaming'], LLMD_TTFT_BUCKETS),
       histogram('inference_objective_request_ttft_seconds', deprecated('llm_d_epp_request_ttft_seconds', 'Time to first token as seen by the gateway, in seconds, for each model and target model.'), ['model_name', 'target_model_name'], TTFT_BUCKETS),
@@ -215,54 +223,55 @@ export class EppMetrics {
     this.requestProcessing = histogram('llm_d_epp_request_processing_duration_seconds', ALPHA + 'EPP request processing latency in seconds, from request receipt until the request body has been handled (routed), including admission.', [], REQUEST_PROCESSING_BUCKETS);
     this.responseProcessing = histogram('llm_d_epp_response_processing_duration_seconds', ALPHA + 'EPP response processing latency in seconds: the sum of per-chunk handler time for a streamed response, or the interval from response headers to completion for a non-streaming one.', [], RESPONSE_PROCESSING_BUCKETS);
 
-    this.schedulerE2E = new TwinHistogram<Record<string, never>>(
+    this.schedulerE2E = twin(
       histogram('llm_d_epp_scheduler_e2e_duration_seconds', ALPHA + 'End-to-end scheduling latency distribution in seconds.', [], SCHEDULER_BUCKETS),
-      histogram('inference_extension_scheduler_e2e_duration_seconds', deprecated('llm_d_epp_scheduler_e2e_duration_seconds', 'End-to-end scheduling latency distribution in seconds.'), [], SCHEDULER_BUCKETS),
+      'inference_extension_scheduler_e2e_duration_seconds',
+      'End-to-end scheduling latency distribution in seconds.',
       noLabels,
     );
-    this.schedulerAttempts = new TwinCounter<AttemptLabels>(
-      counter('llm_d_epp_scheduler_attempts_total', ALPHA + 'Total number of scheduling attempts, by outcome and chosen endpoint.', ['status', 'target_model_name', 'endpoint_name', 'namespace', 'port']),
-      counter('inference_extension_scheduler_attempts_total', deprecated('llm_d_epp_scheduler_attempts_total', 'Total number of scheduling attempts.'), ['status', 'target_model_name', 'pod_name', 'namespace', 'port']),
+    this.schedulerAttempts = twin(
+      counter('llm_d_epp_scheduler_attempts_total', ALPHA + 'Total number of scheduling attempts, by outcome and chosen endpoint.', ['status', 'target_model_name', 'endpoint_name', 'namespace', 'port']) as Counter<keyof AttemptLabels>,
+      'inference_extension_scheduler_attempts_total',
+      'Total number of scheduling attempts.',
       (l) => ({ status: l.status, target_model_name: l.target_model_name, pod_name: l.endpoint_name, namespace: l.namespace, port: l.port }),
     );
     const PLUGIN = ['extension_point', 'plugin_type', 'plugin_name'];
-    this.pluginDuration = new TwinHistogram<PluginLabels>(
-      histogram('llm_d_epp_plugin_duration_seconds', ALPHA + 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.', PLUGIN, SCHEDULER_BUCKETS),
-      histogram('inference_extension_plugin_duration_seconds', deprecated('llm_d_epp_plugin_duration_seconds', 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.'), PLUGIN, SCHEDULER_BUCKETS),
-      sameLabels,
-    );
-    const REWRITE = ['model_rewrite_name', 'model_name', 'target_model'];
-    this.modelRewrites = new TwinCounter(
-      counter('llm_d_epp_model_rewrite_decisions_total', ALPHA + 'Model rewrites applied, by InferenceModelRewrite, requested model and target model.', REWRITE),
-      counter('inference_extension_model_rewrite_decisions_total', deprecated('llm_d_epp_model_rewrite_decisions_total', 'Model rewrites applied, by InferenceModelRewrite, requested model and target model.'), REWRITE),
+    const pluginHelp = 'Plugin processing latency distribution in seconds for each extension point, plugin type and plugin name.';
+    this.pluginDuration = twin(histogram('llm_d_epp_plugin_duration_seconds', ALPHA + pluginHelp, PLUGIN, SCHEDULER_BUCKETS) as Histogram<keyof PluginLabels>, 'inference_extension_plugin_duration_seconds', pluginHelp, sameLabels);
+    const rewriteHelp = 'Model rewrites applied, by InferenceModelRewrite, requested model and target model.';
+    this.modelRewrites = twin(
+      counter('llm_d_epp_model_rewrite_decisions_total', ALPHA + rewriteHelp, ['model_rewrite_name', 'model_name', 'target_model']) as Counter<'model_rewrite_name' | 'model_name' | 'target_model'>,
+      'inference_extension_model_rewrite_decisions_total',
+      rewriteHelp,
       sameLabels,
     );
     const PREFIX = ['plugin_name', 'plugin_type'];
-    this.prefixIndexerSize = new TwinGauge<PrefixLabels>(
-      gauge('llm_d_epp_prefix_indexer_size', ALPHA + 'Size of the approximate prefix indexer (blocks held over all endpoints).', PREFIX),
-      gauge('inference_extension_prefix_indexer_size', deprecated('llm_d_epp_prefix_indexer_size', 'Size of the prefix indexer.'), []),
-      noLabels,
-    );
     const RATIO_BUCKETS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
     const HIT_BYTES_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
-    this.prefixHitRatio = new TwinHistogram<PrefixLabels>(
-      histogram('llm_d_epp_prefix_indexer_hit_ratio', ALPHA + 'Ratio of prefix length matched to total prefix length in the cache lookup.', PREFIX, RATIO_BUCKETS),
-      histogram('inference_extension_prefix_indexer_hit_ratio', deprecated('llm_d_epp_prefix_indexer_hit_ratio', 'Ratio of prefix length matched to total prefix length in the cache lookup.'), [], RATIO_BUCKETS),
+    // GAIE's prefix series were unlabelled: the deprecated twins sum over the prefix producers.
+    this.prefixIndexerSize = twin(gauge('llm_d_epp_prefix_indexer_size', ALPHA + 'Size of the approximate prefix indexer (blocks held over all endpoints).', PREFIX) as Gauge<keyof PrefixLabels>, 'inference_extension_prefix_indexer_size', 'Size of the prefix indexer.', noLabels);
+    this.prefixHitRatio = twin(
+      histogram('llm_d_epp_prefix_indexer_hit_ratio', ALPHA + 'Ratio of prefix length matched to total prefix length in the cache lookup.', PREFIX, RATIO_BUCKETS) as Histogram<keyof PrefixLabels>,
+      'inference_extension_prefix_indexer_hit_ratio',
+      'Ratio of prefix length matched to total prefix length in the cache lookup.',
       noLabels,
     );
-    this.prefixHitBytes = new TwinHistogram<PrefixLabels>(
-      histogram('llm_d_epp_prefix_indexer_hit_bytes', ALPHA + 'Length of the prefix match in number of bytes in the cache lookup.', PREFIX, HIT_BYTES_BUCKETS),
-      histogram('inference_extension_prefix_indexer_hit_bytes', deprecated('llm_d_epp_prefix_indexer_hit_bytes', 'Length of the prefix match in number of bytes in the cache lookup.'), [], HIT_BYTES_BUCKETS),
+    this.prefixHitBytes = twin(
+      histogram('llm_d_epp_prefix_indexer_hit_bytes', ALPHA + 'Length of the prefix match in number of bytes in the cache lookup.', PREFIX, HIT_BYTES_BUCKETS) as Histogram<keyof PrefixLabels>,
+      'inference_extension_prefix_indexer_hit_bytes',
+      'Length of the prefix match in number of bytes in the cache lookup.',
       noLabels,
     );
-    this.pollErrors = new TwinCounter(
-      counter('llm_d_epp_datalayer_poll_errors_total', ALPHA + 'Data-source poll errors (failed scrapes) per source type.', ['source_type']),
-      counter('llm_d_inference_scheduler_datalayer_poll_errors_total', deprecated('llm_d_epp_datalayer_poll_errors_total', 'Data-source poll errors per source type.'), ['source_type']),
+    this.pollErrors = twin(
+      counter('llm_d_epp_datalayer_poll_errors_total', ALPHA + 'Data-source poll errors (failed scrapes) per source type.', ['source_type']) as Counter<'source_type'>,
+      'llm_d_inference_scheduler_datalayer_poll_errors_total',
+      'Data-source poll errors per source type.',
       sameLabels,
     );
-    this.extractErrors = new TwinCounter(
-      counter('llm_d_epp_datalayer_extract_errors_total', ALPHA + 'Extract errors (a page without the metrics its extractor needs) per source and extractor type.', ['source_type', 'extractor_type']),
-      counter('llm_d_inference_scheduler_datalayer_extract_errors_total', deprecated('llm_d_epp_datalayer_extract_errors_total', 'Extract errors per source/extractor type.'), ['source_type', 'extractor_type']),
+    this.extractErrors = twin(
+      counter('llm_d_epp_datalayer_extract_errors_total', ALPHA + 'Extract errors (a page without the metrics its extractor needs) per source and extractor type.', ['source_type', 'extractor_type']) as Counter<'source_type' | 'extractor_type'>,
+      'llm_d_inference_scheduler_datalayer_extract_errors_total',
+      'Extract errors per source/extractor type.',
       sameLabels,
     );
     this.streamsEnded = counter(
@@ -290,8 +299,8 @@ export class EppMetrics {
     this.inflightRequests = gauge('llm_d_epp_inflight_requests', ALPHA + 'Requests in flight on each endpoint (scheduled, not yet completed), as tracked by the inflight-load-producer.', INFLIGHT) as Gauge<InflightLabel>;
     this.inflightTokens = gauge('llm_d_epp_inflight_tokens', ALPHA + 'Tokens in flight on each endpoint: uncached prompt tokens, plus estimated output tokens with addEstimatedOutputTokens.', INFLIGHT) as Gauge<InflightLabel>;
     this.scrapeErrors = counter('llm_epp_model_server_scrape_errors_total', 'Failed scrapes of a model server\'s metrics page.', ['model_server_pod']) as Counter<'model_server_pod'>;
-    const info = [gauge('llm_d_epp_info', ALPHA + 'General information of the current build.', ['commit', 'build_ref']), gauge('inference_extension_info', deprecated('llm_d_epp_info', 'General information of the current build of Inference Extension.'), ['commit', 'build_ref'])];
-    for (const g of info) g.set({ commit: process.env.LLM_EPP_COMMIT ?? 'unknown', build_ref: opts.version }, 1);
+    const info = twin(gauge('llm_d_epp_info', ALPHA + 'General information of the current build.', ['commit', 'build_ref']), 'inference_extension_info', 'General information of the current build of Inference Extension.', sameLabels);
+    info.set({ commit: process.env.LLM_EPP_COMMIT ?? 'unknown', build_ref: opts.version }, 1);
 
     registerPoolGauges(registers, pool, opts.poolName, opts.stalenessThresholdMs);
     if (opts.processMetrics) collectDefaultMetrics({ register: r });

@@ -46,7 +46,7 @@ export class PluginTimer {
     const key = `${point}\0${plugin.name}`;
     let child = this.#children.get(key);
     if (!child) {
-      child = m.pluginDuration.child({ extension_point: point, plugin_type: plugin.type, plugin_name: plugin.name });
+      child = m.pluginDuration.labels({ extension_point: point, plugin_type: plugin.type, plugin_name: plugin.name });
       this.#children.set(key, child);
     }
     return child;
