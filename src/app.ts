@@ -345,18 +345,20 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   const servers: Server[] = [extProc, healthServer];
   try {
     const extProcCreds = serverCredentials(tls, { minVersion: options.tlsMinVersion, cipherSuites: options.tlsCipherSuites });
-    const grpcPort = await bind(extProc, `${host}:${options.grpcPort}`, extProcCreds.credentials);
+    const grpcPort = await bindFlag('--grpc-port', options.grpcPort, () => bind(extProc, `${host}:${options.grpcPort}`, extProcCreds.credentials));
     if (options.enableCertReload && tls && extProcCreds.replace) {
       const w = new CertWatcher(options.certPath, tls, extProcCreds.replace, log);
       w.start();
       certWatchers.push(w);
     }
-    const healthPort = await bind(healthServer, hostPort(options.grpcHealthBindAddress || host, options.grpcHealthPort), serverCredentials(undefined).credentials);
+    const healthPort = await bindFlag('--grpc-health-port', options.grpcHealthPort, () =>
+      bind(healthServer, hostPort(options.grpcHealthBindAddress || host, options.grpcHealthPort), serverCredentials(undefined).credentials),
+    );
     const auth = options.metricsEndpointAuth
       ? await createMetricsAuth({ tokenFile: options.metricsEndpointAuthTokenFile || undefined, kubeConfig: deps.kubeConfig ?? kubeConfig }, log)
       : undefined;
     const metricsTls = options.metricsCertDir ? await loadMetricsTls(options.metricsCertDir, options.metricsClientCaFile) : undefined;
-    metricsServer = await startMetricsServer(metrics.registry, options.metricsPort, options.metricsBindAddress || host, auth, metricsTls);
+    metricsServer = await bindFlag('--metrics-port', options.metricsPort, () => startMetricsServer(metrics.registry, options.metricsPort, options.metricsBindAddress || host, auth, metricsTls));
     if (metricsTls && metricsServer.setSecureContext) {
       const server = metricsServer;
       // controller-runtime's metrics server watches its cert dir too; a renewed pair is served to new scrapes.
@@ -459,6 +461,18 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     fileSource?.stop();
     await Promise.all([stopCollectors(), kubeSource?.stop(), policySource?.stop(), tracing?.shutdown().catch(() => {})]);
     throw err;
+  }
+}
+
+/** A port a flag names could not be bound: say which flag, and what to do. */
+async function bindFlag<T>(flag: string, port: number, bindIt: () => Promise<T>): Promise<T> {
+  try {
+    return await bindIt();
+  } catch (err) {
+    const msg = (err as Error).message ?? String(err);
+    if (/EADDRINUSE/.test(msg)) throw new Error(`${flag} ${port}: the port is in use (another llm-epp, or another program, listens there); stop it or give another ${flag}`);
+    if (/EACCES/.test(msg)) throw new Error(`${flag} ${port}: not allowed to listen on this port (ports below 1024 need privileges); give another ${flag}`);
+    throw new Error(`${flag} ${port}: ${msg}`);
   }
 }
 

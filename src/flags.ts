@@ -72,6 +72,9 @@ export interface Options {
   loraInfoMetric: string;
   cacheInfoMetric: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** auto: text on a terminal, JSON otherwise (resolved by main). */
+  logFormat: 'auto' | 'text' | 'json';
+  checkConfig: boolean;
   help: boolean;
   version: boolean;
 }
@@ -160,7 +163,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'health-checking', group: 'llmd', key: 'healthChecking', kind: 'bool', def: 'false', help: 'llm-d Router: register gRPC health on the ext_proc port. llm-epp always serves it there (Envoy health-checks the EPP cluster on that port), so either value is accepted.' },
   { name: 'enable-pprof', group: 'llmd', refused: true, key: 'enablePprof', kind: 'bool', def: 'false', help: 'llm-d Router: Go pprof handlers. Not supported (Node.js has no pprof): --enable-pprof=true is refused; profile with NODE_OPTIONS=--cpu-prof or --heap-prof instead.' },
   { name: 'zap-log-level', group: 'llmd', key: 'zapLogLevel', kind: 'string', def: '', help: 'llm-d Router\'s log level flag: debug, info, error, panic, or a verbosity number (as -v). Sets the level when --log-level is not given.' },
-  { name: 'zap-encoder', group: 'llmd', key: 'zapEncoder', kind: 'string', def: 'json', choices: ['json', 'console'], help: 'llm-d Router\'s log encoding. llm-epp writes JSON (pino): json is accepted, console is refused (pipe the logs through pino-pretty instead).' },
+  { name: 'zap-encoder', group: 'llmd', key: 'zapEncoder', kind: 'string', def: 'json', choices: ['json', 'console'], help: 'llm-d Router\'s log encoding: json (llm-epp\'s --log-format=json) or console (--log-format=text). --log-format wins when both are given.' },
   { name: 'zap-devel', group: 'llmd', key: 'zapDevel', kind: 'bool', def: 'false', help: 'llm-d Router\'s development logging defaults. Accepted; llm-epp\'s format does not change (use --log-level=debug for more detail).' },
   { name: 'zap-stacktrace-level', group: 'llmd', key: 'zapStacktraceLevel', kind: 'string', def: '', choices: ['', 'info', 'error', 'panic'], help: 'llm-d Router: the level from which stack traces are logged. Accepted; llm-epp logs the stack of every error it logs.' },
   { name: 'zap-time-encoding', group: 'llmd', key: 'zapTimeEncoding', kind: 'string', def: '', choices: ['', 'iso8601', 'rfc3339', 'rfc3339nano', 'epoch', 'millis', 'nano'], help: 'llm-d Router\'s timestamp format. llm-epp writes ISO 8601 (RFC 3339) times: iso8601, rfc3339 and rfc3339nano are accepted, the numeric ones refused.' },
@@ -169,6 +172,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'kv-cache-usage-percentage-metric', group: 'llmd', refused: true, key: 'kvCacheUsagePercentageMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set kvUsageSpec in core-metrics-extractor engineConfigs.' },
   { name: 'lora-info-metric', group: 'llmd', refused: true, key: 'loraInfoMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set loraSpec in core-metrics-extractor engineConfigs.' },
   { name: 'cache-info-metric', group: 'llmd', refused: true, key: 'cacheInfoMetric', kind: 'string', def: '', help: 'Removed in llm-d Router; refused: set cacheInfoSpec in core-metrics-extractor engineConfigs.' },
+  { name: 'log-format', group: 'observe', key: 'logFormat', kind: 'string', def: 'auto', choices: ['auto', 'text', 'json'], help: 'Log lines as JSON (pino; what log collectors want) or as readable text; auto: text when stdout is a terminal, JSON otherwise.' },
+  { name: 'check-config', group: 'config', key: 'checkConfig', kind: 'bool', def: 'false', help: 'Validate the EndpointPickerConfig (--config-file or --config-text, else the default) as llm-epp would load it, print what it configures, and exit: 0 when valid, 1 with the error.' },
   { name: 'help', group: 'observe', key: 'help', kind: 'bool', def: 'false', help: 'Print this help and exit.' },
   { name: 'version', group: 'observe', key: 'version', kind: 'bool', def: 'false', help: 'Print the version and exit.' },
 ];
@@ -282,6 +287,7 @@ export function parseFlags(argv: readonly string[]): Options {
     else if (z === 'panic') opts.logLevel = 'fatal';
     else throw new FlagError(`--zap-log-level: "${opts.zapLogLevel.slice(0, 40)}" is not debug, info, error, panic or a verbosity number`);
   }
+  if (values['log-format'] === undefined && values['zap-encoder'] !== undefined) opts.logFormat = opts.zapEncoder === 'console' ? 'text' : 'json';
   if (verbosity !== undefined && values['log-level'] === undefined) {
     opts.logLevel = verbosity >= 5 ? 'trace' : verbosity >= 4 ? 'debug' : 'info';
   }
@@ -295,7 +301,7 @@ function validate(o: Options): void {
   const sources = [o.endpoints && '--endpoints', o.endpointsFile && '--endpoints-file', o.poolName && '--pool-name', o.endpointSelector && '--endpoint-selector'].filter(Boolean);
   if (sources.length > 1) throw new FlagError(`give one endpoint source, not ${sources.join(' and ')}`);
   // Without a flag source the config may still bring one (dataLayer.discovery: file-discovery); the app checks that after loading it.
-  if (sources.length === 0 && !o.configFile && !o.configText) {
+  if (sources.length === 0 && !o.configFile && !o.configText && !o.checkConfig && !o.help && !o.version) {
     throw new FlagError('no endpoint source: give --pool-name (Kubernetes), --endpoint-selector, --endpoints ip:port,... or --endpoints-file FILE (or a config whose dataLayer.discovery is file-discovery)');
   }
   validateLlmdFlags(o);
@@ -333,7 +339,6 @@ function validateLlmdFlags(o: Options): void {
     if (value) throw new FlagError(`--${flag} is deprecated and cannot be used; configure metrics via engineConfigs of core-metrics-extractor in the EndpointPickerConfig instead`);
   }
   if (o.enablePprof) throw new FlagError('--enable-pprof: pprof is a Go facility llm-epp (Node.js) does not have; profile with NODE_OPTIONS=--cpu-prof or --heap-prof instead');
-  if (o.zapEncoder === 'console') throw new FlagError('--zap-encoder=console: llm-epp writes JSON logs only (pino); pipe them through pino-pretty for a console view');
   if (['epoch', 'millis', 'nano'].includes(o.zapTimeEncoding)) {
     throw new FlagError(`--zap-time-encoding=${o.zapTimeEncoding}: llm-epp writes ISO 8601 (RFC 3339) timestamps only; use iso8601, rfc3339 or rfc3339nano`);
   }

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 
 export type { Logger };
 
@@ -11,11 +12,19 @@ const destinations = new WeakMap<Logger, Destination>();
 // Prompt text never reaches the logger: request logs carry ids, models,
 // endpoints and timings only. Lines go to stdout asynchronously, so a slow
 // log reader never stalls the event loop, with a bounded buffer.
-export function createLogger(level: LevelWithSilent = 'info'): Logger {
+export function createLogger(level: LevelWithSilent = 'info', format: 'json' | 'text' = 'json'): Logger {
   const dest = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFERED_LOG_BYTES });
-  const log = pino({ level, base: { component: 'llm-epp' }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  const opts = { level, base: { component: 'llm-epp' }, timestamp: pino.stdTimeFunctions.isoTime };
+  // Text (--log-format=text, a terminal by default): the same lines made readable, multi-line
+  // messages (a YAML error's caret) kept as they are; written through the same bounded buffer.
+  const log = format === 'text' ? pino(opts, PinoPretty({ destination: dest, colorize: process.stdout.isTTY === true, ignore: 'pid,hostname,component', translateTime: 'SYS:HH:MM:ss.l' })) : pino(opts, dest);
   destinations.set(log, dest);
   return log;
+}
+
+/** The log format to use: as asked, or for auto, text when stdout is a terminal. */
+export function resolveLogFormat(format: 'auto' | 'text' | 'json', isTTY = process.stdout.isTTY === true): 'text' | 'json' {
+  return format === 'auto' ? (isTTY ? 'text' : 'json') : format;
 }
 
 /**

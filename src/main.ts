@@ -1,8 +1,40 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // llm-epp command line: parse flags, start, stop cleanly on SIGTERM/SIGINT.
-import { startApp, VERSION } from './app.ts';
-import { FlagError, helpText, parseFlags } from './flags.ts';
-import { createLogger, flushLogger } from './log.ts';
+import { format } from 'node:util';
+import { setLogger } from '@grpc/grpc-js';
+import { buildScheduler, startApp, VERSION } from './app.ts';
+import { FlagError, helpText, parseFlags, type Options } from './flags.ts';
+import { createLogger, flushLogger, resolveLogFormat, type Logger } from './log.ts';
+import { Datastore } from './pool/datastore.ts';
+
+/** --check-config: load the config as llm-epp would, say what it configures, exit 0 or 1. */
+async function checkConfig(options: Options): Promise<number> {
+  const quiet = createLogger('warn', resolveLogFormat(options.logFormat));
+  try {
+    const { config } = await buildScheduler(options, new Datastore(), quiet, undefined);
+    const source = options.configFile || (options.configText ? '--config-text' : 'the default config');
+    const lines = [`llm-epp: ${source} is valid (${config.apiVersion})`];
+    for (const p of config.profiles.values()) {
+      const scorers = p.scorers.map((s) => `${s.scorer.name} ×${s.weight}`).join(', ') || 'none';
+      lines.push(`  profile ${p.name}: filters [${p.filters.map((f) => f.name).join(', ')}], scorers [${scorers}], picker ${p.picker.name}`);
+    }
+    lines.push(`  profile handler ${config.profileHandler.name}; saturation detector ${config.saturationDetector.name}; ${config.plugins.size} plugins`);
+    process.stdout.write(lines.join('\n') + '\n');
+    await flushLogger(quiet);
+    return 0;
+  } catch (err) {
+    await flushLogger(quiet);
+    process.stderr.write(`llm-epp: the config is not valid:\n  ${(err as Error).message.replace(/\n/g, '\n  ')}\n`);
+    return 1;
+  }
+}
+
+/** Start-up failed: one readable message on a terminal (a YAML error's caret intact); a JSON line otherwise. */
+function reportStartFailure(log: Logger, text: boolean, err: unknown): void {
+  const message = (err as Error)?.message ?? String(err);
+  if (text) process.stderr.write(`llm-epp: failed to start: ${message}\n`);
+  else log.fatal({ err: message }, 'llm-epp failed to start');
+}
 
 async function main(): Promise<void> {
   let options;
@@ -23,12 +55,21 @@ async function main(): Promise<void> {
     process.stdout.write(`llm-epp ${VERSION}\n`);
     return;
   }
-  const log = createLogger(options.logLevel);
+  if (options.checkConfig) process.exit(await checkConfig(options));
+  const logFormat = resolveLogFormat(options.logFormat);
+  const log = createLogger(options.logLevel, logFormat);
+  // grpc-js's own messages (e.g. a failed bind, which llm-epp reports itself, naming the flag) go to the log at debug.
+  setLogger({
+    error: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
+    info: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
+    debug: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
+  });
   let app;
   try {
     app = await startApp(options, { logger: log });
   } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'llm-epp failed to start');
+    reportStartFailure(log, logFormat === 'text', err);
+    await flushLogger(log);
     process.exit(1);
   }
   // SIGTERM: health NOT_SERVING at once, keep serving for --shutdown-delay,

@@ -205,7 +205,11 @@ describe('simulator pod (HTTP)', () => {
     expect(batch.choices.map((c: { index: number }) => c.index)).toEqual([0, 1]);
     expect(batch.usage).toMatchObject({ prompt_tokens: 3 + 3, completion_tokens: 6 });
     const models = JSON.parse(await (await request(`http://127.0.0.1:${pod.port}/v1/models`)).body.text());
-    expect(models.data.map((d: { id: string; parent: string | null }) => [d.id, d.parent])).toEqual([['sim-model', null], ['sql-lora', 'sim-model']]);
+    expect(models.data.map((d: { id: string; parent: string | null }) => [d.id, d.parent])).toEqual([['sim-model', null], ['meta-llama/Llama-3.1-8B-Instruct', null], ['sql-lora', 'sim-model']]);
+    // The README's requests name the model the simulator's timing describes: answered, echoed back (was 404).
+    const readme = await post('/v1/chat/completions', { model: 'meta-llama/Llama-3.1-8B-Instruct', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 });
+    expect(readme.status).toBe(200);
+    expect(JSON.parse(readme.text).model).toBe('meta-llama/Llama-3.1-8B-Instruct');
     expect((await request(`http://127.0.0.1:${pod.port}/health`)).statusCode).toBe(200);
     expect((await post('/v1/completions', { model: 'nope', prompt: 'x' })).status).toBe(404);
     expect((await post('/v1/completions', { model: 'sim-model' })).status).toBe(400);

@@ -22,6 +22,8 @@ Fleet
 
 Engine (per pod; vLLM flag names)
   --model NAME                   served model name (default sim-model)
+  --served-model-name A,B        further names it answers to (default meta-llama/Llama-3.1-8B-Instruct,
+                                 the model the timing defaults describe)
   --num-gpu-blocks N             KV blocks (default 27000 ≈ an H100 80 GB, 8B model)
   --block-size N                 tokens per block (default 16)
   --max-num-seqs N               running batch cap (default 1024)
@@ -49,6 +51,7 @@ const OPTIONS = {
   'endpoints-file': { type: 'string' },
   'dcgm-port': { type: 'string' },
   model: { type: 'string', default: 'sim-model' },
+  'served-model-name': { type: 'string' },
   'num-gpu-blocks': { type: 'string' },
   'block-size': { type: 'string' },
   'max-num-seqs': { type: 'string' },
@@ -105,6 +108,7 @@ export function fleetPlanFromArgs(argv: string[]): FleetPlan | 'help' {
   set('enablePromptTokensDetails', boolFlag('enable-prompt-tokens-details', v['enable-prompt-tokens-details']));
   set('streamInterval', numFlag('stream-interval', v['stream-interval'], true, 1));
   set('timeScale', numFlag('time-scale', v['time-scale'], false, 0));
+  if (v['served-model-name'] !== undefined) pod.servedModelNames = v['served-model-name'].split(',').map((s) => s.trim()).filter(Boolean);
   if (v['lora-modules']) pod.loraModules = v['lora-modules'].split(',').map((s) => s.trim()).filter(Boolean);
   const plan: FleetPlan = { pods: numFlag('pods', v.pods, true, 1)!, basePort: numFlag('port', v.port, true, 0)!, pod };
   if (plan.basePort > 0 && plan.basePort + plan.pods - 1 > 65535) throw new Error('--port + --pods exceeds 65535');

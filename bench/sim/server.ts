@@ -22,6 +22,12 @@ export interface SimPodOptions extends EngineOptions {
   streamInterval?: number;
   /** Largest request body accepted, bytes. Default 32 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Further names the base model answers to (vLLM --served-model-name). Default: the model whose
+   * timing the simulator models, meta-llama/Llama-3.1-8B-Instruct, so the README's requests work
+   * against it as they do against a real vLLM.
+   */
+  servedModelNames?: string[];
   /** Also serve a DCGM-exporter-style page (GET /metrics) on this port of the same host; 0 = any free port. */
   dcgmPort?: number;
   /** How that page labels its samples (DaemonSet mode) or a fixed utilization. */
@@ -37,6 +43,9 @@ export interface SimPod {
   readonly engine: Engine;
   close(): Promise<void>;
 }
+
+/** The model whose timing the simulator's defaults model (vllm.md §6): answered to by default. */
+export const SIMULATED_MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 
 class HttpError extends Error {
   readonly status: number;
@@ -135,6 +144,7 @@ export async function startSimPod(opts: SimPodOptions): Promise<SimPod> {
   const engine = new Engine(opts);
   const model = opts.model;
   const loras = new Set(opts.loraModules ?? []);
+  const aliases = new Set((opts.servedModelNames ?? [SIMULATED_MODEL]).filter((n) => n !== model));
   const details = opts.enablePromptTokensDetails ?? false;
   const interval = Math.max(1, Math.floor(opts.streamInterval ?? 1));
   const maxBody = opts.maxBodyBytes ?? 32 << 20;
@@ -145,8 +155,9 @@ export async function startSimPod(opts: SimPodOptions): Promise<SimPod> {
     const body = await readJson(req, maxBody);
     const requested = body.model;
     if (typeof requested !== 'string' || requested === '') throw new HttpError(400, 'model is required');
-    if (requested !== model && !loras.has(requested)) throw new HttpError(404, `The model \`${requested}\` does not exist.`, 'NotFoundError');
-    const lora = requested === model ? undefined : requested;
+    const base = requested === model || aliases.has(requested);
+    if (!base && !loras.has(requested)) throw new HttpError(404, `The model \`${requested}\` does not exist.`, 'NotFoundError');
+    const lora = base ? undefined : requested;
     const prompts: Array<string | number[]> = chat ? [renderChat(body.messages)] : completionPrompts(body.prompt);
     const stream = body.stream === true;
     const so = body.stream_options as { include_usage?: unknown } | undefined | null;
@@ -251,6 +262,7 @@ export async function startSimPod(opts: SimPodOptions): Promise<SimPod> {
     object: 'list',
     data: [
       { id: model, object: 'model', created, owned_by: 'vllm', root: model, parent: null, max_model_len: engine.maxModelLen },
+      ...[...aliases].map((a) => ({ id: a, object: 'model', created, owned_by: 'vllm', root: model, parent: null, max_model_len: engine.maxModelLen })),
       ...[...loras].map((l) => ({ id: l, object: 'model', created, owned_by: 'vllm', root: l, parent: model, max_model_len: engine.maxModelLen })),
     ],
   });
