@@ -1,7 +1,7 @@
 // Per-request cost of request metrics: one request's whole recording
 // (routed, response headers, 3 JSON chunks, end with usage), 200,000 times
 // over 8 models × 4 fairness ids, in-process; then one scrape of the page.
-//   node bench/request-metrics.bench.ts [repo root] [old|new]
+//   npx node bench/request-metrics.bench.ts [repo root] [old|new]
 // "old" runs the API of commits before e41852b (GAIE metric names only), to
 // compare a checkout of one against this tree; the default is this tree.
 const root = process.argv[2] ?? new URL('..', import.meta.url).pathname.replace(/\/$/, '');
