@@ -1,12 +1,20 @@
 // The EPP benchmark end to end in miniature: it must start its processes,
 // drive real ext_proc streams and report sane figures. Timings are not
 // asserted (the machine is shared); only that the numbers exist and make sense.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBench } from '../bench/epp/run.ts';
 
 describe('bench:epp smoke', () => {
   it('runs the headline and long scenarios briefly and reports sane numbers', async () => {
-    const { results } = await runBench({ scenarios: ['headline', 'long'], durationMs: 400, rates: [50], quick: true, append: false });
+    // Its JSON goes to a temp dir: npm test leaves nothing in bench/results/.
+    const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+    const { results, file } = await runBench({ scenarios: ['headline', 'long'], durationMs: 400, rates: [50], quick: true, append: false, resultsDir: dir });
+    expect(file.startsWith(dir)).toBe(true);
+    expect(readdirSync(dir)).toHaveLength(1);
+    rmSync(dir, { recursive: true, force: true });
     expect(results.map((r) => r.scenario)).toEqual(['headline', 'long']);
     for (const r of results) {
       expect(r.phases.length).toBeGreaterThan(0);

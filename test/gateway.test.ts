@@ -1,10 +1,16 @@
 // The benchmark gateway: Envoy's job with an EPP (ext_proc in full duplex,
 // destination header, fallback walk, response through the EPP), and the
 // baselines without one.
+import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import type { ClientHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startGateway } from '../bench/gateway/gateway.ts';
+import { EppStream } from '../bench/gateway/epp-channel.ts';
+import { encodeBody, encodeHeaders, readStreamedBody } from '../bench/gateway/ext-proc-wire.ts';
+import { GatewayError, startGateway, type GatewayStats } from '../bench/gateway/gateway.ts';
+import { continueResponse, header, requestHeadersResponse, streamedBody } from '../src/extproc/messages.ts';
+import { decodeRequest, encodeResponse } from '../src/extproc/proto.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 
@@ -136,5 +142,141 @@ describe('benchmark gateway', () => {
     expect([...rr.served.values()]).toEqual([2, 2, 2]);
     await Promise.all(Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${lr.port}/v1/completions`, { method: 'POST', body: '{"stream":true}' }).then((r) => r.text())));
     expect([...lr.served.values()].sort()).toEqual([2, 2, 2]);
+  });
+});
+
+/** A pod that serves a vLLM metrics page and answers completions, recording the bodies it got. */
+async function completionsPod(): Promise<{ key: string; bodies: Buffer[]; close: () => Promise<void> }> {
+  const page = new FakePod().page();
+  const bodies: Buffer[] = [];
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') return void res.writeHead(200).end(page);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true,"usage":{"prompt_tokens":1,"completion_tokens":1}}');
+    });
+  });
+  const port = await listen(server, '127.0.0.1');
+  return {
+    key: `127.0.0.1:${port}`,
+    bodies,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+describe('benchmark gateway: TLS to the EPP, large bodies, its own stats', () => {
+  it('talks TLS to an llm-epp with a self-signed certificate, verified with --epp-ca, and carries a 300 KB body intact', async () => {
+    const pod = await completionsPod();
+    const { app } = await startTestApp([`--endpoints=${pod.key}`, '--secure-serving=true'], { waitReady: 1 });
+    cleanup.push(async () => {
+      await app.stop(100);
+      await pod.close();
+    });
+    // Unverified certificate: refused with the way out.
+    await expect(startGateway({ strategy: 'epp', epp: `127.0.0.1:${app.ports.grpc}`, eppTls: {} })).rejects.toThrow(/cannot verify.*--epp-ca/);
+    await expect(startGateway({ strategy: 'epp', epp: `127.0.0.1:${app.ports.grpc}` })).rejects.toThrow(GatewayError);
+    const gw = await startGateway({ strategy: 'epp', epp: `127.0.0.1:${app.ports.grpc}`, eppTls: { ca: app.certPem } });
+    cleanup.push(() => gw.stop());
+    const body = Buffer.from(JSON.stringify({ model: 'm', prompt: 'long '.repeat(60_000) }));
+    const res = await fetch(`http://127.0.0.1:${gw.port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true });
+    expect(res.headers.get('x-llm-epp-endpoint')).toBe(pod.key);
+    expect(pod.bodies).toHaveLength(1);
+    expect(pod.bodies[0].equals(body)).toBe(true);
+  });
+
+  it('answers GET /gateway/stats with its requests, errors, CPU and event-loop lag', async () => {
+    const pod = await completionsPod();
+    const dead = createServer();
+    const deadPort = await listen(dead, '127.0.0.1');
+    await new Promise<void>((r) => dead.close(() => r()));
+    const gw = await startGateway({ strategy: 'round-robin', endpoints: [pod.key, `127.0.0.1:${deadPort}`] });
+    const only = await startGateway({ strategy: 'round-robin', endpoints: [`127.0.0.1:${deadPort}`] });
+    cleanup.push(async () => {
+      await gw.stop();
+      await only.stop();
+      await pod.close();
+    });
+    for (let i = 0; i < 4; i++) expect((await fetch(`http://127.0.0.1:${gw.port}/v1/completions`, { method: 'POST', body: '{}' })).status).toBe(200); // the dead one is walked past
+    const failed = await fetch(`http://127.0.0.1:${only.port}/v1/completions`, { method: 'POST', body: '{}' });
+    expect(failed.status).toBe(502);
+    expect(((await failed.json()) as { error: { type: string } }).error.type).toBe('gateway_error');
+    const stats = (await (await fetch(`http://127.0.0.1:${gw.port}/gateway/stats`)).json()) as GatewayStats;
+    expect(stats).toMatchObject({ requests: 4, errors: 0, inFlight: 0 });
+    expect(stats.cpuMs).toBeGreaterThan(0);
+    expect(Object.keys(stats.loopLag).sort()).toEqual(['count', 'maxMs', 'p50Ms', 'p99Ms']);
+    expect(stats.loopLag.p99Ms).toBeGreaterThanOrEqual(stats.loopLag.p50Ms);
+    expect(only.stats()).toMatchObject({ requests: 1, errors: 1 });
+  });
+});
+
+describe('benchmark gateway: ext_proc on the wire', () => {
+  const unframe = (bufs: Buffer[]) => {
+    const all = Buffer.concat(bufs);
+    expect(all[0]).toBe(0);
+    expect(all.readUInt32BE(1)).toBe(all.length - 5);
+    return decodeRequest(all.subarray(5));
+  };
+
+  it('hand-encoded requests decode to what they say', () => {
+    const h = unframe([encodeHeaders('request', { pairs: [':method', 'POST', 'x-cafe', 'caf\u00e9'], endOfStream: false, protocolConfig: true })]);
+    expect(h.request_headers!.headers!.headers!.map((v) => [v.key, Buffer.from(v.raw_value!).toString('latin1')])).toEqual([
+      [':method', 'POST'],
+      ['x-cafe', 'caf\u00e9'], // a value's bytes as they came (latin1 is byte for byte)
+    ]);
+    expect(h.request_headers!.end_of_stream).toBe(false);
+    expect(h.protocol_config).toMatchObject({ request_body_mode: 4, response_body_mode: 4 });
+    const r = unframe([encodeHeaders('response', { pairs: [':status', '200'], endOfStream: true, served: '10.0.0.1:8000' })]);
+    expect(r.response_headers!.end_of_stream).toBe(true);
+    expect(r.metadata_context!.filter_metadata!['envoy.lb'].fields!['x-gateway-destination-endpoint-served'].stringValue).toBe('10.0.0.1:8000');
+    for (const size of [0, 10, 70_000]) {
+      for (const eos of [false, true]) {
+        const chunk = Buffer.alloc(size, 7);
+        const b = unframe(encodeBody('response', size ? chunk : undefined, eos));
+        expect(Buffer.from(b.response_body!.body ?? [])).toEqual(chunk);
+        expect(b.response_body!.end_of_stream ?? false).toBe(eos);
+      }
+    }
+    // A large chunk is sent as it is, not copied.
+    const big = Buffer.alloc(70_000);
+    expect(encodeBody('request', big, true)).toContain(big);
+  });
+
+  it('reads streamed body replies without a decoder, and leaves every other reply to it', () => {
+    for (const [which, kind] of [['request', 'request_body'], ['response', 'response_body']] as const) {
+      const body = Buffer.from('{"x":1}');
+      expect(readStreamedBody(encodeResponse(streamedBody(kind, body, true)))).toEqual({ which, body, endOfStream: true });
+      expect(readStreamedBody(encodeResponse(streamedBody(kind, Buffer.alloc(0), false)))).toEqual({ which, body: Buffer.alloc(0), endOfStream: false });
+    }
+    expect(readStreamedBody(encodeResponse(requestHeadersResponse([header('x-gateway-destination-endpoint', 'a:1')], undefined)))).toBeUndefined();
+    expect(readStreamedBody(encodeResponse(continueResponse('response_body')))).toBeUndefined();
+  });
+
+  it('reassembles gRPC messages split anywhere across DATA chunks', () => {
+    const messages = [Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(100_000, 1), Buffer.from('z')];
+    const wire = Buffer.concat(
+      messages.flatMap((m) => {
+        const prefix = Buffer.alloc(5);
+        prefix.writeUInt32BE(m.length, 1);
+        return [prefix, m];
+      }),
+    );
+    for (const cut of [1, 2, 3, 7, 4096, wire.length]) {
+      const fake = new EventEmitter() as unknown as ClientHttp2Stream;
+      const got: Buffer[] = [];
+      let closed: Error | undefined | null = null;
+      new EppStream(fake, { onMessage: (m) => got.push(Buffer.from(m)), onClose: (e) => (closed = e) });
+      for (let i = 0; i < wire.length; i += cut) (fake as unknown as EventEmitter).emit('data', wire.subarray(i, i + cut));
+      (fake as unknown as EventEmitter).emit('trailers', { 'grpc-status': '0' });
+      (fake as unknown as EventEmitter).emit('close');
+      expect(got, `cut ${cut}`).toEqual(messages);
+      expect(closed).toBeUndefined();
+    }
   });
 });

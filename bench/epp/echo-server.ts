@@ -3,13 +3,14 @@
 // ends, answer headers + destination, echo the body in ≤ 62,000-byte chunks,
 // echo response chunks), with no parsing and no scheduling.
 //   node bench/epp/echo-server.ts --port 0     (prints {"port": N})
+//   node bench/epp/echo-server.ts --port 0 --destination 127.0.0.1:8000   (the endpoint it picks)
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { parseArgs } from 'node:util';
 import { chunkBody, continueResponse, destinationMetadata, header, requestHeadersResponse, type ProcessingRequest, type ProcessingResponse } from '../../src/extproc/messages.ts';
 import { externalProcessorService } from '../../src/extproc/proto.ts';
 
-const { values } = parseArgs({ options: { port: { type: 'string', default: '0' } } });
-const DEST = '127.0.0.1:8000';
+const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, destination: { type: 'string', default: '127.0.0.1:8000' } } });
+const DEST = values.destination;
 
 const server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
 server.addService(externalProcessorService, {

@@ -1,15 +1,20 @@
 // A fleet of fake model servers for the EPP benchmark, in one process: each
 // pod serves a realistic vLLM /metrics page (~25 KB, histograms included)
 // whose waiting/running/KV values drift every 100 ms, so every scrape parses
-// fresh numbers. Started as a child process; prints its ports as JSON.
+// fresh numbers, and answers POSTed completions at once (a JSON answer, or
+// for chat a 16-event SSE stream: bench/gateway/fake-upstream.ts) for the
+// scenarios with the benchmark gateway in the path. Started as a child
+// process; prints its ports as JSON.
 //   node bench/epp/fleet.ts --pods 64
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { answer, buildAnswers } from '../gateway/fake-upstream.ts';
 import { syntheticVllmPage } from '../lib/vllm-page.ts';
 
 const { values } = parseArgs({ options: { pods: { type: 'string', default: '8' } } });
 const n = Number(values.pods);
+const answers = buildAnswers({ sseChunks: 16 });
 
 interface Pod {
   server: Server;
@@ -25,6 +30,7 @@ for (let i = 0; i < n; i++) {
   pod.page = Buffer.from(syntheticVllmPage(pod));
   pod.server = createServer((req, res) => {
     if (req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(pod.page);
+    else if (req.method === 'POST') answer(answers, req, res);
     else res.writeHead(404).end();
   });
   pod.server.keepAliveTimeout = 60_000;

@@ -8,12 +8,14 @@
 //   npm run bench:epp                          all scenarios (≈ 3–4 min)
 //   npm run bench:epp -- --scenario headline   one scenario
 //   npm run bench:epp -- --duration 2s --no-append
+//   npm run bench:epp -- --help
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { parseArgs } from 'node:util';
 import { parseDuration } from '../../src/units.ts';
+import { parseFlags, runMain, UsageError } from '../lib/cli-flags.ts';
 import { ROOT, cpuSeconds, eppMetric, json, rssMB, start, startEpp as startEppProcess, stop, waitReady, type Child } from '../lib/processes.ts';
 import { round, summarize, type Summary } from '../lib/stats.ts';
+import { gatewayTable, runGatewayScenario, type GatewayPhase } from './gateway-scenario.ts';
 import { ExtProcLoad, requestShape, sseResponse, type LoadResult, type RequestShape } from './load.ts';
 
 // ---------- processes ----------
@@ -25,8 +27,8 @@ function startFleet(pods: number) {
   });
 }
 
-function startEcho() {
-  return start(['bench/epp/echo-server.ts', '--port=0'], (l) => {
+function startEcho(destination?: string) {
+  return start(['bench/epp/echo-server.ts', '--port=0', ...(destination ? [`--destination=${destination}`] : [])], (l) => {
     const j = json(l) as { port?: number } | undefined;
     return j?.port ? { port: j.port } : undefined;
   });
@@ -47,25 +49,26 @@ function words(seed: number, chars: number): string {
   return s.slice(0, chars);
 }
 
-/** 8k-token chat prompts: one of `groups` shared ~6k-token system prompts + a unique ~2k-token question. */
-function chatWorkload(count: number, groups: number, systemChars = 24_000, questionChars = 8_000): RequestShape[] {
+/** 8k-token chat request bodies: one of `groups` shared ~6k-token system prompts + a unique ~2k-token question. */
+function chatBodies(count: number, groups: number, systemChars = 24_000, questionChars = 8_000): Buffer[] {
   const systems = Array.from({ length: groups }, (_, g) => `System prompt ${g}. ` + words(g + 1, systemChars));
   return Array.from({ length: count }, (_, i) =>
-    requestShape(
-      '/v1/chat/completions',
-      Buffer.from(
-        JSON.stringify({
-          model: 'meta-llama/Llama-3.1-8B-Instruct',
-          stream: true,
-          stream_options: { include_usage: true },
-          messages: [
-            { role: 'system', content: systems[i % groups] },
-            { role: 'user', content: `Question ${i}: ` + words(100_000 + i, questionChars) },
-          ],
-        }),
-      ),
+    Buffer.from(
+      JSON.stringify({
+        model: 'meta-llama/Llama-3.1-8B-Instruct',
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [
+          { role: 'system', content: systems[i % groups] },
+          { role: 'user', content: `Question ${i}: ` + words(100_000 + i, questionChars) },
+        ],
+      }),
     ),
   );
+}
+
+function chatWorkload(count: number, groups: number): RequestShape[] {
+  return chatBodies(count, groups).map((b) => requestShape('/v1/chat/completions', b));
 }
 
 /** ≈100k-token completions prompts (≈ 400 KB bodies), each distinct. */
@@ -150,6 +153,8 @@ interface ScenarioResult {
   description: string;
   pods: number;
   phases: Phase[];
+  /** Phases with the benchmark gateway in the path (the gateway scenario). */
+  gateway?: GatewayPhase[];
   extra?: Record<string, number>;
 }
 
@@ -261,6 +266,19 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
       return { scenario: 'response', description: this.description, pods, phases };
     },
   },
+  gateway: {
+    description:
+      'headline chat prompts over HTTP through the benchmark gateway (Envoy\'s stand-in, ext_proc FULL_DUPLEX_STREAMED) to 16 pods answering 16-event SSE streams; one gateway in front of llm-epp, one in front of the echo server; CPU per request of the EPP and of the gateway apart',
+    async run(c) {
+      const pods = c.quick ? 4 : 16;
+      const bodies = chatBodies(c.quick ? 64 : 512, 32);
+      let gateway: GatewayPhase[] = [];
+      await withProcesses(pods, [], async (fleet, epp) => {
+        gateway = await runGatewayScenario({ durationMs: c.durationMs, quick: c.quick, bodies, fleet, llmEpp: epp, startEcho, log });
+      });
+      return { scenario: 'gateway', description: this.description, pods, phases: [], gateway };
+    },
+  },
   memory: {
     description: '128 pods, prefix indexes filled to capacity (31,250 blocks each) by distinct ≈100k-token prompts; resident memory',
     async run(c) {
@@ -324,6 +342,7 @@ function markdown(results: ScenarioResult[], meta: Record<string, unknown>): str
       }
       out.push('');
     }
+    if (r.gateway?.length) out.push(...gatewayTable(r.gateway), '');
     if (r.extra) out.push(Object.entries(r.extra).map(([k, v]) => `${k}: **${v}**`).join(' · '), '');
   }
   return out.join('\n');
@@ -336,6 +355,8 @@ export interface BenchOptions {
   quick: boolean;
   append: boolean;
   args?: string;
+  /** Where the JSON goes (default bench/results/). */
+  resultsDir?: string;
 }
 
 export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResult[]; file: string; markdown: string }> {
@@ -354,34 +375,83 @@ export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResu
     memGB: Math.round(totalmem() / 2 ** 30),
     args: o.args,
   };
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
-  const file = `${ROOT}bench/results/epp-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  const dir = o.resultsDir ?? `${ROOT}bench/results`;
+  mkdirSync(dir, { recursive: true });
+  const file = `${dir}/epp-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, JSON.stringify({ meta, results }, null, 2));
   const md = markdown(results, meta);
   if (o.append) appendFileSync(`${ROOT}bench/RESULTS.md`, '\n' + md);
   return { results, file, markdown: md };
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      scenario: { type: 'string', multiple: true },
-      duration: { type: 'string', default: '5s' },
-      rates: { type: 'string', default: '1000,2000' },
-      quick: { type: 'boolean', default: false },
-      'no-append': { type: 'boolean', default: false },
-      'epp-node-args': { type: 'string', default: '' },
-    },
+const DEFAULT_SCENARIOS = ['headline', 'long', 'scrape', 'response', 'gateway', 'memory'];
+
+const USAGE = `Usage: npm run bench:epp -- [flags]
+       npx node bench/epp/run.ts [flags]
+
+llm-epp's hot path measured the way Envoy drives it, against a bare ext_proc
+echo server (the floor), with a fake vLLM fleet. Writes a JSON file to
+bench/results/ and appends a Markdown section to bench/RESULTS.md.
+
+Flags:
+  --scenario NAME      ${Object.keys(SCENARIOS).join(' | ')} (repeatable; default: all, ≈ 4 min)
+  --duration D         length of each measured phase (default 5s)
+  --rates R,R,…        open-loop rates of the headline scenario, req/s (default 1000,2000)
+  --quick              small fleets and workloads (a smoke run)
+  --no-append          do not append to bench/RESULTS.md
+  --epp-node-args A    extra node flags for llm-epp, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  -h, --help           this text
+
+Scenarios:
+${Object.entries(SCENARIOS)
+  .map(([k, v]) => `  ${k.padEnd(10)} ${v.description}`)
+  .join('\n')}
+`;
+
+/** The command line as bench options; a UsageError naming the flag on any mistake, undefined for --help. */
+export function benchOptions(argv: string[]): (BenchOptions & { eppNodeArgs: string[] }) | undefined {
+  const values = parseFlags(argv, {
+    scenario: { type: 'string', multiple: true },
+    duration: { type: 'string', default: '5s' },
+    rates: { type: 'string', default: '1000,2000' },
+    quick: { type: 'boolean', default: false },
+    'no-append': { type: 'boolean', default: false },
+    'epp-node-args': { type: 'string', default: '' },
+    help: { type: 'boolean', short: 'h', default: false },
   });
-  eppNodeArgs = values['epp-node-args'].split(' ').filter(Boolean);
-  const { markdown: md, file } = await runBench({
-    scenarios: values.scenario ?? ['headline', 'long', 'scrape', 'response', 'memory'],
-    durationMs: parseDuration(values.duration),
-    rates: values.rates.split(',').map(Number),
+  if (values.help) return undefined;
+  const scenarios = values.scenario ?? DEFAULT_SCENARIOS;
+  for (const name of scenarios) if (!SCENARIOS[name]) throw new UsageError(`unknown --scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
+  let durationMs: number;
+  try {
+    durationMs = parseDuration(values.duration);
+  } catch {
+    throw new UsageError(`--duration must be a duration like 5s or 500ms, got "${values.duration}"`);
+  }
+  if (!(durationMs > 0)) throw new UsageError(`--duration must be above zero, got "${values.duration}"`);
+  const rates = values.rates.split(',').map(Number);
+  if (rates.length === 0 || rates.some((r) => !(r > 0))) throw new UsageError(`--rates must be positive numbers separated by commas, got "${values.rates}"`);
+  return {
+    scenarios,
+    durationMs,
+    rates,
     quick: values.quick,
     append: !values['no-append'],
-    args: process.argv.slice(2).join(' '),
+    args: argv.join(' '),
+    eppNodeArgs: values['epp-node-args'].split(' ').filter(Boolean),
+  };
+}
+
+if (import.meta.main) {
+  await runMain('bench:epp', async () => {
+    const o = benchOptions(process.argv.slice(2));
+    if (!o) {
+      process.stdout.write(USAGE);
+      return;
+    }
+    eppNodeArgs = o.eppNodeArgs;
+    const { markdown: md, file } = await runBench(o);
+    process.stdout.write(md + `\nJSON: ${file}\n`);
   });
-  process.stdout.write(md + `\nJSON: ${file}\n`);
   process.exit(0);
 }

@@ -1,7 +1,7 @@
-// ProcessingRequest builders for everything outside llm-epp that plays Envoy:
-// the test client (test/helpers/envoy-client.ts), the benchmark gateway
-// (bench/gateway/gateway.ts) and the benchmark load (bench/epp/load.ts).
-// One place decides how headers, bodies and trailers go on the wire.
+// ProcessingRequest builders for the tools outside llm-epp that play Envoy
+// message by message: the test client (test/helpers/envoy-client.ts) and the
+// benchmark load (bench/epp/load.ts). The benchmark gateway writes its
+// messages straight into gRPC frames (bench/gateway/ext-proc-wire.ts).
 import type { HeaderValue, ProcessingRequest } from '../../src/extproc/messages.ts';
 
 export type HeaderList = readonly (readonly [string, string])[];
