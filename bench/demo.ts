@@ -2,23 +2,33 @@
 // Starts a simulated vLLM fleet (bench/sim/fleet.ts), llm-epp on it, one gateway per
 // strategy (bench/gateway/gateway.ts: the llm-epp one does what Envoy does with an EPP),
 // then drives the same request sequence through each gateway in turn, resetting the pods'
-// caches and counters in between, and prints the comparison. Reports (JSON, Markdown,
-// HTML with charts) go to bench/results/.
+// caches and counters before each, and prints a summary per strategy, a warning for every
+// stage the machine could not keep up with, and a verdict line. Reports (JSON, Markdown,
+// HTML with charts, CSV) go to bench/results/.
 //
 //   npm run demo                                       8 pods, shared prefix, llm-epp vs round-robin
 //   npm run demo -- --strategies llm-epp,round-robin,least-request,random --rates 10,20,30
 //   npm run demo -- --workload no-sharing --config-file deploy/config/prefix-heavy-chat.yaml
-import { appendFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
 import { boolFlag, numFlag } from './lib/args.ts';
-import { ROOT, json, start, startEpp, stop, waitReady, type Child } from './lib/processes.ts';
-import { cacheScraper } from './load/metrics.ts';
-import { buildReport, toMarkdown, writeReports, type Report } from './load/report.ts';
-import { runStages, type RunResult, type StageSpec } from './load/runner.ts';
-import { makeWorkload, type WorkloadKind, type WorkloadOptions } from './load/workloads.ts';
+import { ROOT, json, waitReady } from './lib/processes.ts';
+import { killChildrenSync, startChild, stopChildren, type StartedChild } from './load/children.ts';
 import { parseDuration } from './load/cli.ts';
+import { runComparison } from './load/compare.ts';
+import { describeEnvironment } from './load/environment.ts';
+import { resetPods } from './load/fleet-reset.ts';
+import { HEALTH_HELP, HEALTH_OPTIONS, thresholdsFromFlags, type HealthThresholds } from './load/health.ts';
+import { onInterrupt } from './load/interrupt.ts';
+import { cacheScraper } from './load/metrics.ts';
+import { EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, budgetMessage, parseErrorRate, stagesOverBudget } from './load/outcome.ts';
+import { preflight } from './load/preflight.ts';
+import { HealthMonitor, promLagSource } from './load/probes.ts';
+import { buildReport, toMarkdown, writeReports, type Report } from './load/report.ts';
+import type { RunResult, StageSpec } from './load/runner.ts';
+import { terminalReport } from './load/terminal.ts';
+import { verdicts } from './load/verdict.ts';
+import { makeWorkload, type WorkloadKind, type WorkloadOptions } from './load/workloads.ts';
 
 export const STRATEGIES = ['llm-epp', 'round-robin', 'least-request', 'random'] as const;
 export type DemoStrategy = (typeof STRATEGIES)[number];
@@ -41,11 +51,17 @@ export const DEMO_HELP = `Usage: npm run demo -- [options]
   --out PREFIX             report files (default bench/results/demo-<time>)
   --progress BOOL          progress bar (default: when stderr is a TTY)
   --append-results         append the table, the command and the machine to bench/RESULTS.md
+  --max-error-rate R       exit 1 when a stage's failed fraction exceeds R (0..1 or 5%);
+                           default: only when every request of a stage failed
+
+Every strategy gets the same request sequence and starts from a reset fleet (empty caches,
+zeroed counters). Ctrl-C writes a partial report of what completed and exits 130.
 
 The fleet is scaled so that the shared-prefix demand is ≈ 70 % of the fleet's KV cache and
-≈ 6× one pod's (the canonical benchmark's cache pressure, shared/reference/benchmarks.md §3.1):
---num-gpu-blocks is derived from --groups × --system-tokens unless --sim-args sets it.
-`;
+≈ 6× one pod's (the cache pressure of llm-d's shared-prefix benchmark): --num-gpu-blocks is
+derived from --groups × --system-tokens unless --sim-args sets it.
+
+${HEALTH_HELP}`;
 
 const OPTIONS = {
   pods: { type: 'string', default: '8' },
@@ -70,6 +86,8 @@ const OPTIONS = {
   progress: { type: 'string' },
   'append-results': { type: 'boolean' },
   title: { type: 'string' },
+  'max-error-rate': { type: 'string' },
+  ...HEALTH_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -87,6 +105,8 @@ export interface DemoPlan {
   appendResults: boolean;
   argv: string[];
   title: string;
+  thresholds: HealthThresholds;
+  maxErrorRate?: number;
 }
 
 /** Turn argv into a demo plan (exported for tests). */
@@ -140,7 +160,10 @@ export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
     appendResults: v['append-results'] ?? false,
     argv,
     title: v.title ?? `llm-epp demo: ${kind}, ${pods} simulated pods`,
+    thresholds: thresholdsFromFlags(v),
   };
+  const maxErrorRate = parseErrorRate(v['max-error-rate']);
+  if (maxErrorRate !== undefined) plan.maxErrorRate = maxErrorRate;
   const progress = boolFlag('progress', v.progress);
   if (progress !== undefined) plan.progress = progress;
   return plan;
@@ -149,46 +172,103 @@ export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
 export interface DemoResult {
   report: Report;
   markdown: string;
-  files: { json: string; md: string; html: string };
+  /** What the terminal shows: summary blocks, health warnings, verdict lines. */
+  terminal: string;
+  /** Absent when the run was interrupted before any stage started. */
+  files?: { json: string; md: string; html: string; csv: string };
+  /** Stopped by the signal: the report is partial. */
+  interrupted: boolean;
 }
 
-async function post(url: string): Promise<void> {
-  const res = await request(url, { method: 'POST' });
-  await res.body.dump();
-  if (res.statusCode !== 200) throw new Error(`POST ${url}: HTTP ${res.statusCode}`);
+const EPP_CONFIG_MAX = 64 * 1024;
+
+/** The llm-epp config the demo ran with, for the report: the file's text (bounded), or the default. */
+function eppConfig(eppArgs: string[]): { file?: string; text?: string } | string {
+  const flag = eppArgs.find((a) => a.startsWith('--config-file='));
+  if (!flag) return 'the GAIE default config';
+  const file = flag.slice('--config-file='.length);
+  try {
+    const text = readFileSync(new URL(file, `file://${ROOT}`), 'utf8');
+    return { file, text: text.length > EPP_CONFIG_MAX ? text.slice(0, EPP_CONFIG_MAX) + '\n…' : text };
+  } catch {
+    return { file };
+  }
 }
 
-export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<DemoResult> {
-  const children: Child[] = [];
-  const ac = new AbortController();
-  const onSig = () => ac.abort();
-  process.once('SIGINT', onSig);
+/**
+ * Run the demo. `signal` stops it early: the report then holds what completed. Throws, with the
+ * child's own first error lines, when a process does not start.
+ */
+export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), signal?: AbortSignal): Promise<DemoResult> {
+  const environment = describeEnvironment({ plan, llmEppConfig: eppConfig(plan.eppArgs) }, ['node', 'bench/demo.ts', ...plan.argv]);
+  const children: StartedChild[] = [];
+  const monitor = new HealthMonitor();
+  // Children have their own process group: if the demo dies, take them along.
+  const onExit = () => killChildrenSync(children);
+  process.once('exit', onExit);
+  const stopped = () => signal?.aborted ?? false;
+  let runs: RunResult[] = [];
+  let podNames: string[] = [];
   try {
     let endpoints = '';
-    let podNames: string[] = [];
-    const fleet = await start(['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...plan.simArgs], (l) => {
-      const j = json(l) as { endpoints?: string; pods?: Array<{ name: string }> } | undefined;
-      if (!j?.endpoints) return undefined;
-      endpoints = j.endpoints;
-      podNames = (j.pods ?? []).map((p) => p.name);
-      return {};
+    const fleet = await startChild({
+      label: 'the simulated fleet (bench/sim/fleet.ts)',
+      args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...plan.simArgs],
+      ready: (l) => {
+        const j = json(l) as { endpoints?: string; pods?: Array<{ name: string }> } | undefined;
+        if (!j?.endpoints) return undefined;
+        endpoints = j.endpoints;
+        podNames = (j.pods ?? []).map((p) => p.name);
+        return {};
+      },
     });
     children.push(fleet);
+    monitor.add({ name: 'simulated fleet', pid: fleet.pid, lag: fleet.lag });
     const urls = endpoints.split(',');
     log(`fleet: ${plan.pods} simulated pods on ${urls[0]}…  (${plan.simArgs.join(' ')})`);
     const gateways = new Map<DemoStrategy, string>();
     const gateway = async (strategy: DemoStrategy, extra: string[]) => {
-      const g = await start(['bench/gateway/gateway.ts', '--port=0', ...extra], (l) => {
-        const j = json(l) as { port?: number } | undefined;
-        return j?.port ? { port: j.port } : undefined;
+      const g = await startChild({
+        label: `the ${strategy} gateway (bench/gateway/gateway.ts)`,
+        args: ['bench/gateway/gateway.ts', '--port=0', ...extra],
+        ready: (l) => {
+          const j = json(l) as { port?: number; metricsPort?: number } | undefined;
+          return j?.port ? { port: j.port, ...(j.metricsPort ? { metricsPort: j.metricsPort } : {}) } : undefined;
+        },
       });
       children.push(g);
+      // A gateway that serves prom-client metrics is read there; else through the lag probe.
+      const lag = g.info.metricsPort ? promLagSource(`http://127.0.0.1:${g.info.metricsPort}/metrics`) : g.lag;
+      monitor.add({ name: `gateway ${strategy}`, pid: g.pid, lag });
       gateways.set(strategy, `http://127.0.0.1:${g.info.port}`);
     };
     for (const s of plan.strategies) {
+      if (stopped()) break;
       if (s === 'llm-epp') {
-        const epp = await startEpp(endpoints, plan.eppArgs, [], 'ignore');
+        const epp = await startChild({
+          label: 'llm-epp (src/main.ts)',
+          // As `npm start` and the container run it; the lag comes from its own /metrics.
+          nodeArgs: ['--max-semi-space-size=4'],
+          probe: false,
+          args: [
+            'src/main.ts',
+            `--endpoints=${endpoints}`,
+            '--grpc-port=0',
+            '--grpc-health-port=0',
+            '--metrics-port=0',
+            '--secure-serving=false',
+            '--log-level=info',
+            // Stopped with SIGTERM at the end and wanted gone at once.
+            '--shutdown-delay=0s',
+            ...plan.eppArgs,
+          ],
+          ready: (l) => {
+            const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
+            return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
+          },
+        });
         children.push(epp);
+        monitor.add({ name: 'llm-epp', pid: epp.pid, lag: promLagSource(`http://127.0.0.1:${epp.info.metricsPort}/metrics`) });
         await waitReady(epp.info.metricsPort, plan.pods);
         log(`llm-epp: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}${plan.eppArgs.length ? ' (' + plan.eppArgs.join(' ') + ')' : ''}`);
         await gateway(s, ['--strategy=epp', `--epp=127.0.0.1:${epp.info.port}`]);
@@ -196,57 +276,84 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
         await gateway(s, [`--strategy=${s}`, `--endpoints=${endpoints}`]);
       }
     }
-    const metrics = Object.fromEntries(podNames.map((n, i) => [n, `http://${urls[i]}/metrics`]));
-    const runs: RunResult[] = [];
-    for (const s of plan.strategies) {
-      if (ac.signal.aborted) break;
-      // Every strategy starts from empty caches and zeroed counters.
-      await Promise.all(urls.map((u) => post(`http://${u}/sim/reset`)));
-      log(`\n▶ ${s}: ${plan.stages.map((st) => `${st.rate} req/s`).join(', ')} × ${(plan.stages[0].durationMs ?? 0) / 1000} s (warm-up ${(plan.stages[0].warmupMs ?? 0) / 1000} s)`);
-      runs.push(
-        await runStages({
-          url: gateways.get(s)!,
-          strategy: s,
-          workload: makeWorkload(plan.kind, plan.workload),
-          stages: plan.stages,
-          arrival: 'poisson',
-          seed: plan.seed,
-          timeoutMs: 300_000,
-          progress: plan.progress,
-          cacheCounters: cacheScraper(metrics),
-          signal: ac.signal,
-        }),
-      );
+    if (!stopped()) {
+      // One request through every gateway first: a broken path fails here, with its reason.
+      await Promise.all([...gateways].map(([, url]) => preflight(url, { model: plan.workload.model ?? 'sim-model' })));
+      const metrics = Object.fromEntries(podNames.map((n, i) => [n, `http://${urls[i]}/metrics`]));
+      const podUrls = urls.map((u) => `http://${u}`);
+      runs = await runComparison({
+        targets: plan.strategies.filter((s) => gateways.has(s)).map((s) => [s, gateways.get(s)!] as const),
+        workload: () => makeWorkload(plan.kind, plan.workload),
+        stages: plan.stages,
+        arrival: 'poisson',
+        seed: plan.seed,
+        timeoutMs: 300_000,
+        progress: plan.progress,
+        cacheCounters: cacheScraper(metrics),
+        health: monitor,
+        signal,
+        // Every strategy starts from empty caches and zeroed counters.
+        reset: async () => {
+          const failed = await resetPods(podUrls);
+          if (failed.length && !stopped()) throw new Error(`could not reset the simulated pods: ${failed.map((f) => `${f.pod} ${f.why}`).join(', ')}`);
+        },
+        log: (l) => log(`\n${l} — ${plan.stages.map((st) => `${st.rate} req/s`).join(', ')} × ${(plan.stages[0].durationMs ?? 0) / 1000} s (warm-up ${(plan.stages[0].warmupMs ?? 0) / 1000} s)`),
+      });
     }
-    const report = buildReport(runs, { pods: podNames, title: plan.title, meta: { plan } });
-    const files = writeReports(report, plan.out, runs);
-    return { report, markdown: toMarkdown(report), files };
   } finally {
-    process.off('SIGINT', onSig);
-    await Promise.all(children.map((c) => stop(c)));
+    monitor.close();
+    await stopChildren(children);
+    process.off('exit', onExit);
   }
+  const report = buildReport(runs, { pods: podNames, title: plan.title, meta: { plan }, thresholds: plan.thresholds, environment, partial: stopped() });
+  report.verdict = verdicts(report);
+  const files = report.stages.length ? writeReports(report, plan.out, runs) : undefined;
+  const r: DemoResult = { report, markdown: toMarkdown(report), terminal: terminalReport(report), interrupted: stopped() };
+  if (files) r.files = files;
+  return r;
 }
 
-if (import.meta.main) {
+/** `npm run demo`: returns the exit status. */
+export async function demoMain(argv: string[]): Promise<number> {
   let plan: DemoPlan | 'help';
   try {
-    plan = demoPlanFromArgs(process.argv.slice(2));
+    plan = demoPlanFromArgs(argv);
   } catch (e) {
-    process.stderr.write(`error: ${(e as Error).message}\n\n${DEMO_HELP}`);
-    process.exit(2);
+    process.stderr.write(`error: ${(e as Error).message}\nRun with --help for the options.\n`);
+    return EXIT_USAGE;
   }
   if (plan === 'help') {
     process.stdout.write(DEMO_HELP);
-    process.exit(0);
+    return EXIT_OK;
   }
   const t0 = performance.now();
-  const r = await runDemo(plan);
-  process.stdout.write('\n' + r.markdown);
-  if (plan.appendResults) {
-    const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const interrupt = onInterrupt((l) => process.stderr.write(l + '\n'));
+  let r: DemoResult;
+  try {
+    r = await runDemo(plan, undefined, interrupt.signal);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return interrupt.by ? EXIT_INTERRUPTED : EXIT_ERRORS;
+  } finally {
+    interrupt.dispose();
+  }
+  process.stdout.write('\n' + r.terminal);
+  if (plan.appendResults && r.files && !r.interrupted) {
+    const m = r.report.machine!;
+    const machine = `${m.cpus} × ${m.model}, ${Math.round(m.memoryGiB)} GiB, Node ${r.report.versions!.node}`;
     const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
     const md = r.markdown.replace(/^## (.*)$/m, `## $1 — ${when} UTC`);
     appendFileSync(`${ROOT}bench/RESULTS.md`, `\n${md}\nCommand: \`npm run demo -- ${plan.argv.join(' ')}\` (${((performance.now() - t0) / 1000).toFixed(0)} s). Machine: ${machine}; fleet, llm-epp, gateways and load generator on the same machine. Report: \`${r.files.json}\`.\n`);
   }
-  process.stderr.write(`\nwrote ${r.files.json}, ${r.files.md}, ${r.files.html} (open the .html in a browser) in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  if (r.files) process.stderr.write(`\nwrote ${r.files.json}, ${r.files.md}, ${r.files.html} (open the .html in a browser), ${r.files.csv} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  else process.stderr.write('\nno stage started: no report written\n');
+  if (r.interrupted) return EXIT_INTERRUPTED;
+  const over = stagesOverBudget(r.report, plan.maxErrorRate);
+  if (over.length) {
+    process.stderr.write(budgetMessage(over, plan.maxErrorRate) + '\n');
+    return EXIT_ERRORS;
+  }
+  return EXIT_OK;
 }
+
+if (import.meta.main) process.exit(await demoMain(process.argv.slice(2)));

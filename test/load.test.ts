@@ -176,6 +176,22 @@ describe('load runner against a simulated pod', () => {
     expect(readFileSync(files.html, 'utf8')).toMatch(/<svg/);
   });
 
+  it('schedule delays are never negative: a request is not sent before its time (timers fire up to 1 ms early)', async () => {
+    const run = await runStages({
+      url: `http://127.0.0.1:${pod.port}`,
+      workload: makeWorkload('no-sharing', { promptTokens: 10, outputTokens: 2 }),
+      stages: [{ rate: 100, durationMs: 1000 }],
+      arrival: 'constant',
+      progress: false,
+    });
+    const recs = run.stages[0].records;
+    expect(recs.length).toBeGreaterThan(50);
+    for (const r of recs) {
+      expect(r.scheduleDelayMs).toBeGreaterThanOrEqual(0);
+      expect(r.startMs).toBeGreaterThanOrEqual(r.intendedMs);
+    }
+  });
+
   it('counts an unreachable target as errors instead of failing the run', async () => {
     const run = await runStages({
       url: 'http://127.0.0.1:1',

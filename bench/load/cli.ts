@@ -2,18 +2,29 @@
 //   node bench/load/cli.ts --url http://127.0.0.1:8081 --workload shared-prefix \
 //     --rates 2,4 --duration 20s --warmup 5s --out bench/results/run
 // Several strategies side by side: --url llm-epp=http://127.0.0.1:8081 --url round-robin=http://127.0.0.1:8082
-// (run one after the other with identical request sequences).
+// (identical request sequences, each from a reset fleet or interleaved: compare.ts).
 import { parseArgs } from 'node:util';
 import { parseDuration as parseFlagDuration } from '../../src/units.ts';
+import { runComparison } from './compare.ts';
+import { describeEnvironment } from './environment.ts';
+import { decideReset, podBases, resetPods, type ResetMode } from './fleet-reset.ts';
+import { HEALTH_HELP, HEALTH_OPTIONS, thresholdsFromFlags, type HealthThresholds } from './health.ts';
+import { onInterrupt } from './interrupt.ts';
 import { cacheScraper } from './metrics.ts';
-import { buildReport, toMarkdown, writeReports, type SLO } from './report.ts';
-import { runStages, type RunResult, type StageSpec } from './runner.ts';
+import { EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, budgetMessage, parseErrorRate, stagesOverBudget } from './outcome.ts';
+import { preflight, PreflightError, type PreflightResult } from './preflight.ts';
+import { HealthMonitor, promLagSource } from './probes.ts';
+import { buildReport, writeReports, type SLO } from './report.ts';
+import type { RunResult, StageSpec } from './runner.ts';
+import { terminalReport } from './terminal.ts';
+import { verdicts } from './verdict.ts';
 import { makeWorkload, type WorkloadKind, type WorkloadOptions } from './workloads.ts';
 
 export const HELP = `Usage: node bench/load/cli.ts --url [NAME=]URL [--url ...] [options]
 
 Target and load
-  --url [NAME=]URL        OpenAI-compatible base URL; repeat for strategies side by side (NAME is the label)
+  --url [NAME=]URL        OpenAI-compatible base URL; repeat to compare strategies (NAME is the label).
+                          Each gets the same request sequence, and a fair start: see Fair comparisons
   --strategy NAME         label when a single --url has no NAME (default "default")
   --workload KIND         shared-prefix | multi-turn | no-sharing | trace (default shared-prefix)
   --rates LIST            open-loop stages, req/s, e.g. 2,4,8
@@ -34,14 +45,32 @@ Workload parameters (tokens are 4 characters)
   no-sharing:    --prompt-tokens 7200 --output-tokens 1000
   trace:         --trace FILE.jsonl --speed 1 --block-tokens 512
 
+Fair comparisons (several --url)
+  --reset-between MODE     auto | on | off (default auto). Before each strategy's run, POST /sim/reset
+                           to every pod given with --metrics, so no strategy inherits a cache another one
+                           warmed. auto: on when the targets serve simulated pods (npm run sim: the
+                           x-sim-pod header) and --metrics names the pods; on: required
+  --interleave             run stage by stage, the strategies' order rotating each stage (with a reset
+                           before each run when resetting) — for real pods, which cannot be reset
+
 Report
   --slo-ttft MS --slo-tpot MS --slo-e2e MS   goodput SLO (default TTFT 2000, TPOT 100)
   --metrics [POD=]URL,...  pod /metrics URLs to scrape vllm:prefix_cache_* before/after each stage
+                           (and the pods to reset between strategies)
+  --lag-metrics [NAME=]URL,...  /metrics of Node processes (llm-epp's --metrics-port) whose
+                           nodejs_eventloop_lag_* count in the health check
   --pods NAME,...          all pod names, so idle pods count in the spread
-  --out PREFIX             writes PREFIX.json, .md, .html, .requests.jsonl (default bench/results/load-<time>)
+  --out PREFIX             writes PREFIX.json, .md, .html, .csv, .requests.jsonl (default bench/results/load-<time>)
   --progress / --no-progress   progress bar on stderr (default: when stderr is a TTY)
   --title TEXT
-`;
+
+Robustness
+  --max-error-rate R       exit 1 when a stage's failed fraction exceeds R (0..1 or 5%);
+                           default: only when every request of a stage failed
+  --skip-preflight         do not send the 1-token request that checks each --url first
+  Ctrl-C writes a partial report of what completed and exits 130.
+
+${HEALTH_HELP}`;
 
 /** llm-epp's duration syntax ("20s", "500ms", "2m", "1m30s"), and a plain number as seconds → milliseconds. */
 export function parseDuration(s: string): number {
@@ -112,6 +141,12 @@ const OPTIONS = {
   progress: { type: 'boolean' },
   'no-progress': { type: 'boolean' },
   title: { type: 'string' },
+  'reset-between': { type: 'string', default: 'auto' },
+  interleave: { type: 'boolean' },
+  'lag-metrics': { type: 'string' },
+  'max-error-rate': { type: 'string' },
+  'skip-preflight': { type: 'boolean' },
+  ...HEALTH_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -130,14 +165,47 @@ export interface CliPlan {
   out: string;
   progress?: boolean;
   title?: string;
+  resetBetween: ResetMode;
+  interleave: boolean;
+  /** Node processes whose event-loop lag counts in the health check: name → /metrics URL. */
+  lagMetrics?: Record<string, string>;
+  maxErrorRate?: number;
+  preflight: boolean;
+  thresholds: HealthThresholds;
 }
+
+function namedUrls(list: string, flag: string): Record<string, string> {
+  const m: Record<string, string> = {};
+  for (const s of list.split(',').filter(Boolean)) {
+    const [name, url] = named(s.trim(), '');
+    let host: string;
+    try {
+      host = new URL(url).host;
+    } catch {
+      throw new Error(`--${flag}: bad URL "${url}"`);
+    }
+    m[name || host] = url;
+  }
+  return m;
+}
+
+const RESET_MODES: Record<string, ResetMode> = { auto: 'auto', on: 'on', true: 'on', off: 'off', false: 'off' };
 
 /** Turn argv into a run plan (exported for tests). */
 export function planFromArgs(argv: string[]): CliPlan | 'help' {
   const { values: v } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   if (v.help) return 'help';
-  if (!v.url || v.url.length === 0) throw new Error('--url is required');
+  if (!v.url || v.url.length === 0) throw new Error('--url is required (e.g. --url http://127.0.0.1:8081, where npm run gateway listens)');
   const targets = v.url.map((u) => named(u, v.strategy ?? 'default'));
+  for (const [, u] of targets) {
+    let ok = false;
+    try {
+      ok = /^https?:$/.test(new URL(u).protocol);
+    } catch {
+      // reported below
+    }
+    if (!ok) throw new Error(`--url: bad URL "${u}" (e.g. http://127.0.0.1:8081)`);
+  }
   if (new Set(targets.map((t) => t[0])).size !== targets.length) throw new Error('each --url needs a distinct NAME= when several are given');
   const kind = v.workload as WorkloadKind;
   if (!['shared-prefix', 'multi-turn', 'no-sharing', 'trace'].includes(kind)) throw new Error(`unknown --workload ${kind}`);
@@ -198,6 +266,8 @@ export function planFromArgs(argv: string[]): CliPlan | 'help' {
     slo.ttftMs = 2000;
     slo.tpotMs = 100;
   }
+  const resetBetween = RESET_MODES[v['reset-between']];
+  if (!resetBetween) throw new Error(`--reset-between is auto, on or off, got "${v['reset-between']}"`);
   const plan: CliPlan = {
     targets,
     kind,
@@ -208,16 +278,16 @@ export function planFromArgs(argv: string[]): CliPlan | 'help' {
     timeoutMs: parseDuration(v.timeout),
     slo,
     out: v.out ?? `bench/results/load-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    resetBetween,
+    interleave: v.interleave ?? false,
+    preflight: !v['skip-preflight'],
+    thresholds: thresholdsFromFlags(v),
   };
+  const maxErrorRate = parseErrorRate(v['max-error-rate']);
+  if (maxErrorRate !== undefined) plan.maxErrorRate = maxErrorRate;
   if (v['max-in-flight']) plan.maxInFlight = Number(v['max-in-flight']);
-  if (v.metrics) {
-    const m: Record<string, string> = {};
-    for (const s of v.metrics.split(',').filter(Boolean)) {
-      const [name, url] = named(s.trim(), '');
-      m[name || new URL(url).host] = url;
-    }
-    plan.metrics = m;
-  }
+  if (v.metrics) plan.metrics = namedUrls(v.metrics, 'metrics');
+  if (v['lag-metrics']) plan.lagMetrics = namedUrls(v['lag-metrics'], 'lag-metrics');
   if (v.pods) plan.pods = v.pods.split(',').map((s) => s.trim()).filter(Boolean);
   if (v.progress) plan.progress = true;
   if (v['no-progress']) plan.progress = false;
@@ -225,61 +295,130 @@ export function planFromArgs(argv: string[]): CliPlan | 'help' {
   return plan;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Where main() writes: the summary to `out`, progress and messages to `err`. */
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const STDIO: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+/** The whole command; returns the exit status (outcome.ts). */
+export async function main(argv: string[], io: Io = STDIO): Promise<number> {
   let plan: CliPlan | 'help';
   try {
     plan = planFromArgs(argv);
   } catch (e) {
-    process.stderr.write(`error: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
+    io.err(`error: ${(e as Error).message}\nRun with --help for the options.\n`);
+    return EXIT_USAGE;
   }
   if (plan === 'help') {
-    process.stdout.write(HELP);
-    return 0;
+    io.out(HELP);
+    return EXIT_OK;
   }
-  const runs: RunResult[] = [];
-  const ac = new AbortController();
-  const onSig = () => ac.abort();
-  process.once('SIGINT', onSig);
-  try {
-    for (const [strategy, url] of plan.targets) {
-      const run = await runStages({
-        url,
-        strategy,
-        workload: makeWorkload(plan.kind, plan.workloadOptions),
-        stages: plan.stages,
-        arrival: plan.arrival,
-        seed: plan.seed,
-        timeoutMs: plan.timeoutMs,
-        maxInFlight: plan.maxInFlight,
-        progress: plan.progress,
-        cacheCounters: plan.metrics ? cacheScraper(plan.metrics) : undefined,
-        signal: ac.signal,
-      });
-      runs.push(run);
-      if (ac.signal.aborted) break;
+  const environment = describeEnvironment(configOf(plan), ['node', 'bench/load/cli.ts', ...argv]);
+  const p = plan;
+  let checks: PreflightResult[] = [];
+  if (p.preflight) {
+    try {
+      checks = await Promise.all(p.targets.map(([, url]) => preflight(url, { model: p.workloadOptions.model ?? 'sim-model', timeoutMs: p.timeoutMs })));
+    } catch (e) {
+      if (!(e instanceof PreflightError)) throw e;
+      io.err(`error: ${e.message}\n`);
+      return EXIT_ERRORS;
     }
-  } finally {
-    process.off('SIGINT', onSig);
   }
+  const pods = p.metrics ? podBases(Object.values(p.metrics)) : [];
+  let decision;
+  try {
+    decision = await decideReset(p.resetBetween, { targets: p.targets.length, simulated: checks.some((c) => c.simulated), pods, interleave: p.interleave });
+  } catch (e) {
+    io.err(`error: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  if (p.targets.length > 1) io.err(`fair comparison: ${decision.note}${p.interleave ? '; interleaved stage by stage' : ''}\n`);
+  if (decision.warning) io.err(`warning: ${decision.warning}\n`);
+
+  const monitor = new HealthMonitor(Object.entries(p.lagMetrics ?? {}).map(([name, url]) => ({ name, lag: promLagSource(url) })));
+  const interrupt = onInterrupt((l) => io.err(l + '\n'));
+  let runs: RunResult[] = [];
+  try {
+    runs = await runComparison({
+      targets: p.targets,
+      workload: () => makeWorkload(p.kind, p.workloadOptions),
+      stages: p.stages,
+      arrival: p.arrival,
+      seed: p.seed,
+      timeoutMs: p.timeoutMs,
+      maxInFlight: p.maxInFlight,
+      progress: p.progress,
+      cacheCounters: p.metrics ? cacheScraper(p.metrics) : undefined,
+      health: monitor,
+      signal: interrupt.signal,
+      reset: decision.reset
+        ? async () => {
+            const failed = await resetPods(pods);
+            if (failed.length) throw new Error(`POST /sim/reset failed on ${failed.map((f) => `${f.pod} (${f.why})`).join(', ')}`);
+          }
+        : undefined,
+      interleave: p.interleave,
+      log: p.targets.length > 1 ? (l) => io.err(l + '\n') : undefined,
+    });
+  } finally {
+    interrupt.dispose();
+    monitor.close();
+  }
+  const interrupted = interrupt.by !== undefined;
   const report = buildReport(runs, {
-    slo: plan.slo,
-    pods: plan.pods,
-    title: plan.title,
-    meta: { argv, workload: plan.kind, workloadOptions: plan.workloadOptions, stages: plan.stages, arrival: plan.arrival, targets: Object.fromEntries(plan.targets) },
+    slo: p.slo,
+    pods: p.pods,
+    title: p.title,
+    thresholds: p.thresholds,
+    environment,
+    partial: interrupted,
+    meta: { argv, workload: p.kind, workloadOptions: p.workloadOptions, stages: p.stages, arrival: p.arrival, targets: Object.fromEntries(p.targets), fairness: decision },
   });
-  const paths = writeReports(report, plan.out, runs);
-  process.stdout.write(toMarkdown(report));
-  process.stderr.write(`\nwrote ${paths.json}, ${paths.md}, ${paths.html}${paths.requests ? ', ' + paths.requests : ''}\n`);
-  return 0;
+  report.verdict = verdicts(report);
+  io.out(terminalReport(report));
+  if (report.stages.length) {
+    const paths = writeReports(report, p.out, runs);
+    io.err(`\nwrote ${[paths.json, paths.md, paths.html, paths.csv, paths.requests].filter(Boolean).join(', ')}\n`);
+  } else io.err('\nno stage started: no report written\n');
+  if (interrupted) return EXIT_INTERRUPTED;
+  const over = stagesOverBudget(report, p.maxErrorRate);
+  if (over.length) {
+    io.err(budgetMessage(over, p.maxErrorRate) + '\n');
+    return EXIT_ERRORS;
+  }
+  return EXIT_OK;
+}
+
+/** The run's configuration as the report records it. */
+function configOf(p: CliPlan): Record<string, unknown> {
+  return {
+    targets: Object.fromEntries(p.targets),
+    workload: p.kind,
+    workloadOptions: p.workloadOptions,
+    stages: p.stages,
+    arrival: p.arrival,
+    seed: p.seed,
+    timeoutMs: p.timeoutMs,
+    maxInFlight: p.maxInFlight,
+    slo: p.slo,
+    resetBetween: p.resetBetween,
+    interleave: p.interleave,
+    maxErrorRate: p.maxErrorRate,
+    thresholds: p.thresholds,
+  };
 }
 
 if (import.meta.main) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: unknown) => {
-      process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
+      // A friendly line, not a stack.
+      process.stderr.write(`error: ${(e as Error).message ?? String(e)}\n`);
+      process.exit(EXIT_ERRORS);
     },
   );
 }

@@ -16,7 +16,8 @@ export function sumCounter(text: string, names: readonly string[]): number | und
       if (!line.startsWith(name)) continue;
       const rest = line.slice(name.length);
       if (rest[0] !== '{' && rest[0] !== ' ') continue;
-      const v = Number(line.slice(line.lastIndexOf('}') + 1).trim().split(/\s+/)[0]);
+      // The value follows the labels, or the name when there are none.
+      const v = Number((rest[0] === '{' ? rest.slice(rest.lastIndexOf('}') + 1) : rest).trim().split(/\s+/)[0]);
       if (Number.isFinite(v)) {
         sum += v;
         found = true;

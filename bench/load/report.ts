@@ -5,9 +5,14 @@
 // pods' counters. Written as JSON, a Markdown table (strategies side by side)
 // and a self-contained HTML page with inline SVG charts.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { round, summarize, type Summary } from '../lib/stats.ts';
 import type { PodCacheCounters, RequestRecord, RunResult, StageResult } from './runner.ts';
+import type { Environment } from './environment.ts';
+import { assessHealth, type HealthThresholds, type StageHealth } from './health.ts';
+import { toCsv, toHtml } from './report-html.ts';
+
+export { barChart, lineChart, svgLineChart, toCsv, toHtml, type Series } from './report-html.ts';
 
 /** Service-level objective for goodput: a request counts when it meets every given bound. */
 export interface SLO {
@@ -28,6 +33,12 @@ export interface ReportOptions {
   meta?: Record<string, unknown>;
   /** Title of the Markdown/HTML reports. */
   title?: string;
+  /** When a stage counts as unreliable (health.ts defaults). */
+  thresholds?: HealthThresholds;
+  /** Command, machine, versions and configuration (environment.ts), stored at the top of the report. */
+  environment?: Environment;
+  /** The run was interrupted: the report holds what completed. */
+  partial?: boolean;
 }
 
 export interface PodSpread {
@@ -77,6 +88,10 @@ export interface StageReport {
   prefixCacheHitRate?: CacheHitRate;
   /** Σ cached_tokens / Σ prompt_tokens from the usage chunks, when the server reports cached tokens. */
   cachedTokenRate?: number;
+  /** Requests cancelled by an interruption (Ctrl-C): in neither `completed` nor `failed`. */
+  aborted: number;
+  /** Could the machine keep up? Figures, verdict, reasons and advice (health.ts). */
+  health: StageHealth;
 }
 
 export interface Report {
@@ -89,6 +104,15 @@ export interface Report {
   xLabel: string;
   stages: StageReport[];
   meta?: Record<string, unknown>;
+  /** One line per comparison (verdict.ts), set by the caller. */
+  verdict?: string[];
+  /** environment.ts */
+  command?: string;
+  machine?: Environment['machine'];
+  versions?: Environment['versions'];
+  config?: unknown;
+  /** Interrupted run: only what completed. */
+  partial?: boolean;
 }
 
 const DEFAULT_SLO: SLO = { ttftMs: 2000, tpotMs: 100 };
@@ -165,23 +189,29 @@ function rounded(s: Summary): Summary {
   };
 }
 
-function errorKind(e: string): string {
-  // "HTTP 500: long body" → "HTTP 500"; keep error codes whole.
-  const m = /^HTTP \d+/.exec(e);
-  return m ? m[0] : e.slice(0, 60);
+/** "HTTP 500: long body" → "HTTP 500"; error codes whole; anything that is not a string (an old record's numeric code) as text. */
+export function errorKind(e: unknown): string {
+  const s = typeof e === 'string' ? e : String(e);
+  const m = /^HTTP \d+/.exec(s);
+  return m ? m[0] : s.slice(0, 60);
 }
 
 /** Metrics of one stage of one run. */
 export function stageReport(strategy: string, st: StageResult, opts: ReportOptions = {}): StageReport {
   const slo = opts.slo ?? DEFAULT_SLO;
-  const rs = st.records.filter((r) => !r.warmup);
+  const rs = st.records.filter((r) => !r.warmup && !r.aborted);
+  const aborted = st.records.filter((r) => !r.warmup && r.aborted).length;
   const ok = rs.filter((r) => r.ok);
   let lastEnd = st.measuredStartMs;
   for (const r of rs) lastEnd = Math.max(lastEnd, r.startMs + r.e2eMs);
   const windowS = Math.max(1e-3, (lastEnd - st.measuredStartMs) / 1000);
   const arrivalS = Math.max(1e-3, (st.arrivalsEndMs - st.measuredStartMs) / 1000);
   const errors: Record<string, number> = {};
-  for (const r of rs) if (!r.ok) errors[errorKind(r.error ?? 'error')] = (errors[errorKind(r.error ?? 'error')] ?? 0) + 1;
+  for (const r of rs) {
+    if (r.ok) continue;
+    const k = errorKind(r.error ?? 'error');
+    errors[k] = (errors[k] ?? 0) + 1;
+  }
   const ttft: number[] = [];
   const tpot: number[] = [];
   const itl: number[] = [];
@@ -205,6 +235,7 @@ export function stageReport(strategy: string, st: StageResult, opts: ReportOptio
   }
   const pods = new Set(opts.pods ?? []);
   const delays = rs.filter((r) => !r.blocked).map((r) => r.scheduleDelayMs);
+  const delay = rounded(summarize(delays));
   const rep: StageReport = {
     strategy,
     stage: st.index,
@@ -227,12 +258,14 @@ export function stageReport(strategy: string, st: StageResult, opts: ReportOptio
       const g = goodput(rs, slo, windowS);
       return { met: g.met, requestsPerS: round(g.requestsPerS), fraction: round(g.fraction, 4) };
     })(),
-    scheduleDelayMs: rounded(summarize(delays)),
+    scheduleDelayMs: delay,
     blockedArrivals: rs.length - delays.length,
     pods: podSpread(
       rs.map((r) => r.pod),
       [...pods],
     ),
+    aborted,
+    health: assessHealth(st.health, delay.p99, opts.thresholds),
   };
   rep.pods.cv = round(rep.pods.cv, 4);
   if (st.rate !== undefined) rep.offeredRate = st.rate;
@@ -266,6 +299,14 @@ export function buildReport(results: RunResult | RunResult[], options: ReportOpt
   };
   if (report.xLabel === 'stage') for (const s of stages) s.x = s.stage + 1;
   if (options.meta) report.meta = options.meta;
+  if (options.environment) {
+    const e = options.environment;
+    report.command = e.command;
+    report.machine = e.machine;
+    report.versions = e.versions;
+    report.config = e.config;
+  }
+  if (options.partial) report.partial = true;
   return report;
 }
 
@@ -306,7 +347,8 @@ const MD_COLUMNS: Array<[string, (s: StageReport) => string]> = [
   ['errors', (s) => String(s.failed)],
   ['pod CV', (s) => fmt(s.pods.cv, 2)],
   ['cache hit', (s) => pct(s.prefixCacheHitRate?.rate ?? s.cachedTokenRate)],
-  ['sched delay p50/max', (s) => `${fmt(s.scheduleDelayMs.p50, 1)}/${fmt(s.scheduleDelayMs.max, 0)}`],
+  ['sched delay p50/p99/max', (s) => `${fmt(s.scheduleDelayMs.p50, 1)}/${fmt(s.scheduleDelayMs.p99, 1)}/${fmt(s.scheduleDelayMs.max, 0)}`],
+  ['health', (s) => (s.health.reliable ? 'ok' : '**unreliable**')],
 ];
 
 function sloText(slo: SLO): string {
@@ -321,6 +363,9 @@ function sloText(slo: SLO): string {
 export function toMarkdown(r: Report): string {
   const lines: string[] = [];
   lines.push(`## ${r.title}`, '');
+  if (r.partial) lines.push('**Partial report: the run was interrupted; it holds the stages and requests that completed.**', '');
+  for (const v of r.verdict ?? []) lines.push(`> ${v}`);
+  if (r.verdict?.length) lines.push('');
   lines.push(`Workload: ${r.workload}. Latencies in ms. Goodput SLO: ${sloText(r.slo)}. Warm-up excluded.`, '');
   lines.push(`| stage | strategy | ${MD_COLUMNS.map((c) => c[0]).join(' | ')} |`);
   lines.push(`|---|---|${MD_COLUMNS.map(() => '---:').join('|')}|`);
@@ -336,192 +381,32 @@ export function toMarkdown(r: Report): string {
     lines.push('', 'Errors:');
     for (const s of errs) lines.push(`- ${s.strategy} ${s.name}: ${Object.entries(s.errors).map(([k, v]) => `${k} × ${v}`).join(', ')}`);
   }
+  const bad = r.stages.filter((s) => !s.health.reliable);
+  if (bad.length) {
+    lines.push('', 'Unreliable (the machine could not keep up; these figures measure it as much as the router):');
+    for (const s of bad) lines.push(`- ${s.strategy} ${s.name}: ${s.health.reasons.join('; ')}. What to do: ${s.health.advice.join('; ')}.`);
+  }
+  if (r.machine && r.versions) {
+    const m = r.machine;
+    lines.push('', `Machine: ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, load average ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')} at the start; Node ${r.versions.node}, llm-epp ${r.versions.llmEpp}${r.versions.commit ? ' (' + r.versions.commit.slice(0, 12) + ')' : ''}.`);
+  }
+  if (r.command) lines.push('', `Command: \`${r.command}\``);
   return lines.join('\n') + '\n';
 }
 
-// ---------------------------------------------------------------------------
-// HTML with inline SVG charts
-
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
-
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
-}
-
-function niceTicks(lo: number, hi: number, n = 5): number[] {
-  if (!(hi > lo)) hi = lo + 1;
-  const raw = (hi - lo) / n;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
-  const out: number[] = [];
-  // The last tick is at or above `hi`, so the axis always covers the data.
-  const end = Math.ceil(hi / step - 1e-9) * step;
-  for (let v = Math.ceil(lo / step) * step; v <= end + step * 1e-9; v += step) out.push(+v.toPrecision(12));
-  return out;
-}
-
-function tickLabel(v: number): string {
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
-  if (a >= 1e4) return `${+(v / 1e3).toPrecision(3)}k`;
-  return String(+v.toPrecision(4));
-}
-
-export interface Series {
-  name: string;
-  points: Array<[number, number]>;
-}
-
-/** An SVG line chart; log y scale when the values span more than two decades. */
-export function svgLineChart(title: string, xLabel: string, yLabel: string, series: Series[], width = 460, height = 280): string {
-  const m = { l: 58, r: 14, t: 28, b: 44 };
-  const W = width - m.l - m.r;
-  const H = height - m.t - m.b;
-  const pts = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]));
-  const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(title)}">`);
-  out.push(`<text x="${width / 2}" y="18" text-anchor="middle" class="t">${esc(title)}</text>`);
-  if (pts.length === 0) {
-    out.push(`<text x="${width / 2}" y="${height / 2}" text-anchor="middle">no data</text></svg>`);
-    return out.join('');
-  }
-  const xs = pts.map((p) => p[0]);
-  const ys = pts.map((p) => p[1]);
-  let x0 = Math.min(...xs);
-  let x1 = Math.max(...xs);
-  if (x0 === x1) {
-    x0 -= 1;
-    x1 += 1;
-  }
-  x0 = Math.min(0, x0);
-  const yMinPos = Math.min(...ys.filter((y) => y > 0));
-  const yMax = Math.max(...ys);
-  const log = Number.isFinite(yMinPos) && ys.every((y) => y > 0) && yMax / yMinPos > 100;
-  let yTicks: number[];
-  let fy: (y: number) => number;
-  if (log) {
-    const e0 = Math.floor(Math.log10(yMinPos));
-    const e1 = Math.ceil(Math.log10(yMax));
-    yTicks = [];
-    for (let e = e0; e <= e1; e++) yTicks.push(10 ** e);
-    fy = (y) => m.t + H - ((Math.log10(y) - e0) / Math.max(1e-9, e1 - e0)) * H;
-  } else {
-    yTicks = niceTicks(0, yMax > 0 ? yMax : 1);
-    const top = yTicks[yTicks.length - 1];
-    fy = (y) => m.t + H - (y / top) * H;
-  }
-  const xTicks = niceTicks(x0, x1, 6);
-  const xTop = Math.max(x1, xTicks[xTicks.length - 1]);
-  const fx = (x: number) => m.l + ((x - x0) / (xTop - x0)) * W;
-  out.push(`<g class="grid">`);
-  for (const t of yTicks) {
-    const y = fy(t).toFixed(1);
-    out.push(`<line x1="${m.l}" x2="${m.l + W}" y1="${y}" y2="${y}"/><text x="${m.l - 6}" y="${y}" text-anchor="end" dy="0.32em">${tickLabel(t)}</text>`);
-  }
-  for (const t of xTicks) {
-    const x = fx(t).toFixed(1);
-    out.push(`<text x="${x}" y="${m.t + H + 16}" text-anchor="middle">${tickLabel(t)}</text>`);
-  }
-  out.push(`</g>`);
-  out.push(`<line x1="${m.l}" x2="${m.l + W}" y1="${m.t + H}" y2="${m.t + H}" stroke="#333"/><line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + H}" stroke="#333"/>`);
-  out.push(`<text x="${m.l + W / 2}" y="${height - 6}" text-anchor="middle">${esc(xLabel)}</text>`);
-  out.push(`<text transform="translate(13 ${m.t + H / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}${log ? ' (log)' : ''}</text>`);
-  series.forEach((s, i) => {
-    const c = COLORS[i % COLORS.length];
-    const p = s.points.filter((q) => Number.isFinite(q[0]) && Number.isFinite(q[1]) && (!log || q[1] > 0)).sort((a, b) => a[0] - b[0]);
-    if (p.length > 1) out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${p.map((q) => `${fx(q[0]).toFixed(1)},${fy(q[1]).toFixed(1)}`).join(' ')}"/>`);
-    for (const q of p) out.push(`<circle cx="${fx(q[0]).toFixed(1)}" cy="${fy(q[1]).toFixed(1)}" r="3.5" fill="${c}"><title>${esc(s.name)}: ${tickLabel(q[0])} → ${fmt(q[1])}</title></circle>`);
-    const ly = m.t + 4 + i * 15;
-    out.push(`<rect x="${m.l + 8}" y="${ly}" width="10" height="10" fill="${c}"/><text x="${m.l + 22}" y="${ly + 9}">${esc(s.name)}</text>`);
-  });
-  out.push('</svg>');
-  return out.join('');
-}
-
-const CHARTS: Array<[string, string, (s: StageReport) => number]> = [
-  ['TTFT p50', 'ms', (s) => s.ttftMs.p50],
-  ['TTFT p90', 'ms', (s) => s.ttftMs.p90],
-  ['TTFT p99', 'ms', (s) => s.ttftMs.p99],
-  ['TPOT p50', 'ms', (s) => s.tpotMs.p50],
-  ['Output throughput', 'tokens/s', (s) => s.outputTokenThroughput],
-  ['Goodput', 'req/s', (s) => s.goodput.requestsPerS],
-];
-
-/** A self-contained HTML page: charts of latency and throughput vs offered load per strategy, and the table. */
-export function toHtml(r: Report): string {
-  const charts = CHARTS.map(([title, unit, f]) =>
-    svgLineChart(
-      `${title} vs ${r.xLabel}`,
-      r.xLabel,
-      unit,
-      r.strategies.map((name) => ({ name, points: r.stages.filter((s) => s.strategy === name).map((s) => [s.x, f(s)] as [number, number]) })),
-    ),
-  );
-  const head = ['stage', 'strategy', ...MD_COLUMNS.map((c) => c[0])];
-  const rows: string[] = [];
-  for (const key of stageKeys(r)) {
-    for (const strat of r.strategies) {
-      const s = r.stages.find((x) => x.name === key && x.strategy === strat);
-      if (!s) continue;
-      rows.push(`<tr><td>${esc(key)}</td><td>${esc(strat)}</td>${MD_COLUMNS.map((c) => `<td>${esc(c[1](s))}</td>`).join('')}</tr>`);
-    }
-  }
-  const podRows = r.stages
-    .map((s) => `<tr><td>${esc(s.name)}</td><td>${esc(s.strategy)}</td><td>${esc(Object.entries(s.pods.counts).sort().map(([p, n]) => `${p}: ${n}`).join(', '))}</td></tr>`)
-    .join('');
-  const meta = r.meta ? `<details><summary>Run parameters</summary><pre>${esc(JSON.stringify(r.meta, null, 2))}</pre></details>` : '';
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(r.title)}</title>
-<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222}
-h1{font-size:1.4em}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
-svg{background:#fff;border:1px solid #ddd;border-radius:4px;font-size:11px}
-svg .t{font-size:13px;font-weight:600}
-svg .grid line{stroke:#eee}
-table{border-collapse:collapse;font-size:12px;margin-top:16px}
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
-th{background:#f4f4f4}
-.note{color:#555;font-size:13px}
-</style>
-</head>
-<body>
-<h1>${esc(r.title)}</h1>
-<p class="note">Workload: ${esc(r.workload)} · generated ${esc(r.generatedAt)} · goodput SLO: ${esc(sloText(r.slo))} · latencies in ms, warm-up excluded.</p>
-<div class="charts">
-${charts.join('\n')}
-</div>
-<table>
-<thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>
-<tbody>
-${rows.join('\n')}
-</tbody>
-</table>
-<h2>Requests per pod</h2>
-<table><thead><tr><th>stage</th><th>strategy</th><th>counts</th></tr></thead><tbody>${podRows}</tbody></table>
-${meta}
-</body>
-</html>
-`;
-}
-
-/** Write `<outPrefix>.json`, `.md`, `.html` (and `.requests.jsonl` when runs are given). Returns the paths. */
-export function writeReports(report: Report, outPrefix: string, runs?: RunResult[]): { json: string; md: string; html: string; requests?: string } {
+/** Write `<outPrefix>.json`, `.md`, `.html`, `.csv` (and `.requests.jsonl` when runs are given). Returns the paths. */
+export function writeReports(report: Report, outPrefix: string, runs?: RunResult[]): { json: string; md: string; html: string; csv: string; requests?: string } {
   mkdirSync(dirname(outPrefix) || '.', { recursive: true });
-  const paths: { json: string; md: string; html: string; requests?: string } = {
+  const paths: { json: string; md: string; html: string; csv: string; requests?: string } = {
     json: `${outPrefix}.json`,
     md: `${outPrefix}.md`,
     html: `${outPrefix}.html`,
+    csv: `${outPrefix}.csv`,
   };
   writeFileSync(paths.json, JSON.stringify(report, null, 2) + '\n');
   writeFileSync(paths.md, toMarkdown(report));
-  writeFileSync(paths.html, toHtml(report));
+  writeFileSync(paths.html, toHtml(report, { runs, csvHref: basename(paths.csv) }));
+  writeFileSync(paths.csv, toCsv(report));
   if (runs && runs.length) {
     paths.requests = `${outPrefix}.requests.jsonl`;
     const lines: string[] = [];

@@ -6,6 +6,7 @@
 // chunk, status, the serving pod, and the client's own schedule delay (actual
 // send time minus intended), so a saturated client is visible.
 import { Agent, request } from 'undici';
+import type { HealthFigures } from './health.ts';
 import type { WorkItem, Workload } from './workloads.ts';
 import { rng } from './workloads.ts';
 
@@ -53,8 +54,14 @@ export interface RunOptions {
   cacheCounters?: () => Promise<PodCacheCounters>;
   /** Called after each request. */
   onRecord?: (r: RequestRecord) => void;
-  /** Stop early. */
+  /** Stop early: arrivals stop, requests in flight are cancelled and recorded as `aborted`, the stage is kept as `aborted`. */
   signal?: AbortSignal;
+  /** Measures the machine and the processes around each stage (probes.ts HealthMonitor); the figures go to StageResult.health. */
+  health?: { begin(): Promise<void>; end(): Promise<HealthFigures> };
+  /** Index of the first stage (a caller that runs one stage at a time, interleaving strategies). Default 0. */
+  firstStageIndex?: number;
+  /** Time origin (performance.now()) of the record times; default the start of this call. */
+  t0?: number;
 }
 
 export interface RequestRecord {
@@ -68,13 +75,15 @@ export interface RequestRecord {
   /** Intended and actual send times, ms since the run started. */
   intendedMs: number;
   startMs: number;
-  /** startMs − intendedMs: how late the client was. */
+  /** startMs − intendedMs: how late the client was (never negative: a request is not sent before its time). */
   scheduleDelayMs: number;
   /** Open loop: the arrival had to wait for the workload (multi-turn: every conversation busy); its delay is not client saturation. */
   blocked?: boolean;
   ok: boolean;
   status: number;
   error?: string;
+  /** Cancelled by the caller (Ctrl-C): neither a success nor a failure of the target. */
+  aborted?: boolean;
   /** Time to the first streamed content chunk, ms. */
   ttftMs?: number;
   /** Gaps between successive content chunks, ms. */
@@ -108,6 +117,10 @@ export interface StageResult {
   records: RequestRecord[];
   cacheBefore?: PodCacheCounters;
   cacheAfter?: PodCacheCounters;
+  /** Cut short by the caller's signal. */
+  aborted?: boolean;
+  /** What RunOptions.health measured. */
+  health?: HealthFigures;
 }
 
 export interface RunResult {
@@ -122,6 +135,11 @@ const POD_HEADERS = ['x-sim-pod', 'x-llm-epp-endpoint'];
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
+/** Sleep until performance.now() ≥ t (a timer may fire up to a millisecond early). */
+async function sleepUntil(t: number): Promise<void> {
+  for (let left = t - performance.now(); left > 0; left = t - performance.now()) await sleep(Math.ceil(left));
+}
+
 export function stageName(s: StageSpec): string {
   if (s.name) return s.name;
   if (s.concurrency && s.concurrency > 0) return `c=${s.concurrency}`;
@@ -132,6 +150,7 @@ export function stageName(s: StageSpec): string {
 interface Ctx {
   o: RunOptions;
   url: string;
+  headers: Record<string, string>;
   dispatcher: Agent;
   t0: number;
   inflight: number;
@@ -204,12 +223,14 @@ async function consume(body: AsyncIterable<Buffer>, rec: RequestRecord, t0: numb
   };
   for await (const b of body) {
     buf += dec.decode(b, { stream: true });
+    let from = 0;
     let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).replace(/\r$/, '');
-      buf = buf.slice(nl + 1);
-      if (line.startsWith('data:')) onData(line.slice(5).trim());
+    while ((nl = buf.indexOf('\n', from)) >= 0) {
+      // "data:" lines only; trim() also drops a trailing \r.
+      if (buf.startsWith('data:', from)) onData(buf.slice(from + 5, nl).trim());
+      from = nl + 1;
     }
+    if (from > 0) buf = buf.slice(from);
   }
   buf += dec.decode();
   if (buf.startsWith('data:')) onData(buf.slice(5).trim());
@@ -226,7 +247,7 @@ async function send(ctx: Ctx, item: WorkItem, stage: number, warmup: boolean, in
     warmup,
     intendedMs: intended - ctx.t0,
     startMs: start - ctx.t0,
-    scheduleDelayMs: start - intended,
+    scheduleDelayMs: Math.max(0, start - intended),
     ok: false,
     status: 0,
     itlMs: [],
@@ -244,7 +265,7 @@ async function send(ctx: Ctx, item: WorkItem, stage: number, warmup: boolean, in
     const res = await request(ctx.url, {
       method: 'POST',
       dispatcher: ctx.dispatcher,
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...ctx.o.headers },
+      headers: ctx.headers,
       body: JSON.stringify(item.body),
       signal: ctx.o.signal,
     });
@@ -264,13 +285,18 @@ async function send(ctx: Ctx, item: WorkItem, stage: number, warmup: boolean, in
       if (!rec.error) rec.ok = true;
     }
   } catch (e) {
-    const err = e as { code?: string; name?: string; message?: string };
-    rec.error = err.code ?? err.name ?? String(e);
+    // undici's codes are strings (ECONNREFUSED, UND_ERR_…); an AbortError (DOMException) has a numeric code.
+    const err = e as { code?: unknown; name?: unknown };
+    rec.error = typeof err.code === 'string' ? err.code : typeof err.name === 'string' ? err.name : String(e);
+  }
+  if (!rec.ok && ctx.o.signal?.aborted) {
+    rec.aborted = true;
+    rec.error = 'aborted';
   }
   rec.e2eMs = performance.now() - start;
   ctx.inflight--;
   ctx.done++;
-  if (!rec.ok) ctx.errors++;
+  if (!rec.ok && !rec.aborted) ctx.errors++;
   ctx.o.workload.complete(item, { ok: rec.ok, text }, performance.now());
   ctx.o.onRecord?.(rec);
   notify(ctx);
@@ -315,6 +341,27 @@ function bar(frac: number, width = 24): string {
   return '█'.repeat(n) + '░'.repeat(width - n);
 }
 
+/**
+ * The progress line. Past the stage's arrival window (or once arrivals stopped) it says
+ * "draining N in flight" instead of counting time beyond the duration.
+ */
+export function progressLine(
+  strategy: string,
+  cur: { index: number; name: string; total: number; draining: boolean },
+  stages: number,
+  elapsedS: number,
+  c: { sent: number; done: number; inflight: number; errors: number },
+): string {
+  const tot = cur.total / 1000;
+  const fin = Number.isFinite(tot) && tot > 0;
+  const draining = cur.draining || (fin && elapsedS >= tot);
+  let clock: string;
+  if (draining) clock = `${fin ? bar(1) + ' ' : ''}draining ${c.inflight} in flight`;
+  else if (fin) clock = `${bar(elapsedS / tot)} ${elapsedS.toFixed(1)}/${tot.toFixed(0)}s`;
+  else clock = `${elapsedS.toFixed(1)}s`;
+  return `[${strategy}] stage ${cur.index + 1}/${stages} ${cur.name} ${clock} · sent ${c.sent} done ${c.done} errors ${c.errors}`;
+}
+
 /** Run every stage in order and return all request records. */
 export async function runStages(o: RunOptions): Promise<RunResult> {
   const base = o.url.replace(/\/+$/, '');
@@ -322,8 +369,9 @@ export async function runStages(o: RunOptions): Promise<RunResult> {
   const ctx: Ctx = {
     o,
     url: base + (o.path ?? '/v1/chat/completions'),
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...o.headers },
     dispatcher: new Agent({ headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout: 10_000 }, keepAliveTimeout: 30_000 }),
-    t0: performance.now(),
+    t0: o.t0 ?? performance.now(),
     inflight: 0,
     sent: 0,
     done: 0,
@@ -337,22 +385,15 @@ export async function runStages(o: RunOptions): Promise<RunResult> {
     startedAt: new Date().toISOString(),
     stages: [],
   };
-  let cur: { index: number; name: string; start: number; total: number } = { index: 0, name: '', start: ctx.t0, total: 0 };
-  const progress = new Progress(o.progress ?? Boolean(process.stderr.isTTY), () => {
-    const el = (performance.now() - cur.start) / 1000;
-    const tot = cur.total / 1000;
-    const fin = Number.isFinite(tot) && tot > 0;
-    return (
-      `[${result.strategy}] stage ${cur.index + 1}/${o.stages.length} ${cur.name} ` +
-      (fin ? `${bar(el / tot)} ${el.toFixed(1)}/${tot.toFixed(0)}s` : `${el.toFixed(1)}s`) +
-      ` sent ${ctx.sent} done ${ctx.done} in-flight ${ctx.inflight} errors ${ctx.errors}`
-    );
-  });
+  const first = o.firstStageIndex ?? 0;
+  const stageCount = first + o.stages.length;
+  let cur: { index: number; name: string; start: number; total: number; draining: boolean } = { index: first, name: '', start: ctx.t0, total: 0, draining: false };
+  const progress = new Progress(o.progress ?? Boolean(process.stderr.isTTY), () => progressLine(result.strategy, cur, stageCount, (performance.now() - cur.start) / 1000, ctx));
   progress.start();
   try {
-    for (let i = 0; i < o.stages.length; i++) {
+    for (let i = first; i < stageCount; i++) {
       if (o.signal?.aborted) break;
-      const spec = o.stages[i];
+      const spec = o.stages[i - first];
       const name = stageName(spec);
       const warm = spec.warmupMs ?? 0;
       const timed = o.workload.timed;
@@ -361,8 +402,9 @@ export async function runStages(o: RunOptions): Promise<RunResult> {
       const dur = spec.durationMs ?? (timed ? Infinity : NaN);
       if (!(dur > 0)) throw new Error(`stage ${name}: needs durationMs`);
       const cacheBefore = o.cacheCounters ? await o.cacheCounters() : undefined;
+      await o.health?.begin();
       const start = performance.now();
-      cur = { index: i, name, start, total: warm + dur };
+      cur = { index: i, name, start, total: warm + dur, draining: false };
       const end = start + warm + dur;
       const warmEnd = start + warm;
       const maxReq = spec.maxRequests ?? Infinity;
@@ -413,7 +455,7 @@ export async function runStages(o: RunOptions): Promise<RunResult> {
           baseAt ??= item.at ?? 0;
           const intended = start + ((item.at ?? 0) - baseAt) * 1000;
           if (intended >= end) break;
-          await sleep(intended - performance.now());
+          await sleepUntil(intended);
           while (o.maxInFlight !== undefined && ctx.inflight >= o.maxInFlight) await nextEvent(ctx, 1000);
           pending.push(fire(item, intended, false));
         }
@@ -428,7 +470,7 @@ export async function runStages(o: RunOptions): Promise<RunResult> {
           if (!first) t += arrival === 'poisson' ? (-Math.log(1 - rnd()) / rate) * 1000 : 1000 / rate;
           first = false;
           if (t >= end) break;
-          await sleep(t - performance.now());
+          await sleepUntil(t);
           while (o.maxInFlight !== undefined && ctx.inflight >= o.maxInFlight) await nextEvent(ctx, 1000);
           const { item, blocked } = await getItem(end);
           if (!item) break;
@@ -436,8 +478,10 @@ export async function runStages(o: RunOptions): Promise<RunResult> {
         }
       }
       const arrivalsEnd = performance.now();
+      cur.draining = true;
       await Promise.all(pending);
       const endT = performance.now();
+      const health = o.health ? await o.health.end() : undefined;
       const cacheAfter = o.cacheCounters ? await o.cacheCounters() : undefined;
       records.sort((a, b) => a.intendedMs - b.intendedMs);
       const sr: StageResult = {
@@ -455,6 +499,8 @@ export async function runStages(o: RunOptions): Promise<RunResult> {
       else if (!timed) sr.rate = spec.rate;
       if (cacheBefore) sr.cacheBefore = cacheBefore;
       if (cacheAfter) sr.cacheAfter = cacheAfter;
+      if (health) sr.health = health;
+      if (o.signal?.aborted) sr.aborted = true;
       result.stages.push(sr);
     }
   } finally {

@@ -1,6 +1,6 @@
 // Request generators for the load bench: OpenAI chat requests whose shape
 // (shared prefixes, growing multi-turn context, no sharing, a replayed trace)
-// is what makes routing quality visible (shared/reference/benchmarks.md §3).
+// is what makes routing quality visible (the canonical llm-d / GAIE benchmark workloads).
 //
 // Text is deterministic and tokenizer-free: one "token" is exactly 4
 // characters (three letters and a space), the simulator's own token model
