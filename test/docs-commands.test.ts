@@ -2,7 +2,7 @@
 // machine's Node (20 or later): npm scripts that exist, or `npx node …`
 // (the bundled Node 24), never a bare `node file.ts` (Node 20 cannot run
 // TypeScript). Checked on the commands in code spans and code blocks.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const read = (p: string) => readFileSync(new URL(`../${p}`, import.meta.url), 'utf8');
@@ -27,4 +27,19 @@ describe('commands in the docs', () => {
       }
     });
   }
+});
+
+describe('the tools\' --help', () => {
+  it('shows the npm command users run, and every file it cites exists in the repository', async () => {
+    const { DEMO_HELP } = await import('../bench/demo.ts');
+    const { HELP } = await import('../bench/load/cli.ts');
+    const { FLEET_HELP } = await import('../bench/sim/fleet.ts');
+    const { USAGE } = await import('../bench/gateway/cli.ts');
+    for (const [tool, text] of [['demo', DEMO_HELP], ['load', HELP], ['sim', FLEET_HELP], ['gateway', USAGE]] as const) {
+      expect(text, tool).toMatch(new RegExp(`^Usage: npm run ${tool} --`));
+      for (const m of text.matchAll(/(?:^|[\s(`])((?:[\w-]+\/)+[\w.-]+\.(?:md|ts|yaml|json))\b/g)) {
+        expect(existsSync(new URL(`../${m[1]}`, import.meta.url)), `${tool} --help cites ${m[1]}`).toBe(true);
+      }
+    }
+  });
 });

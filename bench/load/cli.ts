@@ -20,7 +20,7 @@ import { terminalReport } from './terminal.ts';
 import { verdicts } from './verdict.ts';
 import { makeWorkload, type WorkloadKind, type WorkloadOptions } from './workloads.ts';
 
-export const HELP = `Usage: node bench/load/cli.ts --url [NAME=]URL [--url ...] [options]
+export const HELP = `Usage: npm run load -- --url [NAME=]URL [--url ...] [options]
 
 Target and load
   --url [NAME=]URL        OpenAI-compatible base URL; repeat to compare strategies (NAME is the label).

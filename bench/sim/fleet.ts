@@ -9,7 +9,7 @@ import { boolFlag, numFlag } from '../lib/args.ts';
 import { DEFAULT_TIMING, type TimingOptions } from './engine.ts';
 import { startSimPod, type SimPod, type SimPodOptions } from './server.ts';
 
-export const FLEET_HELP = `Usage: node bench/sim/fleet.ts [options]
+export const FLEET_HELP = `Usage: npm run sim -- [options]
 
 Fleet
   --pods N                       simulated pods (default 8)
