@@ -12,7 +12,7 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { boolFlag, numFlag } from './lib/args.ts';
-import { ROOT, json, waitReady } from './lib/processes.ts';
+import { ROOT, eppBenchArgs, json, waitReady } from './lib/processes.ts';
 import { killChildrenSync, startChild, stopChildren, type StartedChild } from './load/children.ts';
 import { parseDuration } from './load/cli.ts';
 import { runComparison } from './load/compare.ts';
@@ -250,18 +250,7 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
           // As `npm start` and the container run it; the lag comes from its own /metrics.
           nodeArgs: ['--max-semi-space-size=4'],
           probe: false,
-          args: [
-            'src/main.ts',
-            `--endpoints=${endpoints}`,
-            '--grpc-port=0',
-            '--grpc-health-port=0',
-            '--metrics-port=0',
-            '--secure-serving=false',
-            '--log-level=info',
-            // Stopped with SIGTERM at the end and wanted gone at once.
-            '--shutdown-delay=0s',
-            ...plan.eppArgs,
-          ],
+          args: eppBenchArgs(endpoints, plan.eppArgs),
           ready: (l) => {
             const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
             return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;

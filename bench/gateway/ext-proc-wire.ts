@@ -6,6 +6,7 @@
 // protobufjs (src/extproc/proto.ts). Field numbers: proto/envoy/service/ext_proc/v3.
 import type { ProcessingResponse } from '../../src/extproc/messages.ts';
 import { decodeResponse } from '../../src/extproc/proto.ts';
+import { varintLength, writeVarint } from '../../src/extproc/varint.ts';
 
 /** gRPC length-prefixed message header: compressed flag + 4-byte length. */
 export const FRAME_HEADER = 5;
@@ -19,23 +20,7 @@ const PROTOCOL_CONFIG = Buffer.from([0x5a, 0x04, 0x08, 0x04, 0x10, 0x04]);
 /** HttpBody.end_of_stream (2) = true. */
 const EOS_FIELD = Buffer.from([0x10, 0x01]);
 
-export function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[at++] = n;
-  return at;
-}
+export { varintLength };
 
 /** Size of a length-delimited field (one-byte tag) holding `len` bytes. */
 const field = (len: number) => 1 + varintLength(len) + len;

@@ -47,11 +47,9 @@ export const json = (line: string): Record<string, unknown> | undefined => {
 };
 
 /** Start llm-epp (plaintext, ports chosen by the OS) on a static pool; info {port, metricsPort}. */
-export function startEpp(endpoints: string, extra: string[] = [], nodeArgs: string[] = [], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<Child> {
-  const args = [
-    // As `npm start` and the container run it.
-    '--max-semi-space-size=4',
-    ...nodeArgs,
+/** llm-epp's command line in a benchmark: src/main.ts on free ports, plaintext, stopped at once by SIGTERM. */
+export function eppBenchArgs(endpoints: string, extra: readonly string[] = []): string[] {
+  return [
     'src/main.ts',
     `--endpoints=${endpoints}`,
     '--grpc-port=0',
@@ -63,6 +61,11 @@ export function startEpp(endpoints: string, extra: string[] = [], nodeArgs: stri
     '--shutdown-delay=0s',
     ...extra,
   ];
+}
+
+export function startEpp(endpoints: string, extra: string[] = [], nodeArgs: string[] = [], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<Child> {
+  // As `npm start` and the container run it.
+  const args = ['--max-semi-space-size=4', ...nodeArgs, ...eppBenchArgs(endpoints, extra)];
   return start(
     args,
     (l) => {

@@ -11,6 +11,7 @@ import protobuf from 'protobufjs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXT_PROC_SERVICE_NAME, type ProcessingRequest, type ProcessingResponse } from './messages.ts';
+import { varintLength, writeVarint } from './varint.ts';
 
 export { EXT_PROC_SERVICE_NAME };
 
@@ -42,23 +43,6 @@ export function encodeResponse(msg: ProcessingResponse): Buffer {
   return ResponseType.encode(msg as protobuf.Message).finish() as Buffer;
 }
 
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[at++] = n;
-  return at;
-}
 
 /**
  * ProcessingResponse{request_body(3)|response_body(4): BodyResponse{response(1):

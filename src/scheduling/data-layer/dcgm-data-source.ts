@@ -5,7 +5,7 @@
 import type { Plugin } from '../framework.ts';
 import { ConfigError } from '../params.ts';
 import { definePlugin } from '../registry.ts';
-import { parseDuration } from '../../units.ts';
+import { sourceInterval } from './interval.ts';
 
 export class DcgmDataSource implements Plugin {
   readonly type = 'dcgm-data-source';
@@ -48,15 +48,7 @@ export const dcgmDataSource = definePlugin({
   create: (name, p) => {
     const where = `plugin "${name}" (dcgm-data-source)`;
     if (!p.path.startsWith('/')) throw new ConfigError(`${where}: parameter "path" must start with "/"`);
-    let intervalMs: number | undefined;
-    if (p.interval !== undefined) {
-      try {
-        intervalMs = parseDuration(p.interval);
-      } catch (e) {
-        throw new ConfigError(`${where}: parameter "interval": ${(e as Error).message}`);
-      }
-      if (!(intervalMs > 0)) throw new ConfigError(`${where}: parameter "interval" must be positive`);
-    }
+    const intervalMs = sourceInterval(where, p.interval);
     return new DcgmDataSource(name, { scheme: p.scheme as 'http' | 'https', path: p.path, port: p.port, insecureSkipVerify: p.insecureSkipVerify, useNodeAddress: p.useNodeAddress, intervalMs });
   },
 });

@@ -6,7 +6,7 @@
 import type { Plugin } from '../framework.ts';
 import { ConfigError } from '../params.ts';
 import { definePlugin } from '../registry.ts';
-import { parseDuration } from '../../units.ts';
+import { sourceInterval } from './interval.ts';
 
 export class MetricsDataSource implements Plugin {
   readonly type = 'metrics-data-source';
@@ -53,15 +53,7 @@ export const metricsDataSource = definePlugin({
     const where = `plugin "${name}" (metrics-data-source)`;
     if (p.path !== undefined && !p.path.startsWith('/')) throw new ConfigError(`${where}: parameter "path" must start with "/"`);
     if (!!p.clientCertPath !== !!p.clientKeyPath) throw new ConfigError(`${where}: parameters "clientCertPath" and "clientKeyPath" go together`);
-    let intervalMs: number | undefined;
-    if (p.interval !== undefined) {
-      try {
-        intervalMs = parseDuration(p.interval);
-      } catch (e) {
-        throw new ConfigError(`${where}: parameter "interval": ${(e as Error).message}`);
-      }
-      if (!(intervalMs > 0)) throw new ConfigError(`${where}: parameter "interval" must be positive`);
-    }
+    const intervalMs = sourceInterval(where, p.interval);
     return new MetricsDataSource(name, { ...p, intervalMs });
   },
 });
