@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { Director } from './request-control/director.ts';
 import { RequestPlugins } from './request-control/request-plugins.ts';
 import { bind, createExtProcServer, createHealthServer, shutdown } from './extproc/server.ts';
-import type { Options } from './flags.ts';
+import { NO_ENDPOINT_SOURCE, type Options } from './flags.ts';
 import { HealthState } from './health.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MetricsCollector } from './metrics/collector.ts';
@@ -20,7 +20,7 @@ import { startMetricsServer, type MetricsServer } from './observability/metrics-
 import { Datastore } from './pool/datastore.ts';
 import { FileSource } from './pool/file-source.ts';
 import { parseEndpointList } from './pool/static-source.ts';
-import { poolSummary } from './pool/pool-summary.ts';
+import { poolStats, poolSummary } from './pool/pool-stats.ts';
 import { createRegistry } from './builtin-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, type LoadedConfig } from './scheduling/config.ts';
 import { PipelineScheduler } from './scheduling/pipeline.ts';
@@ -196,7 +196,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     throw new Error(`the config's dataLayer.discovery (file-discovery) and ${flagSources.join(', ')} both give the endpoints: keep one`);
   }
   if (!dataLayer.discovery && !flagSources.length) {
-    throw new Error('no endpoint source: give --pool-name (Kubernetes), --endpoint-selector, --endpoints or --endpoints-file, or a file-discovery plugin in the config\'s dataLayer.discovery');
+    throw new Error(NO_ENDPOINT_SOURCE);
   }
   if (options.poolName || options.endpointSelector) {
     // Loaded only for Kubernetes: the client library is large.
@@ -288,7 +288,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   const stopCollectors = () => Promise.all([collector.stop(), ...sourceCollectors.map((c) => c.stop())]);
   // The pool summary in the debug log (llm-d's metrics logger); no timer at all at other levels.
   const summaryTimer = log.isLevelEnabled('debug')
-    ? setInterval(() => log.debug({ pool: poolSummary(datastore, Date.now(), options.metricsStalenessThresholdMs) }, 'pool summary'), options.refreshPrometheusMetricsIntervalMs).unref()
+    ? setInterval(() => log.debug({ pool: poolSummary(poolStats(datastore, options.metricsStalenessThresholdMs)) }, 'pool summary'), options.refreshPrometheusMetricsIntervalMs).unref()
     : undefined;
 
   // Bytes of a non-streaming response kept to read its usage or restore a rewritten model name.
@@ -316,7 +316,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   if (options.tracing) {
     const { Tracing } = await import('./observability/tracing.ts');
     tracing = new Tracing({ log, version: VERSION, exporter: deps.spanExporter as SpanExporter | undefined, env: deps.tracingEnv });
-    log.info({ exporter: (deps.tracingEnv ?? process.env).OTEL_TRACES_EXPORTER || 'otlp', endpoint: (deps.tracingEnv ?? process.env).OTEL_EXPORTER_OTLP_ENDPOINT || 'http://localhost:4317' }, 'tracing on');
+    const env = deps.tracingEnv ?? process.env;
+    log.info({ exporter: env.OTEL_TRACES_EXPORTER || 'otlp', endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT || 'http://localhost:4317' }, 'tracing on');
   }
   const extProc = createExtProcServer(
     {

@@ -55,34 +55,30 @@ function probe(yaml: string): string | undefined {
 const HEAD = 'apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n';
 const BASE = 'plugins:\n- type: queue-scorer\n- type: max-score-picker\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n    weight: 2\n  - pluginRef: max-score-picker\n';
 
-/** A config using each section; whether it loads decides the row, the note says what llm-epp does. */
-const CONFIG_PROBES: Record<string, { yaml: string; same: string; refusedNote?: string }> = {
+/** BASE with more plugins declared after its picker. */
+const withPlugins = (extra: string) => BASE.replace('- type: max-score-picker\n', '- type: max-score-picker\n' + extra);
+const SOURCES =
+  withPlugins('- type: metrics-data-source\n- type: core-metrics-extractor\n- type: dcgm-data-source\n- type: dcgm-extractor\n') +
+  'dataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n    extractors:\n    - pluginRef: core-metrics-extractor\n  - pluginRef: dcgm-data-source\n    extractors:\n    - pluginRef: dcgm-extractor\n';
+
+/** A config using each section: whether it loads decides the row; `same` says what llm-epp does with it (a refusal speaks for itself). */
+const CONFIG_PROBES: Record<string, { yaml: string; same?: string }> = {
   featureGates: { yaml: BASE + 'featureGates: [haPopulateNonLeaderDatastore]\n', same: 'gates llm-epp has accepted; flowControl=true refused (see feature gates)' },
   plugins: { yaml: BASE, same: 'name, type, strict parameters' },
   'plugins[].parameters': { yaml: 'plugins:\n- type: queue-scorer\n- type: prefix-cache-scorer\n  parameters:\n    blockSizeTokens: 16\n- type: max-score-picker\n', same: 'unknown parameters fail, naming plugin and field' },
   schedulingProfiles: { yaml: BASE, same: 'profiles of filters, weighted scorers, picker' },
   'schedulingProfiles[].plugins[].weight': { yaml: BASE, same: 'weights as numbers' },
   'dataLayer.injectDefaults': { yaml: BASE + 'dataLayer:\n  injectDefaults: true\n', same: 'default metrics source and extractor injected' },
-  'dataLayer.sources': { yaml: BASE + 'plugins:\n', same: '' },
-  'dataLayer.sources[].extractors': { yaml: '', same: '' },
-  'dataLayer.discovery': { yaml: '', same: '' },
-  'dataLayer.peerDiscovery': { yaml: BASE + 'dataLayer:\n  peerDiscovery:\n    pluginRef: x\n', same: '' },
-  'dataLayer.crossReplicaSyncerPluginRef': { yaml: BASE + 'dataLayer:\n  crossReplicaSyncerPluginRef: x\n', same: '' },
-  'dataLayer.crossReplicaSyncInterval': { yaml: BASE + 'dataLayer:\n  crossReplicaSyncInterval: 1s\n', same: '' },
-  flowControl: { yaml: BASE + 'featureGates: [flowControl]\nflowControl:\n  maxRequests: 10\n', same: '' },
+  'dataLayer.sources': { yaml: SOURCES, same: 'metrics-data-source, dcgm-data-source, endpoint-notification-source; per-source interval' },
+  'dataLayer.sources[].extractors': { yaml: SOURCES, same: 'core-metrics-extractor, dcgm-extractor, endpoint extractors (prefix producers)' },
+  'dataLayer.discovery': { yaml: withPlugins('- type: file-discovery\n  parameters:\n    path: /etc/pool/endpoints.yaml\n') + 'dataLayer:\n  discovery:\n    pluginRef: file-discovery\n', same: 'file-discovery' },
+  'dataLayer.peerDiscovery': { yaml: BASE + 'dataLayer:\n  peerDiscovery:\n    pluginRef: x\n' },
+  'dataLayer.crossReplicaSyncerPluginRef': { yaml: BASE + 'dataLayer:\n  crossReplicaSyncerPluginRef: x\n' },
+  'dataLayer.crossReplicaSyncInterval': { yaml: BASE + 'dataLayer:\n  crossReplicaSyncInterval: 1s\n' },
+  flowControl: { yaml: BASE + 'featureGates: [flowControl]\nflowControl:\n  maxRequests: 10\n' },
   'requestHandler.parsers': { yaml: BASE + 'requestHandler:\n  parsers:\n  - pluginRef: openai-parser\n', same: 'openai, anthropic, vllmhttp, passthrough parsers (classify requests)' },
-  saturationDetector: { yaml: BASE.replace('- type: max-score-picker\n', '- type: max-score-picker\n- type: utilization-detector\n') + 'saturationDetector:\n  pluginRef: utilization-detector\n', same: 'utilization-detector, concurrency-detector' },
+  saturationDetector: { yaml: withPlugins('- type: utilization-detector\n') + 'saturationDetector:\n  pluginRef: utilization-detector\n', same: 'utilization-detector, concurrency-detector' },
   parser: { yaml: BASE + 'parser:\n  pluginRef: openai-parser\n', same: 'deprecated in llm-d; accepted with a warning' },
-};
-CONFIG_PROBES['dataLayer.sources'] = {
-  yaml: BASE.replace('- type: max-score-picker\n', '- type: max-score-picker\n- type: metrics-data-source\n- type: core-metrics-extractor\n- type: dcgm-data-source\n- type: dcgm-extractor\n') +
-    'dataLayer:\n  sources:\n  - pluginRef: metrics-data-source\n    extractors:\n    - pluginRef: core-metrics-extractor\n  - pluginRef: dcgm-data-source\n    extractors:\n    - pluginRef: dcgm-extractor\n',
-  same: 'metrics-data-source, dcgm-data-source, endpoint-notification-source; per-source interval',
-};
-CONFIG_PROBES['dataLayer.sources[].extractors'] = { yaml: CONFIG_PROBES['dataLayer.sources'].yaml, same: 'core-metrics-extractor, dcgm-extractor, endpoint extractors (prefix producers)' };
-CONFIG_PROBES['dataLayer.discovery'] = {
-  yaml: BASE.replace('- type: max-score-picker\n', '- type: max-score-picker\n- type: file-discovery\n  parameters:\n    path: /etc/pool/endpoints.yaml\n') + 'dataLayer:\n  discovery:\n    pluginRef: file-discovery\n',
-  same: 'file-discovery',
 };
 
 function configRows(s: Surface): Row[] {
@@ -90,7 +86,7 @@ function configRows(s: Surface): Row[] {
     const p = CONFIG_PROBES[item];
     if (!p) throw new Error(`config section ${item} of llm-d Router has no probe in src/compat-table.ts`);
     const refusal = probe(HEAD + p.yaml);
-    return refusal === undefined ? { item: `\`${item}\``, status: 'same', note: p.same } : { item: `\`${item}\``, status: 'not yet', note: `refused: ${refusal}` };
+    return refusal === undefined ? { item: `\`${item}\``, status: 'same', note: p.same ?? '' } : { item: `\`${item}\``, status: 'not yet', note: `refused: ${refusal}` };
   });
 }
 

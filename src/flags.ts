@@ -302,7 +302,7 @@ function validate(o: Options): void {
   if (sources.length > 1) throw new FlagError(`give one endpoint source, not ${sources.join(' and ')}`);
   // Without a flag source the config may still bring one (dataLayer.discovery: file-discovery); the app checks that after loading it.
   if (sources.length === 0 && !o.configFile && !o.configText && !o.checkConfig && !o.help && !o.version) {
-    throw new FlagError('no endpoint source: give --pool-name (Kubernetes), --endpoint-selector, --endpoints ip:port,... or --endpoints-file FILE (or a config whose dataLayer.discovery is file-discovery)');
+    throw new FlagError(NO_ENDPOINT_SOURCE);
   }
   validateLlmdFlags(o);
   if (o.endpointSelector && o.endpointTargetPorts.length === 0) throw new FlagError('--endpoint-selector needs --endpoint-target-ports');
@@ -356,6 +356,9 @@ function validateLlmdFlags(o: Options): void {
   }
   if (o.refreshPrometheusMetricsIntervalMs <= 0) throw new FlagError('--refresh-prometheus-metrics-interval must be positive');
 }
+
+/** Said when nothing gives the endpoints (flags here; the app again once a config without file-discovery is loaded). */
+export const NO_ENDPOINT_SOURCE = 'no endpoint source: give --pool-name (Kubernetes), --endpoint-selector, --endpoints ip:port,... or --endpoints-file FILE (or a config whose dataLayer.discovery is file-discovery)';
 
 export function helpText(): string {
   const lines = ['Usage: llm-epp [flags]'];

@@ -19,13 +19,17 @@ export interface TlsMaterial {
   selfSigned: boolean;
 }
 
+/** A certificate directory's tls.crt and tls.key (the Kubernetes TLS Secret layout). */
+export async function readCertPair(dir: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const [cert, key] = await Promise.all([readFile(join(dir, 'tls.crt')), readFile(join(dir, 'tls.key'))]);
+  return { cert, key };
+}
+
 export async function loadTlsMaterial(certPath: string): Promise<TlsMaterial> {
   if (certPath) {
-    const [cert, key] = await Promise.all([readFile(join(certPath, 'tls.crt')), readFile(join(certPath, 'tls.key'))]).catch(
-      (err: Error) => {
-        throw new Error(`--cert-path ${certPath}: cannot read tls.crt and tls.key: ${err.message}`);
-      },
-    );
+    const { cert, key } = await readCertPair(certPath).catch((err: Error) => {
+      throw new Error(`--cert-path ${certPath}: cannot read tls.crt and tls.key: ${err.message}`);
+    });
     return { cert, key, selfSigned: false };
   }
   const notAfterDate = new Date(Date.now() + 10 * 365 * 24 * 3600 * 1000);
@@ -147,7 +151,7 @@ export class CertWatcher {
     let cert: Buffer;
     let key: Buffer;
     try {
-      [cert, key] = await Promise.all([readFile(join(this.#dir, 'tls.crt')), readFile(join(this.#dir, 'tls.key'))]);
+      ({ cert, key } = await readCertPair(this.#dir));
     } catch (err) {
       this.#log.warn({ dir: this.#dir, err: (err as Error).message }, 'cannot read the renewed certificate; still serving the previous one');
       return;

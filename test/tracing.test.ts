@@ -9,11 +9,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApp, type App } from '../src/app.ts';
-import { parseFlags } from '../src/flags.ts';
-import { createLogger } from '../src/log.ts';
-import { EnvoyClient } from './helpers/envoy-client.ts';
-import { waitFor } from './helpers/app-harness.ts';
+import type { App } from '../src/app.ts';
+import type { EnvoyClient } from './helpers/envoy-client.ts';
+import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -28,18 +26,10 @@ afterEach(async () => {
 async function start(env: NodeJS.ProcessEnv, spanExporter?: InMemorySpanExporter): Promise<{ app: App; client: EnvoyClient }> {
   const pods = [new FakePod({ waiting: 1 }), new FakePod({ waiting: 4 })];
   await Promise.all(pods.map((p) => p.start()));
-  const options = parseFlags([
-    `--endpoints=${pods.map((p) => p.key).join(',')}`,
-    '--tracing',
-    '--grpc-port=0',
-    '--grpc-health-port=0',
-    '--metrics-port=0',
-    '--secure-serving=false',
-    '--refresh-metrics-interval=20ms',
-    '--shutdown-delay=0s',
-  ]);
-  const app = await startApp(options, { logger: createLogger('silent'), host: '127.0.0.1', processMetrics: false, spanExporter, tracingEnv: env });
-  const client = new EnvoyClient(`127.0.0.1:${app.ports.grpc}`);
+  const { app, client } = await startTestApp([`--endpoints=${pods.map((p) => p.key).join(',')}`, '--tracing'], { deps: { spanExporter, tracingEnv: env } }).catch(async (err: unknown) => {
+    await Promise.all(pods.map((p) => p.stop()));
+    throw err;
+  });
   cleanup.push(async () => {
     client.close();
     await app.stop(100, 0);

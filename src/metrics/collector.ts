@@ -39,6 +39,8 @@ export interface PageReader {
   readonly sourceType: string;
   /** Extractor type, for llm_d_epp_datalayer_extract_errors_total. */
   readonly extractorType: string;
+  /** What the page is, for log lines ("model server metrics"). */
+  readonly what: string;
   /** Host to scrape for an endpoint (undefined: cannot be scraped now, e.g. no node address). */
   address(ep: Endpoint): string | undefined;
   /** A page was fetched (HTTP 200); throws when it lacks what the reader needs. */
@@ -51,14 +53,17 @@ export interface PageReader {
 export class ModelServerPage implements PageReader {
   readonly sourceType = 'metrics-data-source';
   readonly extractorType = 'core-metrics-extractor';
+  readonly what = 'model server metrics';
   readonly #engines: EngineResolver;
   readonly #log: Logger;
+  readonly #metrics: EppMetrics | undefined;
   /** Unknown engine name already warned about, per endpoint. */
   readonly #warned = new WeakMap<Endpoint, string>();
 
-  constructor(engines: EngineResolver, log: Logger) {
+  constructor(engines: EngineResolver, log: Logger, metrics?: EppMetrics) {
     this.#engines = engines;
     this.#log = log;
+    this.#metrics = metrics;
   }
 
   address(ep: Endpoint): string {
@@ -77,6 +82,7 @@ export class ModelServerPage implements PageReader {
 
   failed(ep: Endpoint, message: string): void {
     ep.scrapeError = message;
+    this.#metrics?.scrapeErrors.inc({ model_server_pod: ep.name });
   }
 
   /**
@@ -121,7 +127,7 @@ export class MetricsCollector {
   constructor(pool: EndpointPool, opts: CollectorOptions, log: Logger, metrics?: EppMetrics) {
     this.#pool = pool;
     this.#opts = opts;
-    this.#reader = opts.reader ?? new ModelServerPage(opts.engines ?? new EngineResolver(), log);
+    this.#reader = opts.reader ?? new ModelServerPage(opts.engines ?? new EngineResolver(), log, metrics);
     this.#log = log;
     this.#metrics = metrics;
   }
@@ -236,11 +242,10 @@ export class MetricsCollector {
     const ep = t.endpoint;
     const r = this.#reader;
     t.failures++;
-    if (r instanceof ModelServerPage) this.#metrics?.scrapeErrors.inc({ model_server_pod: ep.name });
     if (poll) this.#metrics?.pollErrors.inc({ source_type: r.sourceType });
     // Log the first failure and then every 100th, not 20 lines a second.
     if (t.failures === 1 || t.failures % 100 === 0 || message !== t.lastError) {
-      this.#log.warn({ endpoint: ep.key, source: r.sourceType, failures: t.failures, err: message }, r instanceof ModelServerPage ? 'model server metrics scrape failed' : 'data source scrape failed');
+      this.#log.warn({ endpoint: ep.key, source: r.sourceType, failures: t.failures, err: message }, `${r.what} scrape failed`);
     }
     t.lastError = message;
     r.failed(ep, message);

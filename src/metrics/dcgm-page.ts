@@ -36,6 +36,7 @@ export function gpuUtilization(ep: Endpoint, text: string): number | undefined {
 export class DcgmPage implements PageReader {
   readonly sourceType = 'dcgm-data-source';
   readonly extractorType = DCGM_EXTRACTOR;
+  readonly what = 'DCGM exporter metrics';
   readonly #useNodeAddress: boolean;
   readonly #log: Logger;
   readonly #key = attributeKey(DCGM_EXTRACTOR, GPU_UTILIZATION);

@@ -1,13 +1,12 @@
 // TLS material for the metrics server (--metrics-cert-dir, --metrics-client-ca-file),
 // read and checked at start-up so a bad file stops llm-epp with the flag named.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { contextOptions } from '../tls.ts';
+import { contextOptions, readCertPair } from '../tls.ts';
 import type { MetricsTls } from './metrics-server.ts';
 
 export async function loadMetricsTls(certDir: string, clientCaFile: string): Promise<MetricsTls> {
-  const [cert, key] = await Promise.all([readFile(join(certDir, 'tls.crt')), readFile(join(certDir, 'tls.key'))]).catch((err: Error) => {
+  const { cert, key } = await readCertPair(certDir).catch((err: Error) => {
     throw new Error(`--metrics-cert-dir ${certDir}: cannot read tls.crt and tls.key: ${err.message}`);
   });
   try {

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { EndpointPool } from '../pool/datastore.ts';
 import { LabelValues, MAX_LABEL_VALUES } from './bounded.ts';
 import { registerPoolGauges } from './pool-gauges.ts';
-import { TwinHistogram, keepLabels, noLabels, registerAlias, sameLabels, type OldLabels } from './twin.ts';
+import { keepLabels, noLabels, registerAlias, sameLabels, type OldLabels } from './twin.ts';
 
 const DURATION_BUCKETS = [
   0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 120, 180, 240,
@@ -75,13 +75,10 @@ export interface RequestLabels {
   fairness_id: string;
   priority: string;
 }
-export type StreamingLabels = RequestLabels & { streaming: string };
 type AttemptLabels = { status: string; target_model_name: string; endpoint_name: string; namespace: string; port: string };
 type PluginLabels = { extension_point: string; plugin_type: string; plugin_name: string };
 type PrefixLabels = { plugin_name: string; plugin_type: string };
 export type InflightLabel = 'endpoint_name' | 'namespace' | 'producer_name' | 'fairness_id' | 'priority';
-
-const modelPair = (l: RequestLabels) => ({ model_name: l.model_name, target_model_name: l.target_model_name });
 
 /** The ext_proc stream lifecycle series (opt-in). */
 export interface StreamMetrics {
@@ -104,9 +101,14 @@ export class EppMetrics {
   readonly promptCachedTokens: Histogram<string>;
   readonly runningRequests: Gauge<string>;
   readonly ntpot: Histogram<string>;
-  readonly ttft: TwinHistogram<StreamingLabels>;
-  /** llm_d_epp_request_streaming_tpot_seconds (streamed responses only) and GAIE-era inference_objective_request_tpot_seconds (every response). */
-  readonly tpot: TwinHistogram<RequestLabels>;
+  /** llm_d_epp_request_ttft_seconds (request labels + streaming). */
+  readonly ttft: Histogram<string>;
+  /** The GAIE-era inference_objective_request_ttft_seconds (model pair; other buckets, so recorded on its own). */
+  readonly ttftGaie: Histogram<'model_name' | 'target_model_name'>;
+  /** llm_d_epp_request_streaming_tpot_seconds: streamed responses only. */
+  readonly tpot: Histogram<string>;
+  /** The GAIE-era inference_objective_request_tpot_seconds: every response, other buckets. */
+  readonly tpotGaie: Histogram<'model_name' | 'target_model_name'>;
   readonly itl: Histogram<string>;
   readonly requestProcessing: Histogram<string>;
   readonly responseProcessing: Histogram<string>;
@@ -208,17 +210,13 @@ export class EppMetrics {
       'Inference objective number of running requests in each model.',
       keepLabels('model_name'),
     );
-    // Other buckets (and, for TPOT, other semantics) than llm-d's: recorded twice.
-    this.ttft = new TwinHistogram<StreamingLabels>(
-      histogram('llm_d_epp_request_ttft_seconds', ALPHA + 'Time to first token in seconds, from request received to the first response byte; for a non-streaming request, the whole response time.', [...REQ, 'streaming'], LLMD_TTFT_BUCKETS),
-      histogram('inference_objective_request_ttft_seconds', deprecated('llm_d_epp_request_ttft_seconds', 'Time to first token as seen by the gateway, in seconds, for each model and target model.'), ['model_name', 'target_model_name'], TTFT_BUCKETS),
-      modelPair,
-    );
-    this.tpot = new TwinHistogram<RequestLabels>(
-      histogram('llm_d_epp_request_streaming_tpot_seconds', ALPHA + 'Average time per output token in seconds for streaming requests: (e2e - TTFT) / (output_tokens - 1).', REQ, LLMD_TPOT_BUCKETS),
-      histogram('inference_objective_request_tpot_seconds', deprecated('llm_d_epp_request_streaming_tpot_seconds', 'Time per output token after the first, as seen by the gateway, in seconds, for each model and target model.'), ['model_name', 'target_model_name'], TPOT_BUCKETS),
-      modelPair,
-    );
+    // The GAIE-era TTFT/TPOT series have other buckets (and TPOT other semantics) than llm-d's:
+    // they cannot be derived at scrape time, so they are recorded on their own.
+    const MODEL_PAIR = ['model_name', 'target_model_name'];
+    this.ttft = histogram('llm_d_epp_request_ttft_seconds', ALPHA + 'Time to first token in seconds, from request received to the first response byte; for a non-streaming request, the whole response time.', [...REQ, 'streaming'], LLMD_TTFT_BUCKETS);
+    this.ttftGaie = histogram('inference_objective_request_ttft_seconds', deprecated('llm_d_epp_request_ttft_seconds', 'Time to first token as seen by the gateway, in seconds, for each model and target model.'), MODEL_PAIR, TTFT_BUCKETS) as Histogram<'model_name' | 'target_model_name'>;
+    this.tpot = histogram('llm_d_epp_request_streaming_tpot_seconds', ALPHA + 'Average time per output token in seconds for streaming requests: (e2e - TTFT) / (output_tokens - 1).', REQ, LLMD_TPOT_BUCKETS);
+    this.tpotGaie = histogram('inference_objective_request_tpot_seconds', deprecated('llm_d_epp_request_streaming_tpot_seconds', 'Time per output token after the first, as seen by the gateway, in seconds, for each model and target model.'), MODEL_PAIR, TPOT_BUCKETS) as Histogram<'model_name' | 'target_model_name'>;
     this.itl = histogram('llm_d_epp_request_streaming_itl_seconds', ALPHA + 'Inter-token latency in seconds for streaming requests: the time between consecutive response body chunks.', REQ, ITL_BUCKETS);
     this.requestProcessing = histogram('llm_d_epp_request_processing_duration_seconds', ALPHA + 'EPP request processing latency in seconds, from request receipt until the request body has been handled (routed), including admission.', [], REQUEST_PROCESSING_BUCKETS);
     this.responseProcessing = histogram('llm_d_epp_response_processing_duration_seconds', ALPHA + 'EPP response processing latency in seconds: the sum of per-chunk handler time for a streamed response, or the interval from response headers to completion for a non-streaming one.', [], RESPONSE_PROCESSING_BUCKETS);

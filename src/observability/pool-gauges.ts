@@ -5,44 +5,11 @@
 // read the same snapshot).
 import { Gauge, type Registry } from 'prom-client';
 import type { EndpointPool } from '../pool/datastore.ts';
-import { isFresh } from '../pool/endpoint.ts';
+import { poolStats, type PoolStats } from '../pool/pool-stats.ts';
 
 const ALPHA = '[ALPHA] ';
 
-interface Stats {
-  ready: number;
-  kv: { mean: number; sd: number };
-  queue: { mean: number; sd: number };
-  running: { mean: number; sd: number };
-  perEndpoint: { name: string; queue: number }[];
-}
-
-/** Mean and population standard deviation (0 for an empty or one-endpoint pool). */
-function meanSd(values: number[]): { mean: number; sd: number } {
-  if (values.length === 0) return { mean: 0, sd: 0 };
-  let sum = 0;
-  for (const v of values) sum += v;
-  const mean = sum / values.length;
-  let sq = 0;
-  for (const v of values) sq += (v - mean) * (v - mean);
-  return { mean, sd: Math.sqrt(sq / values.length) };
-}
-
-export function poolStats(pool: EndpointPool, stalenessThresholdMs: number, now = performance.now()): Stats {
-  const kv: number[] = [];
-  const queue: number[] = [];
-  const running: number[] = [];
-  const perEndpoint: Stats['perEndpoint'] = [];
-  for (const e of pool.list()) {
-    if (!isFresh(e, now, stalenessThresholdMs)) continue;
-    const m = e.metrics!;
-    kv.push(m.kvCacheUsage);
-    queue.push(m.waitingQueueSize);
-    running.push(m.runningRequests);
-    perEndpoint.push({ name: e.name, queue: m.waitingQueueSize });
-  }
-  return { ready: perEndpoint.length, kv: meanSd(kv), queue: meanSd(queue), running: meanSd(running), perEndpoint };
-}
+type Stats = PoolStats;
 
 export function registerPoolGauges(registers: Registry[], pool: EndpointPool, name: string, stalenessThresholdMs: number): void {
   // One snapshot per scrape: reused by the gauges collected within 100 ms of it.

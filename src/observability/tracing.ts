@@ -81,10 +81,6 @@ export class Tracing {
   async shutdown(): Promise<void> {
     await this.#provider.shutdown();
   }
-
-  async flush(): Promise<void> {
-    await this.#provider.forceFlush();
-  }
 }
 
 function createSampler(env: NodeJS.ProcessEnv, log: Logger): Sampler {

@@ -65,26 +65,3 @@ export function registerAlias(registry: Registry, source: Source, name: string, 
   };
   registry.registerMetric(alias as never);
 }
-
-/** Something a value can be observed on: a histogram child, or a pair of them. */
-export interface Observer {
-  observe(v: number): void;
-}
-
-/** A deprecated twin that cannot be derived (other buckets or semantics): recorded next to the current one. */
-export class TwinHistogram<L extends Labels> {
-  readonly now: Histogram<string>;
-  readonly old: Histogram<string>;
-  readonly #map: (l: L) => Labels;
-
-  constructor(now: Histogram<string>, old: Histogram<string>, map: (l: L) => Labels) {
-    this.now = now;
-    this.old = old;
-    this.#map = map;
-  }
-
-  observe(labels: L, v: number): void {
-    this.now.observe(labels, v);
-    this.old.observe(this.#map(labels), v);
-  }
-}

@@ -133,8 +133,8 @@ export class RequestMetrics {
     this.#chunks = undefined;
     if (this.#firstByteAt > 0) {
       const ttft = (this.#firstByteAt - this.#receivedAt) / 1000;
-      m.ttft.now.observe({ ...l, streaming: this.#sse ? 'true' : 'false' }, ttft);
-      m.ttft.old?.observe({ model_name: l.model_name, target_model_name: l.target_model_name }, ttft);
+      m.ttft.observe({ ...l, streaming: this.#sse ? 'true' : 'false' }, ttft);
+      m.ttftGaie.observe({ model_name: l.model_name, target_model_name: l.target_model_name }, ttft);
     }
     if (usage) {
       if (usage.promptTokens > 0) m.inputTokens.observe(l, usage.promptTokens);
@@ -144,8 +144,8 @@ export class RequestMetrics {
         if (usage.completionTokens > 1 && this.#lastByteAt > this.#firstByteAt) {
           const tpot = (this.#lastByteAt - this.#firstByteAt) / 1000 / (usage.completionTokens - 1);
           // llm-d's series is for streamed responses only; the GAIE-era one took every response.
-          if (this.#sse) m.tpot.now.observe(l, tpot);
-          m.tpot.old?.observe({ model_name: l.model_name, target_model_name: l.target_model_name }, tpot);
+          if (this.#sse) m.tpot.observe(l, tpot);
+          m.tpotGaie.observe({ model_name: l.model_name, target_model_name: l.target_model_name }, tpot);
         }
       }
       if (usage.cachedTokens !== undefined) m.promptCachedTokens.observe(l, usage.cachedTokens);

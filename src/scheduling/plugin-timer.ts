@@ -5,8 +5,9 @@
 // scorers, pickers) and request control (producers and request hooks).
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
-import type { Observer } from '../observability/twin.ts';
 import type { Plugin } from './framework.ts';
+
+type Observer = { observe(v: number): void };
 
 export class PluginTimer {
   readonly #metrics: EppMetrics | undefined;

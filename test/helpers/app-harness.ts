@@ -1,10 +1,13 @@
 // Starts llm-epp in-process on ephemeral ports against fake pods.
-import { startApp, type App } from '../../src/app.ts';
+import { startApp, type App, type AppDeps } from '../../src/app.ts';
 import { parseFlags } from '../../src/flags.ts';
 import { createLogger } from '../../src/log.ts';
 import { EnvoyClient } from './envoy-client.ts';
 
-export async function startTestApp(extraFlags: string[], opts: { waitReady?: number; random?: () => number; kubeConfig?: unknown; leaseDurationMs?: number } = {}): Promise<{ app: App; client: EnvoyClient }> {
+export async function startTestApp(
+  extraFlags: string[],
+  opts: { waitReady?: number; random?: () => number; kubeConfig?: unknown; leaseDurationMs?: number; deps?: Pick<AppDeps, 'spanExporter' | 'tracingEnv'> } = {},
+): Promise<{ app: App; client: EnvoyClient }> {
   const options = parseFlags([
     '--grpc-port=0',
     '--grpc-health-port=0',
@@ -14,7 +17,7 @@ export async function startTestApp(extraFlags: string[], opts: { waitReady?: num
     '--shutdown-delay=0s',
     ...extraFlags,
   ]);
-  const app = await startApp(options, { logger: createLogger('silent'), host: '127.0.0.1', processMetrics: false, random: opts.random, kubeConfig: opts.kubeConfig, leaseDurationMs: opts.leaseDurationMs });
+  const app = await startApp(options, { logger: createLogger('silent'), host: '127.0.0.1', processMetrics: false, random: opts.random, kubeConfig: opts.kubeConfig, leaseDurationMs: opts.leaseDurationMs, ...opts.deps });
   const client = new EnvoyClient(`127.0.0.1:${app.ports.grpc}`, { tlsCert: options.secureServing ? app.certPem : undefined });
   if (opts.waitReady) await waitFor(() => app.director.candidates(undefined).length >= opts.waitReady!);
   return { app, client };

@@ -39,7 +39,8 @@ class InflightSeries {
   readonly #requests: Gauge<InflightLabel>;
   readonly #tokens: Gauge<InflightLabel>;
   readonly #producer: string;
-  readonly #live = new Map<string, { labels: Labels; requests: number; tokens: number }>();
+  /** Live series by endpoint, fairness id and priority, with their labelled children (no label hashing per request). */
+  readonly #live = new Map<string, { labels: Labels; requests: number; tokens: number; requestsChild: { set(v: number): void }; tokensChild: { set(v: number): void } }>();
 
   constructor(m: EppMetrics, producer: string) {
     this.#requests = m.inflightRequests;
@@ -53,7 +54,7 @@ class InflightSeries {
     if (!s) {
       if (sign < 0) return;
       const labels: Labels = { endpoint_name: c.endpoint.name, namespace: c.endpoint.namespace, producer_name: this.#producer, fairness_id: c.fairness, priority: c.priority };
-      s = { labels, requests: 0, tokens: 0 };
+      s = { labels, requests: 0, tokens: 0, requestsChild: this.#requests.labels(labels), tokensChild: this.#tokens.labels(labels) };
       this.#live.set(key, s);
     }
     s.requests += sign;
@@ -64,8 +65,8 @@ class InflightSeries {
       this.#tokens.remove(s.labels);
       return;
     }
-    this.#requests.set(s.labels, s.requests);
-    this.#tokens.set(s.labels, Math.max(0, s.tokens));
+    s.requestsChild.set(s.requests);
+    s.tokensChild.set(Math.max(0, s.tokens));
   }
 }
 
