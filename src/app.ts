@@ -26,6 +26,7 @@ import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, ty
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
 import type { ParserTable } from './scheduling/parsers/request-parser.ts';
+import type { Plugin } from './scheduling/framework.ts';
 import { RequestPolicy } from './request-control/policy.ts';
 import { CertWatcher, loadTlsMaterial, serverCredentials } from './tls.ts';
 import { loadMetricsTls } from './observability/metrics-tls.ts';
@@ -88,7 +89,7 @@ async function scrapeTls(dl: DataLayerSettings): Promise<{ ca?: string; cert?: s
 }
 
 export async function buildScheduler(
-  options: Pick<Options, 'configFile' | 'configText' | 'maxConfigBytes'> & { allowExperimentalPlugins?: boolean },
+  options: Pick<Options, 'configFile' | 'configText' | 'maxConfigBytes'> & { allowExperimentalPlugins?: boolean; tokenizerWorkers?: number },
   pool: Datastore,
   log: Logger,
   metrics: EppMetrics | undefined,
@@ -106,7 +107,7 @@ export async function buildScheduler(
     text = options.configText;
     if (Buffer.byteLength(text) > options.maxConfigBytes) throw new Error(`--config-text: larger than --max-config-bytes (${options.maxConfigBytes} bytes)`);
   }
-  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random, allowExperimental: options.allowExperimentalPlugins }, source);
+  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random, allowExperimental: options.allowExperimentalPlugins, tokenizerWorkers: options.tokenizerWorkers }, source);
   log.info(
     {
       source,
@@ -170,6 +171,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let dataLayer: DataLayerSettings = { sources: [] };
   let parsers: ParserTable | undefined;
   let requestPlugins: RequestPlugins | undefined;
+  /** The config's plugins: some start (sockets, workers) before serving and stop at shutdown. */
+  let configPlugins: Plugin[] = [];
   if (deps.scheduler) scheduler = deps.scheduler;
   else {
     const built = await buildScheduler(options, datastore, log, metrics, deps.random);
@@ -179,6 +182,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     // Request control runs the config's saturation detector, producers and
     // request hooks, timed like the scheduler's plugins.
     requestPlugins = new RequestPlugins(built.config.plugins.values(), built.timer, built.config.saturationDetector);
+    configPlugins = [...built.config.plugins.values()];
   }
 
   const bufferBudget = { used: 0, limit: options.maxBufferedRequestBytes };
@@ -285,7 +289,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       : [],
   );
   for (const c of sourceCollectors) c.start();
-  const stopCollectors = () => Promise.all([collector.stop(), ...sourceCollectors.map((c) => c.stop())]);
+  const stopCollectors = () => Promise.all([collector.stop(), ...sourceCollectors.map((c) => c.stop()), ...configPlugins.map((p) => p.stop?.())]);
   // The pool summary in the debug log (llm-d's metrics logger); no timer at all at other levels.
   const summaryTimer = log.isLevelEnabled('debug')
     ? setInterval(() => log.debug({ pool: poolSummary(poolStats(datastore, options.metricsStalenessThresholdMs)) }, 'pool summary'), options.refreshPrometheusMetricsIntervalMs).unref()
@@ -345,6 +349,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   const certWatchers: CertWatcher[] = [];
   const servers: Server[] = [extProc, healthServer];
   try {
+    // Plugins that hold sockets or threads (KV-event subscribers, tokenizer workers) start before serving.
+    await Promise.all(configPlugins.map((p) => p.start?.()));
     const extProcCreds = serverCredentials(tls, { minVersion: options.tlsMinVersion, cipherSuites: options.tlsCipherSuites });
     const grpcPort = await bindFlag('--grpc-port', options.grpcPort, () => bind(extProc, `${host}:${options.grpcPort}`, extProcCreds.credentials));
     if (options.enableCertReload && tls && extProcCreds.replace) {

@@ -50,6 +50,7 @@ export interface Options {
   metricsEndpointAuthTokenFile: string;
   enableGrpcStreamMetrics: boolean;
   allowExperimentalPlugins: boolean;
+  tokenizerWorkers: number;
   tracing: boolean;
   tlsMinVersion: '' | 'VersionTLS10' | 'VersionTLS11' | 'VersionTLS12' | 'VersionTLS13';
   tlsCipherSuites: string[];
@@ -151,6 +152,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'allow-client-model-rewrite', group: 'config', key: 'allowClientModelRewrite', kind: 'bool', def: 'false', help: 'Honour x-gateway-model-name-rewrite / x-llm-d-model-name-rewrite request headers. Off: a client cannot pick the model or adapter that InferenceModelRewrites decide; turn on only when the gateway strips these headers from clients and sets them itself.' },
   { name: 'log-level', group: 'observe', key: 'logLevel', kind: 'string', def: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'Log level (debug logs one line per routed request). -v=4 is debug, -v=5 trace, as in the GAIE EPP.' },
   { name: 'allow-experimental-plugins', group: 'config', key: 'allowExperimentalPlugins', kind: 'bool', def: 'false', help: 'Allow alpha plugins in an llm-d.ai/v1alpha1 config (as llm-d Router v0.10 does); without it an alpha plugin type is refused at load, naming the flag.' },
+  { name: 'tokenizer-workers', group: 'config', key: 'tokenizerWorkers', kind: 'int', def: '0', help: 'Worker threads of a token-producer\'s in-process tokenizer (local.path): long prompts are tokenized there, never on the request thread. 0: the CPUs available to the container minus one, at most 4 (at least 1).' },
   { name: 'tracing', group: 'observe', key: 'tracing', kind: 'bool', def: 'false', help: 'Emit OpenTelemetry spans for each request and its scoring, exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER[_ARG], OTEL_SERVICE_NAME); a W3C traceparent from the request headers is continued. llm-d Router defaults to true; llm-epp to false, so nothing is sent to a collector that is not there.' },
   { name: 'tls-min-version', group: 'serve', key: 'tlsMinVersion', kind: 'string', def: '', choices: ['', 'VersionTLS10', 'VersionTLS11', 'VersionTLS12', 'VersionTLS13'], help: 'Lowest TLS version the ext_proc port accepts (Go names, as llm-d Router takes them). Default: TLS 1.2.' },
   { name: 'tls-cipher-suites', group: 'serve', key: 'tlsCipherSuites', kind: 'list', def: '', help: 'Comma-separated TLS 1.2 cipher suites for the ext_proc port, by their Go / IANA names (e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256). TLS 1.3 suites are not configurable. Default: Node\'s list.' },

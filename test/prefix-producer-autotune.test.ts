@@ -93,7 +93,7 @@ describe('approx-prefix-cache-producer autoTune: LRU capacity from num_gpu_block
       s.preRequest(st, target, new Map());
       await new Promise((res) => setImmediate(res));
     }
-    expect(endpoints.map((e) => s.producer.index.podSize(e.key))).toEqual([6, 10]);
+    expect(endpoints.map((e) => (s.producer as ApproxPrefixProducer).index.podSize(e.key))).toEqual([6, 10]);
   });
 
   it('end to end from a vLLM metrics page: cache_config_info num_gpu_blocks becomes the LRU capacity', async () => {

@@ -61,6 +61,9 @@ export interface StreamContext {
 
 type Call = ServerDuplexStream<ProcessingRequest, ProcessingResponse>;
 
+/** Messages held while request control waits on a producer (Envoy sends at most the request trailers). */
+const MAX_QUEUED_WHILE_PENDING = 8;
+
 export class ExtProcStream implements TrackedStream {
   lastActivity = performance.now();
   readonly #call: Call;
@@ -92,6 +95,12 @@ export class ExtProcStream implements TrackedStream {
   // After routing.
   /** Set once routed; `released` once request control has let it go. */
   #routing: Routing | undefined;
+  /** Request control is waiting on a producer (tokenization, a burst window). */
+  #pending = false;
+  /** Messages that arrived while pending (request trailers), handled once routed. */
+  #queued: ProcessingRequest[] = [];
+  /** Aborts the pending request's producers when the stream goes. */
+  #abort: AbortController | undefined;
 
   /** Puts the client's model name back into the response after a rewrite. */
   #restorer: ModelRestorer | undefined;
@@ -122,6 +131,12 @@ export class ExtProcStream implements TrackedStream {
   #onMessage(req: ProcessingRequest): void {
     if (this.#closed) return;
     this.lastActivity = performance.now();
+    if (this.#pending) {
+      // Envoy sends nothing but request trailers before our reply; more is a peer bug.
+      if (this.#queued.length < MAX_QUEUED_WHILE_PENDING) this.#queued.push(req);
+      else this.#fail(new EppError('BadRequest', 'ext_proc protocol error: too many messages while the request was being routed'));
+      return;
+    }
     try {
       const tooLarge = tooLargeSize(req);
       if (tooLarge !== undefined) {
@@ -230,35 +245,79 @@ export class ExtProcStream implements TrackedStream {
     this.#requestDone = true;
     const body = this.#body.take();
     const buffered = this.#requestBodyMode === BodySendMode.BUFFERED;
-    this.#route(body, buffered ? 'buffered' : 'duplex');
-    // The parsed body stays with the routed request until it ends, so its
-    // bytes stay counted until then; a request that was not routed gives them back now.
-    if (!this.#routing) this.#body.release();
-    if (!buffered && !this.#closed) {
-      // Unchanged bodies are echoed as the original bytes, never re-serialised.
-      for (const msg of chunkBody('request_body', this.#routing?.body ?? body, endOfStream)) this.#send(msg);
-    }
+    this.#route(body, buffered ? 'buffered' : 'duplex', (routing) => {
+      // The parsed body stays with the routed request until it ends, so its
+      // bytes stay counted until then; a request that was not routed gives them back now.
+      if (!routing) this.#body.release();
+      if (!buffered && !this.#closed) {
+        // Unchanged bodies are echoed as the original bytes, never re-serialised.
+        for (const msg of chunkBody('request_body', routing?.body ?? body, endOfStream)) this.#send(msg);
+      }
+    });
   }
 
-  /** Hand the request to the director and send the reply that carries the destination. */
-  #route(body: Buffer | undefined, reply: 'headers' | 'duplex' | 'buffered'): void {
+  /**
+   * Hand the request to the director and send the reply that carries the
+   * destination, then run `after`. When a producer makes the request wait,
+   * the reply goes out once it is ready; messages arriving meanwhile wait too.
+   */
+  #route(body: Buffer | undefined, reply: 'headers' | 'duplex' | 'buffered', after?: (routing: Routing | undefined) => void): void {
     // In observability mode Envoy ignores replies: picking would only skew
     // in-flight counts and metrics for a destination nobody uses.
-    if (this.#observeOnly) return;
+    if (this.#observeOnly) return after?.(undefined);
     // Charged once per stream, whatever order the peer sends things in.
     if (this.#routing) {
       this.#ctx.metrics.streamsEnded.inc({ reason: 'protocol_error' });
       throw new EppError('BadRequest', 'ext_proc protocol error: the request was already routed');
     }
-    const routing = this.#ctx.director.handleRequest({
-      requestId: this.#requestId,
-      headers: this.#headers,
-      path: this.#path,
-      body,
-      subset: subsetHint(this.#metadata),
-      receivedAt: this.#receivedAt,
-      trace: this.#trace,
-    });
+    this.#abort = new AbortController();
+    const r = this.#ctx.director.handleRequest(
+      {
+        requestId: this.#requestId,
+        headers: this.#headers,
+        path: this.#path,
+        body,
+        subset: subsetHint(this.#metadata),
+        receivedAt: this.#receivedAt,
+        trace: this.#trace,
+      },
+      this.#abort.signal,
+    );
+    if (!(r instanceof Promise)) {
+      this.#answer(r, reply);
+      after?.(r);
+      return;
+    }
+    this.#pending = true;
+    r.then(
+      (routing) => {
+        this.#pending = false;
+        // The client went away while the producers worked: give back what pick() took.
+        if (this.#closed) return this.#ctx.director.responseComplete(routing, false);
+        try {
+          this.#answer(routing, reply);
+          after?.(routing);
+        } catch (err) {
+          return this.#fail(err);
+        }
+        this.#drain();
+      },
+      (err: unknown) => {
+        this.#pending = false;
+        if (!this.#closed) this.#fail(err);
+      },
+    );
+  }
+
+  /** Messages that waited for a pending request, in their order. */
+  #drain(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    for (const req of queued) this.#onMessage(req);
+  }
+
+  /** The reply that carries the destination (headers or, BUFFERED, the body reply). */
+  #answer(routing: Routing, reply: 'headers' | 'duplex' | 'buffered'): void {
     this.#routing = routing;
     const bodyLength = routing.body?.length ?? 0;
     const destination = routing.destinations.join(',');
@@ -395,6 +454,7 @@ export class ExtProcStream implements TrackedStream {
 
   /** The stream is gone (cancel, reset, early close): free what it holds. */
   #release(): void {
+    this.#abort?.abort();
     this.#body.release();
     this.#releaseRouting();
     // Still open when the stream went: its response never passed whole.

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EndpointPool } from '../pool/datastore.ts';
 import { LabelValues, MAX_LABEL_VALUES } from './bounded.ts';
+import { KvCacheMetrics } from './kv-cache-metrics.ts';
 import { registerPoolGauges } from './pool-gauges.ts';
 import { keepLabels, noLabels, registerAlias, sameLabels, type OldLabels } from './twin.ts';
 
@@ -128,6 +129,8 @@ export class EppMetrics {
   readonly inflightTokens: Gauge<InflightLabel>;
   /** Undefined unless --enable-grpc-stream-metrics. */
   readonly streams: StreamMetrics | undefined;
+  /** Token producer, KV events and the KV-block index (precise prefix-cache routing). */
+  readonly kvCache: KvCacheMetrics;
   /** Reads the open ext_proc stream count (set by the server once it exists). */
   openStreams: () => number = () => 0;
 
@@ -300,6 +303,7 @@ export class EppMetrics {
     const info = twin(gauge('llm_d_epp_info', ALPHA + 'General information of the current build.', ['commit', 'build_ref']), 'inference_extension_info', 'General information of the current build of Inference Extension.', sameLabels);
     info.set({ commit: process.env.LLM_EPP_COMMIT ?? 'unknown', build_ref: opts.version }, 1);
 
+    this.kvCache = new KvCacheMetrics(r);
     registerPoolGauges(registers, pool, opts.poolName, opts.stalenessThresholdMs);
     if (opts.processMetrics) collectDefaultMetrics({ register: r });
   }

@@ -24,6 +24,9 @@ import { DEFAULT_FAIRNESS_ID, type RequestPolicy, type RequestPolicyResult } fro
 import type { RequestPlugins } from './request-plugins.ts';
 import { RequestMetrics, countRejected } from './request-metrics.ts';
 
+/** The signal of a request nobody cancels (tests, tools). */
+const NEVER: AbortSignal = new AbortController().signal;
+
 export interface DirectorOptions {
   metricsStalenessThresholdMs: number;
   fallbackEndpoints: number;
@@ -92,22 +95,28 @@ export class Director {
    * changes), pick endpoints, record the request. Throws EppError (400, 429,
    * 503) carrying the model it named, for the error metric.
    */
-  handleRequest(incoming: IncomingRequest): Routing {
-    if (!incoming.trace) return this.#handle(incoming, undefined);
+  handleRequest(incoming: IncomingRequest, signal: AbortSignal = NEVER): Routing | Promise<Routing> {
+    if (!incoming.trace) return this.#handle(incoming, undefined, signal);
     // gateway.request_orchestration, as llm-d Router names request control's span.
     const { span, trace } = childSpan(incoming.trace, 'gateway.request_orchestration', SpanKind.SERVER);
-    try {
-      const routing = this.#handle(incoming, trace);
+    const ok = (routing: Routing) => {
       span.setAttributes({ 'llm_d.epp.endpoint': routing.primary.key, 'gen_ai.request.model': bounded(routing.request.targetModel) });
       endSpan(span);
       return routing;
-    } catch (e) {
+    };
+    const failed = (e: unknown): never => {
       endSpan(span, e);
       throw e;
+    };
+    try {
+      const r = this.#handle(incoming, trace, signal);
+      return r instanceof Promise ? r.then(ok, failed) : ok(r);
+    } catch (e) {
+      return failed(e);
     }
   }
 
-  #handle(incoming: IncomingRequest, trace: RequestTrace | undefined): Routing {
+  #handle(incoming: IncomingRequest, trace: RequestTrace | undefined, signal: AbortSignal): Routing | Promise<Routing> {
     const parsed = incoming.body !== undefined ? this.#parse(incoming.body, incoming.path) : undefined;
     const model = parsed?.model ?? '';
     const pol = this.#policy?.resolve(incoming.headers, model);
@@ -132,21 +141,33 @@ export class Director {
       fairnessId: pol?.fairnessId ?? DEFAULT_FAIRNESS_ID,
       trace,
     };
-    let routing: Routing;
-    try {
-      routing = this.pick(request, incoming.subset, incoming.receivedAt, body, rewritten);
-    } catch (e) {
+    const failed = (e: unknown): never => {
       throw tagged(asEppError(e), model, targetModel, pol);
+    };
+    const routed = (routing: Routing): Routing => {
+      this.#routed(routing, incoming.receivedAt, parsed?.api, parsed?.stream, pol?.rewriteName);
+      return routing;
+    };
+    try {
+      const r = this.route(request, incoming.subset, incoming.receivedAt, body, rewritten, signal);
+      return r instanceof Promise ? r.then(routed, failed) : routed(r);
+    } catch (e) {
+      return failed(e);
     }
-    routing.metrics.routed(body?.length ?? 0, pol?.rewriteName);
+  }
+
+  /** The request was routed: its metrics and the debug log line. */
+  #routed(routing: Routing, receivedAt: number, api: string | undefined, stream: boolean | undefined, rewriteName: string | undefined): void {
+    const { request, body } = routing;
+    routing.metrics.routed(body?.length ?? 0, rewriteName);
     if (this.#log.isLevelEnabled('debug')) {
       const { endpoints } = routing;
       this.#log.debug(
         {
           requestId: request.requestId,
-          model: bounded(model),
-          api: parsed?.api,
-          stream: parsed?.stream,
+          model: bounded(request.model),
+          api,
+          stream,
           bodyBytes: body?.length ?? 0,
           endpoint: endpoints[0].key,
           fallbacks: endpoints.slice(1).map((e) => e.key),
@@ -154,12 +175,11 @@ export class Director {
           kvCache: endpoints[0].metrics?.kvCacheUsage,
           scheduler: this.#scheduler.name,
           scores: routing.result.explain?.(),
-          latencyMs: +(performance.now() - incoming.receivedAt).toFixed(3),
+          latencyMs: +(performance.now() - receivedAt).toFixed(3),
         },
         'request routed',
       );
     }
-    return routing;
   }
 
   /** llm-epp answered the request itself (an EppError): count it against the model it named. */
@@ -202,16 +222,26 @@ export class Director {
   }
 
   /**
-   * Pick the primary endpoint and up to --fallback-endpoints next-best ones.
-   * Throws EppError 503 when nothing can serve the request, 429 when a
-   * sheddable request meets a saturated pool.
+   * Pick the primary endpoint and up to --fallback-endpoints next-best ones,
+   * synchronously: for configurations whose producers never wait (tests and
+   * tools; the request path uses route()). Throws EppError 503 when nothing
+   * can serve the request, 429 when a sheddable request meets a saturated pool.
    */
   pick(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt = performance.now(), body?: Buffer, rewritten = false): Routing {
-    const target = this.#metrics.modelLabel(request.targetModel);
-    const failure = () => this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: target, endpoint_name: '', namespace: '', port: '' });
+    const r = this.route(request, subset, receivedAt, body, rewritten, NEVER);
+    if (r instanceof Promise) throw new Error('Director.pick(): a configured producer waits (prepare()); use route()');
+    return r;
+  }
+
+  /**
+   * pick(), letting the async producers (tokenization, a burst window) wait
+   * first: a Promise only when one of them does. `signal` aborts the wait
+   * when the client goes away: the request then charges nothing.
+   */
+  route(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt: number, body: Buffer | undefined, rewritten: boolean, signal: AbortSignal): Routing | Promise<Routing> {
     const candidates = this.candidates(subset);
     if (candidates.length === 0) {
-      failure();
+      this.#failure(request);
       if (this.#pool.list().length === 0) throw new EppError('ServiceUnavailable', 'no endpoints in the pool');
       if (subset !== undefined && !this.#opts.disableEndpointSubsetFilter) {
         throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates: no ready endpoint in the subset hint');
@@ -221,10 +251,31 @@ export class Director {
     // GAIE's admission without flow control: sheddable requests (priority < 0)
     // are dropped with 429 while the pool is saturated.
     if (request.priority < 0 && (this.#plugins?.saturation(candidates) ?? 0) >= 1) {
-      failure();
+      this.#failure(request);
       throw new EppError('ResourceExhausted', 'the pool is saturated: sheddable request (priority < 0) rejected');
     }
     const state = new CycleState(request);
+    const wait = this.#plugins?.prepare(state, candidates, signal);
+    if (!wait) return this.#decide(state, candidates, receivedAt, body, rewritten);
+    return wait.then(() => {
+      if (signal.aborted) throw new EppError('ServiceUnavailable', 'the client went away while the request was being prepared');
+      // Endpoints may have left the pool (or gone stale) while the producers waited.
+      const still = candidates.filter((ep) => this.#pool.get(ep.key) === ep);
+      if (still.length === 0) {
+        this.#failure(request);
+        throw new EppError('ServiceUnavailable', 'every candidate endpoint left the pool while the request was being prepared');
+      }
+      return this.#decide(state, still, receivedAt, body, rewritten);
+    });
+  }
+
+  #failure(request: SchedulingRequest): void {
+    this.#metrics.schedulerAttempts.inc({ status: 'failure', target_model_name: this.#metrics.modelLabel(request.targetModel), endpoint_name: '', namespace: '', port: '' });
+  }
+
+  /** Producers, profiles, PreRequest hooks, and the in-flight charge. */
+  #decide(state: CycleState, candidates: Endpoint[], receivedAt: number, body: Buffer | undefined, rewritten: boolean): Routing {
+    const request = state.request;
     const max = 1 + this.#opts.fallbackEndpoints;
     const start = performance.now();
     let result: SchedulingResult;
@@ -236,12 +287,12 @@ export class Director {
       this.#metrics.schedulerE2E.observe({}, (performance.now() - start) / 1000);
     }
     if (result.endpoints.length === 0) {
-      failure();
+      this.#failure(request);
       throw new EppError('ServiceUnavailable', 'failed to find target endpoint: no candidate passed the scheduling filters');
     }
     const primary = result.endpoints[0];
     this.#plugins?.preRequest(state, primary, result.profiles);
-    this.#metrics.schedulerAttempts.inc({ status: 'success', target_model_name: target, endpoint_name: primary.name, namespace: primary.namespace, port: String(primary.port) });
+    this.#metrics.schedulerAttempts.inc({ status: 'success', target_model_name: this.#metrics.modelLabel(request.targetModel), endpoint_name: primary.name, namespace: primary.namespace, port: String(primary.port) });
     const promptTokens = estimateTokens(request.parsed?.routingText.length ?? 0);
     const tokens = this.#plugins ? this.#plugins.chargedTokens(state, primary, promptTokens) : promptTokens;
     charge(primary, tokens, 1);

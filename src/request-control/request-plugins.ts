@@ -7,10 +7,11 @@
 // request — and timed into inference_extension_plugin_duration_seconds.
 import type { Endpoint } from '../pool/endpoint.ts';
 import {
-  isDataProducer,
+  isAsyncDataProducer,
   isPreRequest,
   isResponseComplete,
   isResponseReceived,
+  type AsyncDataProducer,
   type CycleState,
   type DataProducer,
   type Plugin,
@@ -21,10 +22,12 @@ import {
   type SaturationDetector,
 } from '../scheduling/framework.ts';
 import type { PluginTimer } from '../scheduling/plugin-timer.ts';
+import { producerOrder } from '../scheduling/producer-order.ts';
 import { isInflightLoadProducer, type InflightLoadProducer } from '../scheduling/producers/inflight-load.ts';
 
 export class RequestPlugins {
   readonly #producers: DataProducer[];
+  readonly #async: AsyncDataProducer[];
   readonly #preRequest: PreRequest[];
   readonly #received: ResponseReceived[];
   readonly #complete: ResponseComplete[];
@@ -35,7 +38,8 @@ export class RequestPlugins {
   constructor(plugins: Iterable<Plugin>, timer: PluginTimer, saturation?: SaturationDetector) {
     this.#saturation = saturation;
     const all = [...plugins];
-    this.#producers = all.filter(isDataProducer);
+    this.#producers = producerOrder(all);
+    this.#async = this.#producers.filter(isAsyncDataProducer);
     this.#preRequest = all.filter(isPreRequest);
     this.#received = all.filter(isResponseReceived);
     this.#complete = all.filter(isResponseComplete);
@@ -47,6 +51,33 @@ export class RequestPlugins {
   saturation(candidates: readonly Endpoint[]): number {
     const d = this.#saturation;
     return d ? this.#timer.timed('SaturationDetector', d, () => d.saturation(candidates)) : 0;
+  }
+
+  /** Whether some producer may make a request wait (prepare()). */
+  get hasAsync(): boolean {
+    return this.#async.length > 0;
+  }
+
+  /**
+   * The async producers' prepare(), one after the other in dependency order
+   * (a burst window waits for the tokens). undefined when none had anything
+   * to wait for; never rejects (a failing producer is logged and skipped).
+   */
+  prepare(state: CycleState, candidates: readonly Endpoint[], signal: AbortSignal): Promise<void> | undefined {
+    const list = this.#async;
+    const from = (i: number): Promise<void> | undefined => {
+      for (; i < list.length; i++) {
+        if (signal.aborted) return undefined;
+        const p = list[i];
+        const wait = this.#timer.guardedAsync('PrepareData', p, () => p.prepare(state, candidates, signal));
+        if (wait) {
+          const next = i + 1;
+          return wait.then(() => from(next));
+        }
+      }
+      return undefined;
+    };
+    return list.length === 0 ? undefined : from(0);
   }
 
   /** Data producers write the request's CycleState before the profiles read it. */

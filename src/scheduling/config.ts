@@ -13,6 +13,7 @@ import { isMetricsDataSource, type MetricsDataSource } from './data-layer/metric
 import { ParserTable, isRequestParser, type RequestParser } from './parsers/request-parser.ts';
 import { isDataProducer, isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type StateKey, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
 import { ConfigError } from './params.ts';
+import { producerOrder } from './producer-order.ts';
 import type { PipelineConfig } from './pipeline.ts';
 import type { PluginRegistry } from './registry.ts';
 
@@ -434,6 +435,12 @@ function addDefaultProducers(plugins: ReadonlyMap<string, Plugin>, registry: Plu
 
 /** Every key a plugin consumes is produced by a configured data producer: else a config error naming both. */
 function checkDataDependencies(plugins: ReadonlyMap<string, Plugin>, source: string): void {
+  try {
+    producerOrder(plugins.values());
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`${source}: ${e.message}`);
+    throw e;
+  }
   const produced = new Set<StateKey<unknown>>();
   for (const p of plugins.values()) if (isDataProducer(p)) for (const k of p.produces) produced.add(k);
   for (const p of plugins.values()) {

@@ -31,6 +31,10 @@ export interface Plugin {
   link?(plugins: ReadonlyMap<string, Plugin>, create: (type: string) => Plugin): void;
   /** Checks against the other configured plugins, once all exist (throw ConfigError). */
   checkConfig?(plugins: ReadonlyMap<string, Plugin>): void;
+  /** Once the pool is loaded, before llm-epp serves: bind sockets, start workers (a rejection refuses start-up). */
+  start?(): Promise<void>;
+  /** At shutdown, after the last stream ended: close what start() opened (never rejects). */
+  stop?(): Promise<void>;
 }
 
 /**
@@ -76,6 +80,20 @@ export interface DataProducer extends Plugin {
   /** The state keys produce() writes. */
   readonly produces: readonly StateKey<unknown>[];
   produce(state: CycleState, candidates: readonly Endpoint[]): void;
+}
+
+/**
+ * A producer whose data takes time to arrive (tokenization by a render
+ * service or a worker thread, a burst window): request control awaits
+ * prepare() before any produce() runs, in the producers' dependency order.
+ * prepare() returns undefined when it has nothing to wait for (e.g. the
+ * tokens were cached), so a request that needs no waiting stays synchronous.
+ * It resolves (never rejects for an expected failure such as a render
+ * timeout: it records the failure and lets produce() fall back); `signal`
+ * aborts when the client goes away.
+ */
+export interface AsyncDataProducer extends DataProducer {
+  prepare(state: CycleState, candidates: readonly Endpoint[], signal: AbortSignal): Promise<void> | undefined;
 }
 
 export interface Filter extends Plugin {
@@ -178,6 +196,8 @@ export interface PluginContext {
   readonly plugins: ReadonlyMap<string, Plugin>;
   /** --allow-experimental-plugins: alpha plugins may be created. */
   readonly allowExperimental?: boolean;
+  /** --tokenizer-workers: worker threads of an in-process tokenizer. */
+  readonly tokenizerWorkers?: number;
 }
 
 export function isFilter(p: Plugin): p is Filter {
@@ -194,6 +214,9 @@ export function isProfileHandler(p: Plugin): p is ProfileHandler {
 }
 export function isDataProducer(p: Plugin): p is DataProducer {
   return typeof (p as DataProducer).produce === 'function' && Array.isArray((p as DataProducer).produces);
+}
+export function isAsyncDataProducer(p: Plugin): p is AsyncDataProducer {
+  return isDataProducer(p) && typeof (p as AsyncDataProducer).prepare === 'function';
 }
 export function isPreRequest(p: Plugin): p is PreRequest {
   return typeof (p as PreRequest).preRequest === 'function';

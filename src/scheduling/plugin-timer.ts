@@ -43,6 +43,37 @@ export class PluginTimer {
     }
   }
 
+  /**
+   * An async plugin call (a producer's prepare()), timed to its settlement;
+   * a rejection or throw is logged and swallowed. undefined when the plugin
+   * had nothing to wait for.
+   */
+  guardedAsync(point: string, plugin: Plugin, fn: () => Promise<void> | undefined): Promise<void> | undefined {
+    const t0 = performance.now();
+    const failed = (err: unknown) => {
+      this.#log.error({ err, plugin: plugin.name, type: plugin.type, extensionPoint: point }, 'plugin failed; continuing without it');
+    };
+    const done = () => {
+      if (this.#metrics) this.#histogram(this.#metrics, point, plugin).observe((performance.now() - t0) / 1000);
+    };
+    let p: Promise<void> | undefined;
+    try {
+      p = fn();
+    } catch (err) {
+      failed(err);
+      done();
+      return undefined;
+    }
+    if (!p) {
+      done();
+      return undefined;
+    }
+    return p.then(done, (err: unknown) => {
+      failed(err);
+      done();
+    });
+  }
+
   #histogram(m: EppMetrics, point: string, plugin: Plugin): Observer {
     const key = `${point}\0${plugin.name}`;
     let child = this.#children.get(key);

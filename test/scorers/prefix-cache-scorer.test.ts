@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PrefixCacheScorer } from '../../scorers/prefix-cache-scorer.ts';
 import { create, makePool, state } from '../helpers/scheduling.ts';
-import { PREFIX_MATCH } from '../../src/scheduling/producers/approx-prefix.ts';
+import { PREFIX_MATCH, type ApproxPrefixProducer } from '../../src/scheduling/producers/approx-prefix.ts';
 
 const system = 'You are a meticulous assistant. '.repeat(40); // 1,320 bytes ≈ 20 blocks of 64 bytes
 const prompt = (q: string) => ({ model: 'm', prompt: system + q });
@@ -69,9 +69,9 @@ describe('prefix-cache-scorer', () => {
     const { pool, endpoints } = makePool([{}, {}]);
     const s = create<PrefixCacheScorer>('prefix-cache-scorer', {}, pool);
     await run(s, prompt('q'), endpoints, 0);
-    expect(s.producer.index.podSize(endpoints[0].key)).toBeGreaterThan(0);
+    expect((s.producer as ApproxPrefixProducer).index.podSize(endpoints[0].key)).toBeGreaterThan(0);
     pool.replaceAll([{ address: endpoints[1].address, port: endpoints[1].port }]);
-    expect(s.producer.index.hasEndpoint(endpoints[0].key)).toBe(false);
+    expect((s.producer as ApproxPrefixProducer).index.hasEndpoint(endpoints[0].key)).toBe(false);
   });
 
   it('rejects the deprecated character blockSize on its own', async () => {
@@ -94,6 +94,6 @@ describe('prefix-cache-scorer', () => {
     for (const p of [producer, scorer] as unknown as PrefixCacheScorer[]) p.preRequest(st, endpoints[0], new Map());
     await new Promise((r) => setImmediate(r));
     // 64-token (256-byte) blocks, recorded once.
-    expect(scorer.producer.index.podSize(endpoints[0].key)).toBe(Math.floor(Buffer.byteLength(system + 'x') / 256));
+    expect((scorer.producer as ApproxPrefixProducer).index.podSize(endpoints[0].key)).toBe(Math.floor(Buffer.byteLength(system + 'x') / 256));
   });
 });

@@ -30,15 +30,13 @@ export function prefixMatchKey(name: string): StateKey<PrefixResult> {
   return key;
 }
 
-/** A plugin that maintains a prefix index and writes PREFIX_MATCH and its own key. */
+/** A plugin that writes PREFIX_MATCH and its own key (approximate, precise or burst prefix producer). */
 export interface PrefixMatchProducer extends DataProducer {
   readonly matchKey: StateKey<PrefixResult>;
-  /** Which endpoints were sent which blocks. */
-  readonly index: PrefixIndex;
 }
 
 export function isPrefixMatchProducer(p: Plugin): p is PrefixMatchProducer {
-  return isDataProducer(p) && 'matchKey' in p && 'index' in p;
+  return isDataProducer(p) && 'matchKey' in p;
 }
 
 export const PREFIX_PARAMS = {
