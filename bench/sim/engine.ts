@@ -6,6 +6,9 @@
 //   (recompute: its blocks are freed and it goes back to the front of the waiting queue);
 // - then, if nothing was preempted, it admits waiting requests while the token budget and
 //   `maxNumSeqs` allow, skipping the prefill of full blocks found in the prefix cache;
+// - as in vLLM, the blocks a step will fill are entered in the prefix cache when the step is
+//   scheduled (a request admitted later in the same step can hit them), and the KV events of
+//   a step (evictions, stored blocks) go out as one batch when the step ends;
 // - the step lasts f(prefill tokens, batch size, live context) (timing model of
 //   shared/reference/vllm.md §6.3), after which every request whose prompt is complete emits
 //   one token.
@@ -14,7 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import { KvCache, extendHashChain, type HashChain, type KvEvent } from './kv-cache.ts';
 import { EngineMetrics, renderMetrics, type FinishReason, type MetricsSource } from './metrics.ts';
-import { fillerToken } from './tokens.ts';
+import { fillerToken, textSeed } from './tokens.ts';
 
 export type { FinishReason } from './metrics.ts';
 
@@ -64,8 +67,12 @@ export interface EngineOptions {
   maxLoras?: number;
   /** Data-parallel engine index, the `engine` label. Default "0". */
   engineIndex?: string;
-  /** KV-cache event sink. */
-  onKvEvent?: (ev: KvEvent) => void;
+  /**
+   * KV-cache event sink: one call per engine step that produced events, in vLLM's order
+   * (one BlockRemoved per evicted block); events outside a step (a prefix-cache reset) are
+   * passed at once.
+   */
+  onKvEvents?: (batch: KvEvent[]) => void;
 }
 
 export interface GeneratedToken {
@@ -95,6 +102,8 @@ export interface SubmitOptions {
   maxTokens: number;
   /** LoRA adapter name; must be one of the engine's loraModules. */
   lora?: string;
+  /** vLLM's cache_salt: blocks of requests with different salts never match. */
+  cacheSalt?: string;
   onToken?: (tok: GeneratedToken) => void;
   onFinish?: (res: RequestResult) => void;
 }
@@ -107,7 +116,7 @@ class SimRequest {
   readonly numPromptTokens: number;
   readonly maxTokens: number;
   readonly lora: string | undefined;
-  readonly loraId: number | null;
+  readonly loraRef: { id: number; name: string } | null;
   readonly onToken: ((tok: GeneratedToken) => void) | undefined;
   readonly onFinish: ((res: RequestResult) => void) | undefined;
   numTokens: number;
@@ -123,7 +132,7 @@ class SimRequest {
   firstToken: number | undefined;
   lastToken: number | undefined;
 
-  constructor(id: string, o: SubmitOptions, loraId: number | null, arrival: number) {
+  constructor(id: string, o: SubmitOptions, loraId: number | null, seed: number, arrival: number) {
     this.id = id;
     this.numPromptTokens = o.promptTokens.length;
     this.maxTokens = o.maxTokens;
@@ -131,8 +140,8 @@ class SimRequest {
     for (let i = 0; i < this.numPromptTokens; i++) this.tokens[i] = o.promptTokens[i];
     this.numTokens = this.numPromptTokens;
     this.lora = o.lora;
-    this.loraId = loraId;
-    this.chain = { hi: [], lo: [], seed: loraId ?? 0 };
+    this.loraRef = loraId === null || o.lora === undefined ? null : { id: loraId, name: o.lora };
+    this.chain = { hi: [], lo: [], seed };
     this.onToken = o.onToken;
     this.onFinish = o.onFinish;
     this.arrival = arrival;
@@ -215,6 +224,9 @@ export class Engine implements MetricsSource {
   private stepCount = 0;
   /** Virtual seconds of the steps finished so far (the GPU's busy time). */
   private busyTotal = 0;
+  private readonly onKvEvents: ((batch: KvEvent[]) => void) | undefined;
+  /** KV events of the step being scheduled or run (vLLM's kv_event_queue). */
+  private kvEvents: KvEvent[] = [];
 
   constructor(opts: EngineOptions) {
     this.modelName = opts.model;
@@ -237,11 +249,12 @@ export class Engine implements MetricsSource {
     (opts.loraModules ?? []).forEach((name, i) => ids.set(name, i + 1));
     this.loraIds = ids;
     this.maxLoras = opts.maxLoras ?? 1;
+    this.onKvEvents = opts.onKvEvents;
     this.kv = new KvCache({
       numGpuBlocks: this.numGpuBlocks,
       blockSize: this.blockSize,
       enablePrefixCaching: this.enablePrefixCaching,
-      onEvent: opts.onKvEvent,
+      onEvent: opts.onKvEvents === undefined ? undefined : (ev) => this.queueKvEvent(ev),
     });
     this.metrics = new EngineMetrics(this.maxModelLen);
   }
@@ -303,25 +316,48 @@ export class Engine implements MetricsSource {
 
   // --- requests ---
 
-  /** Queue a request. Throws RequestRejectedError when it can never fit. */
-  submit(o: SubmitOptions): { id: string } {
-    const n = o.promptTokens.length;
-    if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new RequestRejectedError('max_tokens must be at least 1');
-    if (n < 1) throw new RequestRejectedError('the prompt must contain at least one token');
-    if (n + o.maxTokens > this.maxRequestTokens) {
-      throw new RequestRejectedError(
-        `This model's maximum context length is ${this.maxRequestTokens} tokens. However, you requested ${n + o.maxTokens} tokens (${n} in the messages, ${o.maxTokens} in the completion).`,
-      );
-    }
+  /** Chain seed of a request: its LoRA adapter and cache salt (throws for an unknown adapter). */
+  private seedOf(lora: string | undefined, cacheSalt: string | undefined): { loraId: number | null; seed: number } {
     let loraId: number | null = null;
-    if (o.lora !== undefined) {
-      const id = this.loraIds.get(o.lora);
-      if (id === undefined) throw new RequestRejectedError(`unknown LoRA adapter ${o.lora}`);
+    if (lora !== undefined) {
+      const id = this.loraIds.get(lora);
+      if (id === undefined) throw new RequestRejectedError(`unknown LoRA adapter ${lora}`);
       loraId = id;
     }
+    return { loraId, seed: (Math.imul(loraId ?? 0, 0x9e3779b1) ^ (cacheSalt === undefined ? 0 : textSeed(cacheSalt))) >>> 0 };
+  }
+
+  /**
+   * How many leading tokens of this prompt the prefix cache holds right now (full blocks
+   * only, as the scheduler would find them, without its keep-the-last-token cap). A pure
+   * lookup: nothing is allocated, touched or reordered.
+   */
+  cachedPrefixTokens(promptTokens: ArrayLike<number>, lora?: string, cacheSalt?: string): number {
+    const { seed } = this.seedOf(lora, cacheSalt);
+    if (!this.enablePrefixCaching) return 0;
+    const chain: HashChain = { hi: [], lo: [], seed };
+    extendHashChain(chain, promptTokens, promptTokens.length, this.blockSize);
+    return this.kv.lookup(chain, chain.hi.length).length * this.blockSize;
+  }
+
+  /** Throws RequestRejectedError when a request of this size can never run. */
+  checkFits(n: number, maxTokens: number): void {
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RequestRejectedError('max_tokens must be at least 1');
+    if (n < 1) throw new RequestRejectedError('the prompt must contain at least one token');
+    if (n + maxTokens > this.maxRequestTokens) {
+      throw new RequestRejectedError(
+        `This model's maximum context length is ${this.maxRequestTokens} tokens. However, you requested ${n + maxTokens} tokens (${n} in the messages, ${maxTokens} in the completion).`,
+      );
+    }
+  }
+
+  /** Queue a request. Throws RequestRejectedError when it can never fit. */
+  submit(o: SubmitOptions): { id: string } {
+    this.checkFits(o.promptTokens.length, o.maxTokens);
+    const { loraId, seed } = this.seedOf(o.lora, o.cacheSalt);
     let id = o.id ?? `sim-${++idCounter}`;
     if (this.byId.has(id)) id = `${id}-${++idCounter}`;
-    const req = new SimRequest(id, o, loraId, this.now());
+    const req = new SimRequest(id, o, loraId, seed, this.now());
     this.byId.set(id, req);
     this.waiting.push(req);
     this.kick();
@@ -341,6 +377,38 @@ export class Engine implements MetricsSource {
    * and zero all counters and histograms.
    */
   reset(): void {
+    this.stopAll();
+    this.kv.reset();
+    this.metrics.reset();
+    this.flushKvEvents();
+  }
+
+  /**
+   * A pod restart: every request aborted, counters zeroed and the prefix cache emptied
+   * WITHOUT an AllBlocksCleared event (a new process simply starts empty); events of the
+   * interrupted step are lost with it.
+   */
+  restart(): void {
+    this.stopAll();
+    this.kv.reset(false);
+    this.metrics.reset();
+    this.kvEvents = [];
+  }
+
+  /**
+   * vLLM's reset_prefix_cache: drops every cached block (AllBlocksCleared). Refused (false)
+   * while requests hold blocks, unless `preemptRunning`, which first preempts them back to
+   * the waiting queue (vLLM's reset_running_requests).
+   */
+  resetPrefixCache(preemptRunning = false): boolean {
+    if (preemptRunning) while (this.running.length > 0) this.preempt(this.running.pop()!);
+    const ok = this.kv.reset();
+    this.flushKvEvents();
+    if (this.waiting.length > 0) this.kick();
+    return ok;
+  }
+
+  private stopAll(): void {
     this.cancelTimer();
     const now = this.now();
     for (const r of [...this.running, ...this.waiting]) this.finish(r, 'abort', now);
@@ -348,8 +416,20 @@ export class Engine implements MetricsSource {
     this.busy = false;
     this.clock = Math.max(this.clock, this.stepEnd);
     this.stepEnd = this.clock;
-    this.kv.reset();
-    this.metrics.reset();
+  }
+
+  private queueKvEvent(ev: KvEvent): void {
+    if (ev.type !== 'BlockRemoved' || ev.blockHashes.length === 1) this.kvEvents.push(ev);
+    // The cache reports an allocation's evictions together; vLLM queues one event per block.
+    else for (const h of ev.blockHashes) this.kvEvents.push({ type: 'BlockRemoved', blockHashes: [h], medium: ev.medium });
+  }
+
+  /** Hand the queued KV events to the sink as one batch (end of a step, or a reset). */
+  private flushKvEvents(): void {
+    if (this.kvEvents.length === 0 || this.onKvEvents === undefined) return;
+    const batch = this.kvEvents;
+    this.kvEvents = [];
+    this.onKvEvents(batch);
   }
 
   /** Stop the step loop (requests are aborted). */
@@ -419,6 +499,7 @@ export class Engine implements MetricsSource {
     const scheduled = this.inflight;
     this.inflight = [];
     this.applyStep(scheduled, this.clock);
+    this.flushKvEvents();
     if (this.idle) {
       this.busy = false;
       return;
@@ -467,6 +548,7 @@ export class Engine implements MetricsSource {
         }
       }
       if (!ok) break;
+      this.cacheFullBlocks(req, req.numComputed + n);
       out.push({ req, n });
       budget -= n;
       i++;
@@ -498,6 +580,7 @@ export class Engine implements MetricsSource {
         req.blocks = hits.concat(got);
         req.cachedUpTo = hits.length;
         req.numComputed = cached;
+        this.cacheFullBlocks(req, cached + n);
         this.metrics.prefixCacheQueries += req.numTokens;
         this.metrics.prefixCacheHits += cached;
         if (req.cachedTokens < 0) req.cachedTokens = cached;
@@ -513,6 +596,16 @@ export class Engine implements MetricsSource {
     return out;
   }
 
+  /** Enter the request's blocks that are full once `upTo` tokens are computed in the prefix cache. */
+  private cacheFullBlocks(req: SimRequest, upTo: number): void {
+    if (!this.enablePrefixCaching) return;
+    const full = Math.floor(upTo / this.blockSize);
+    if (full <= req.cachedUpTo) return;
+    extendHashChain(req.chain, req.tokens, upTo, this.blockSize);
+    this.kv.cacheBlocks(req.blocks, req.chain, req.tokens, req.cachedUpTo, full, req.loraRef);
+    req.cachedUpTo = full;
+  }
+
   private preempt(req: SimRequest): void {
     this.kv.release(req.blocks.slice().reverse());
     req.blocks = [];
@@ -524,18 +617,11 @@ export class Engine implements MetricsSource {
   }
 
   private applyStep(scheduled: Scheduled[], now: number): void {
-    const bs = this.blockSize;
     let total = 0;
     for (const { req, n } of scheduled) {
       total += n;
       if (req.status !== 'running') continue; // aborted or preempted meanwhile
       req.numComputed += n;
-      const full = Math.floor(req.numComputed / bs);
-      if (this.enablePrefixCaching && full > req.cachedUpTo) {
-        extendHashChain(req.chain, req.tokens, req.numComputed, bs);
-        this.kv.cacheBlocks(req.blocks, req.chain, req.tokens, req.cachedUpTo, full, req.loraId);
-        req.cachedUpTo = full;
-      }
       if (req.numComputed < req.numTokens) continue; // prefill chunk, no token yet
       const index = req.numOutputTokens;
       const tok = fillerToken(index);

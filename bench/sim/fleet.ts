@@ -1,12 +1,29 @@
 // A fleet of simulated vLLM pods in one process, pod i on --port + i:
 //   node bench/sim/fleet.ts --pods 8 --port 8000
-// Prints one JSON line {"pods":[{"name","address","port"}...]} on stdout once every pod
-// listens; --endpoints-file writes the same pool in llm-epp's --endpoints-file format.
-// Every engine constant is a flag (defaults: Llama-3.1-8B on one H100, vllm.md §6).
+// Prints one JSON line {"pods":[{"name","address","port"[,"kvEvents"]}...],"endpoints"} on
+// stdout once every pod listens; --endpoints-file writes the same pool in llm-epp's
+// --endpoints-file format. Every engine constant is a flag (defaults: Llama-3.1-8B on one
+// H100, vllm.md §6).
+//
+// What each pod serves (server.ts): vLLM's OpenAI routes, its render routes
+// (/v1/completions/render, /v1/chat/completions/render: the prompt's token ids),
+// /reset_prefix_cache and /metrics; and the simulator's /sim/reset, /sim/restart and
+// /sim/prefix-match (the benchmark's oracle: how many of a prompt's tokens this pod's cache
+// holds now). Prompts become token ids by a cheap synthetic model (4 characters per token,
+// prompts.ts) or, with --tokenizer, the model's real tokenizer and chat template; either way
+// those ids fill the prefix cache, in --block-size blocks, and count in usage.
+// KV-cache events (--kv-events-*): each pod publishes vLLM's ZMQ stream (kv-publisher.ts),
+// one batch per engine step, on topic kv@<pod address:port>@<model>, the pod's endpoint key in
+// llm-epp. With --kv-events-port every pod binds that port on its own loopback address
+// (127.0.1.1, 127.0.1.2, …, as pods have their own IPs), so llm-epp's discover mode connects
+// to <endpoint IP>:<port> exactly as in a cluster; with --kv-events-endpoint the pods connect
+// to a socket llm-epp binds.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { boolFlag, numFlag } from '../lib/args.ts';
 import { DEFAULT_TIMING, type TimingOptions } from './engine.ts';
+import { kvEventsFromFlags } from './kv-events-config.ts';
+import type { PromptTokenizer } from './prompts.ts';
 import { startSimPod, type SimPod, type SimPodOptions } from './server.ts';
 
 export const FLEET_HELP = `Usage: npm run sim -- [options]
@@ -16,9 +33,25 @@ Fleet
   --host ADDR                    listen address (default 127.0.0.1)
   --port P                       port of pod 0; pod i listens on P+i; 0 = any free ports (default 8000)
   --endpoints-file FILE          also write the pool as an llm-epp --endpoints-file YAML
+  --address-per-pod              every pod listens on its own loopback address 127.0.1.1, 127.0.1.2, …
+                                 (as pods have their own IPs); implied by --dcgm-port, --kv-events-port
+                                 and --kv-events-replay-port
   --dcgm-port P                  also serve a DCGM-exporter-style page (GPU utilization) on port P of
-                                 every pod, for dcgm-data-source; pods then listen on their own
-                                 loopback addresses 127.0.1.1, 127.0.1.2, … (as pods have their own IPs)
+                                 every pod, for dcgm-data-source
+
+Prompts
+  --tokenizer PATH               tokenize with a real tokenizer: a directory holding tokenizer.json
+                                 (+ tokenizer_config.json for the chat template), as vLLM does;
+                                 default: the synthetic model (4 characters per token, cheap)
+
+KV-cache events (vLLM's ZMQ stream; topic kv@<pod address:port>@<model>, one batch per step)
+  --kv-events-port P             every pod binds tcp://<its address>:P (vLLM's tcp://*:P); 0 = any free
+                                 port (the JSON line lists them)
+  --kv-events-endpoint URL       or every pod connects to URL, a subscriber that binds (tcp://host:port)
+  --kv-events-format map|array   event encoding: map (vLLM >= 0.24, default) or array (older vLLM)
+  --kv-events-replay-port P      also bind vLLM's replay ROUTER on port P of every pod
+  --kv-events-config JSON        vLLM's own --kv-events-config instead of the three above, e.g.
+                                 '{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://*:5557"}'
 
 Engine (per pod; vLLM flag names)
   --model NAME                   served model name (default sim-model)
@@ -49,7 +82,14 @@ const OPTIONS = {
   host: { type: 'string', default: '127.0.0.1' },
   port: { type: 'string', default: '8000' },
   'endpoints-file': { type: 'string' },
+  'address-per-pod': { type: 'boolean' },
   'dcgm-port': { type: 'string' },
+  tokenizer: { type: 'string' },
+  'kv-events-port': { type: 'string' },
+  'kv-events-endpoint': { type: 'string' },
+  'kv-events-format': { type: 'string' },
+  'kv-events-replay-port': { type: 'string' },
+  'kv-events-config': { type: 'string' },
   model: { type: 'string', default: 'sim-model' },
   'served-model-name': { type: 'string' },
   'num-gpu-blocks': { type: 'string' },
@@ -75,8 +115,12 @@ export interface FleetPlan {
   pods: number;
   basePort: number;
   endpointsFile?: string;
-  /** Serve a DCGM-style page on this port of each pod (pods on 127.0.1.<i+1>). */
+  /** Pod i listens on 127.0.1.<i+1> (implied by dcgmPort). */
+  addressPerPod?: boolean;
+  /** Serve a DCGM-style page on this port of each pod. */
   dcgmPort?: number;
+  /** Directory of a tokenizer.json (+ tokenizer_config.json) the pods tokenize with. */
+  tokenizer?: string;
   pod: SimPodOptions;
 }
 
@@ -113,10 +157,23 @@ export function fleetPlanFromArgs(argv: string[]): FleetPlan | 'help' {
   const plan: FleetPlan = { pods: numFlag('pods', v.pods, true, 1)!, basePort: numFlag('port', v.port, true, 0)!, pod };
   if (plan.basePort > 0 && plan.basePort + plan.pods - 1 > 65535) throw new Error('--port + --pods exceeds 65535');
   if (v['endpoints-file']) plan.endpointsFile = v['endpoints-file'];
-  if (v['dcgm-port'] !== undefined) {
-    if (v.host !== '127.0.0.1') throw new Error('--dcgm-port gives every pod its own loopback address; it cannot be combined with --host');
-    if (plan.pods > 254) throw new Error('--dcgm-port: at most 254 pods (one loopback address each)');
-    plan.dcgmPort = numFlag('dcgm-port', v['dcgm-port'], true, 1);
+  if (v.tokenizer !== undefined) plan.tokenizer = v.tokenizer;
+  const kv = kvEventsFromFlags({
+    port: numFlag('kv-events-port', v['kv-events-port'], true, 0),
+    endpoint: v['kv-events-endpoint'],
+    replayPort: numFlag('kv-events-replay-port', v['kv-events-replay-port'], true, 0),
+    format: v['kv-events-format'],
+    config: v['kv-events-config'],
+  });
+  if (kv?.kvEvents.bindPort !== undefined && kv.kvEvents.bindPort > 65535) throw new Error('--kv-events-port exceeds 65535');
+  if (kv?.kvEvents.replayPort !== undefined && kv.kvEvents.replayPort > 65535) throw new Error('--kv-events-replay-port exceeds 65535');
+  if (kv) pod.kvEvents = kv.kvEvents;
+  if (v['dcgm-port'] !== undefined) plan.dcgmPort = numFlag('dcgm-port', v['dcgm-port'], true, 1);
+  const why = v['address-per-pod'] ? '--address-per-pod' : plan.dcgmPort !== undefined ? '--dcgm-port' : kv?.ownAddress ? 'a KV-event socket bound on every pod' : undefined;
+  if (why !== undefined) {
+    if (v.host !== '127.0.0.1') throw new Error(`${why} gives every pod its own loopback address; it cannot be combined with --host`);
+    if (plan.pods > 254) throw new Error(`${why}: at most 254 pods (one loopback address each)`);
+    plan.addressPerPod = true;
   }
   return plan;
 }
@@ -129,12 +186,25 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
+/** The tokenizer of --tokenizer (loaded only when asked for). */
+async function loadTokenizer(path: string): Promise<PromptTokenizer> {
+  const { loadSimTokenizer } = await import('./real-tokenizer.ts');
+  try {
+    return await loadSimTokenizer(path);
+  } catch (e) {
+    throw new Error(`--tokenizer ${path}: ${(e as Error).message}`);
+  }
+}
+
 export async function startFleet(plan: FleetPlan): Promise<Fleet> {
   const pods: SimPod[] = [];
+  const base: SimPodOptions = { ...plan.pod };
+  if (plan.tokenizer !== undefined) base.tokenizer = await loadTokenizer(plan.tokenizer);
+  if (plan.dcgmPort !== undefined) base.dcgmPort = plan.dcgmPort;
   try {
     for (let i = 0; i < plan.pods; i++) {
-      const own = plan.dcgmPort !== undefined ? { host: `127.0.1.${i + 1}`, dcgmPort: plan.dcgmPort } : {};
-      pods.push(await startSimPod({ ...plan.pod, ...own, name: `sim-${i}`, engineIndex: '0', port: plan.basePort === 0 ? 0 : plan.basePort + i }));
+      const own = plan.addressPerPod || plan.dcgmPort !== undefined ? { host: `127.0.1.${i + 1}` } : {};
+      pods.push(await startSimPod({ ...base, ...own, name: `sim-${i}`, engineIndex: '0', port: plan.basePort === 0 ? 0 : plan.basePort + i }));
     }
   } catch (e) {
     await Promise.all(pods.map((p) => p.close()));
@@ -167,8 +237,15 @@ if (import.meta.main) {
     process.stdout.write(FLEET_HELP);
     process.exit(0);
   }
-  const fleet = await startFleet(plan);
-  process.stdout.write(JSON.stringify({ pods: fleet.pods.map((p) => ({ name: p.name, address: p.host, port: p.port })), endpoints: fleet.endpoints }) + '\n');
+  let fleet: Fleet;
+  try {
+    fleet = await startFleet(plan);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  const pods = fleet.pods.map((p) => ({ name: p.name, address: p.host, port: p.port, ...(p.kvEvents ? { kvEvents: p.kvEvents } : {}) }));
+  process.stdout.write(JSON.stringify({ pods, endpoints: fleet.endpoints }) + '\n');
   const stop = () => void fleet.close().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

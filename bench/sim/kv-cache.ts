@@ -5,14 +5,18 @@
 // - Full blocks get a chained hash: hash(parent hash, the block's token ids, extra seed).
 //   Hashes are 64 bits kept as two 32-bit halves (no BigInt on the hot path); a cached
 //   block's hash is looked up with a 53-bit number key.
+// - Like vLLM, identical blocks are not de-duplicated: two requests that computed the same
+//   block each cache their copy (and each copy is stored and, later, removed by an event);
+//   a lookup finds the first copy.
 // - Blocks are ref-counted. A block whose ref count drops to 0 goes to the tail of the free
 //   queue but keeps its hash and tokens, so a later request can reuse it (a prefix-cache
 //   hit takes it back out of the queue). New allocations pop the head of the queue: the
 //   least recently freed block is evicted first (LRU), and its cached content dropped.
 // - Allocation that does not fit returns null so the scheduler can preempt.
 // - An optional event sink gets BlockStored / BlockRemoved / AllBlocksCleared in vLLM's
-//   shapes (§4 of shared/reference/vllm.md); hashes are converted to uint64 BigInt only
-//   when a sink is attached.
+//   shapes (§4 of shared/reference/vllm.md), except that one BlockRemoved lists all the
+//   blocks one allocation evicted (the engine splits it per block, as vLLM queues them);
+//   hashes are converted to uint64 BigInt only when a sink is attached.
 
 export type KvEvent =
   | {
@@ -24,7 +28,9 @@ export type KvEvent =
       /** Concatenated token ids of the stored blocks (blocks × blockSize). */
       tokenIds: number[];
       blockSize: number;
+      /** The LoRA adapter's id and name (vLLM lora_id / lora_name); null for the base model. */
       loraId: number | null;
+      loraName: string | null;
       medium: 'GPU';
     }
   | { type: 'BlockRemoved'; blockHashes: bigint[]; medium: 'GPU' }
@@ -123,7 +129,11 @@ export class KvCache {
   private readonly inFree: Uint8Array;
   private readonly sentinel: number;
   private free: number;
+  /** Hash key → the first cached block with that hash. */
   private readonly cached = new Map<number, number>();
+  /** Hash key → further cached copies (rare: the same block computed by two requests). */
+  private readonly copies = new Map<number, number[]>();
+  private hashedCount = 0;
 
   constructor(opts: KvCacheOptions) {
     if (!Number.isInteger(opts.numGpuBlocks) || opts.numGpuBlocks < 2) throw new Error('numGpuBlocks must be an integer >= 2');
@@ -186,9 +196,9 @@ export class KvCache {
     return this.numGpuBlocks - 1;
   }
 
-  /** Blocks with a cached hash (pinned or evictable). */
+  /** Blocks with a cached hash (pinned or evictable), copies included. */
   get numCachedBlocks(): number {
-    return this.cached.size;
+    return this.hashedCount;
   }
 
   /** vLLM's get_usage(): 1 − free / (num_gpu_blocks − 1): the share pinned by live requests. */
@@ -268,9 +278,17 @@ export class KvCache {
 
   private evict(b: number): void {
     const key = keyOf(this.hashHi[b], this.hashLo[b]);
-    if (this.cached.get(key) === b) this.cached.delete(key);
+    const more = this.copies.get(key);
+    if (this.cached.get(key) === b) {
+      if (more === undefined) this.cached.delete(key);
+      else this.cached.set(key, more.shift()!);
+    } else if (more !== undefined && more.includes(b)) {
+      more.splice(more.indexOf(b), 1);
+    }
+    if (more !== undefined && more.length === 0) this.copies.delete(key);
     this.hashed[b] = 0;
     this.tokens[b] = null;
+    this.hashedCount--;
   }
 
   /**
@@ -292,49 +310,49 @@ export class KvCache {
   /**
    * Record blocks [from, to) of a request as full and cached: `blocks[i]` holds the tokens
    * of block i, `chain` their hashes, `tokens` the request's token ids. Emits one
-   * BlockStored for the newly stored blocks. A hash already cached in another block is not
-   * registered twice.
+   * BlockStored for them, as vLLM's cache_full_blocks does: the hashes of the newly cached
+   * blocks, the parent = the chain hash of block from − 1, and the token ids of blocks
+   * [from, to). A hash already cached in another block is cached again (vLLM keeps copies).
    */
-  cacheBlocks(blocks: readonly number[], chain: HashChain, tokens: ArrayLike<number>, from: number, to: number, loraId: number | null = null): void {
+  cacheBlocks(blocks: readonly number[], chain: HashChain, tokens: ArrayLike<number>, from: number, to: number, lora: { id: number; name: string } | null = null): void {
     if (!this.enablePrefixCaching || from >= to) return;
     const bs = this.blockSize;
-    let storedHi: number[] | undefined;
-    let storedLo: number[] | undefined;
-    let firstStored = -1;
-    let tokenIds: number[] | undefined;
+    const sink = this.onEvent;
+    const stored: bigint[] | undefined = sink === undefined ? undefined : [];
     for (let i = from; i < to; i++) {
       const b = blocks[i];
       if (this.hashed[b] === 1) continue;
       const hi = chain.hi[i] >>> 0;
       const lo = chain.lo[i] >>> 0;
       const key = keyOf(hi, lo);
-      if (this.cached.has(key)) continue;
       this.hashed[b] = 1;
       this.hashHi[b] = hi;
       this.hashLo[b] = lo;
       const t = new Uint32Array(bs);
       for (let j = 0; j < bs; j++) t[j] = tokens[i * bs + j];
       this.tokens[b] = t;
-      this.cached.set(key, b);
-      if (this.onEvent !== undefined) {
-        if (firstStored < 0) firstStored = i;
-        (storedHi ??= []).push(hi);
-        (storedLo ??= []).push(lo);
-        for (let j = 0; j < bs; j++) (tokenIds ??= []).push(t[j]);
+      this.hashedCount++;
+      if (!this.cached.has(key)) this.cached.set(key, b);
+      else {
+        const more = this.copies.get(key);
+        if (more === undefined) this.copies.set(key, [b]);
+        else more.push(b);
       }
+      stored?.push(hashToBigInt(hi, lo));
     }
-    if (storedHi !== undefined && storedLo !== undefined && this.onEvent !== undefined) {
-      const lo = storedLo;
-      this.onEvent({
-        type: 'BlockStored',
-        blockHashes: storedHi.map((h, i) => hashToBigInt(h, lo[i])),
-        parentBlockHash: firstStored > 0 ? hashToBigInt(chain.hi[firstStored - 1], chain.lo[firstStored - 1]) : null,
-        tokenIds: tokenIds ?? [],
-        blockSize: bs,
-        loraId,
-        medium: 'GPU',
-      });
-    }
+    if (sink === undefined || stored === undefined || stored.length === 0) return;
+    const tokenIds = new Array<number>((to - from) * bs);
+    for (let j = 0; j < tokenIds.length; j++) tokenIds[j] = tokens[from * bs + j];
+    sink({
+      type: 'BlockStored',
+      blockHashes: stored,
+      parentBlockHash: from > 0 ? hashToBigInt(chain.hi[from - 1], chain.lo[from - 1]) : null,
+      tokenIds,
+      blockSize: bs,
+      loraId: lora?.id ?? null,
+      loraName: lora?.name ?? null,
+      medium: 'GPU',
+    });
   }
 
   /** Hash and token ids of a cached block (for event replay / debugging). */
@@ -345,17 +363,20 @@ export class KvCache {
   }
 
   /**
-   * vLLM's reset_prefix_cache: drop all cached content (AllBlocksCleared). Refused (false)
-   * while any block is held by a request.
+   * vLLM's reset_prefix_cache: drop all cached content (AllBlocksCleared, unless `announce`
+   * is false: a restarted engine starts empty without telling anyone). Refused (false) while
+   * any block is held by a request.
    */
-  reset(): boolean {
+  reset(announce = true): boolean {
     if (this.free !== this.numGpuBlocks - 1) return false;
     this.cached.clear();
+    this.copies.clear();
+    this.hashedCount = 0;
     this.hashed.fill(0);
     this.tokens.fill(null);
     this.ref.fill(0);
     this.rebuildFreeQueue();
-    this.onEvent?.({ type: 'AllBlocksCleared' });
+    if (announce) this.onEvent?.({ type: 'AllBlocksCleared' });
     return true;
   }
 }

@@ -20,6 +20,11 @@ function pieceId(text: string, start: number, end: number): number {
   return h >>> 0;
 }
 
+/** A 32-bit hash of a whole string (FNV-1a), e.g. to seed a cache salt into block hashes. */
+export function textSeed(text: string): number {
+  return pieceId(text, 0, text.length);
+}
+
 /** Token ids of `text`: one per 4-character piece (the last piece may be shorter). */
 export function tokenize(text: string): Uint32Array {
   const n = countTokens(text);
