@@ -7,6 +7,7 @@ import { loadAwareScorer } from './load-aware-scorer.ts';
 import { loraAffinityScorer } from './lora-affinity-scorer.ts';
 import { noHitLruScorer } from './no-hit-lru-scorer.ts';
 import { prefixCacheScorer } from './prefix-cache-scorer.ts';
+import { precisePrefixCacheScorer } from './precise-prefix-cache-scorer.ts';
 import { queueScorer } from './queue-scorer.ts';
 import { runningRequestsSizeScorer } from './running-requests-size-scorer.ts';
 import { sessionAffinityScorer } from './session-affinity-scorer.ts';
@@ -16,6 +17,7 @@ export const SCORERS: readonly PluginDefinition<any>[] = [
   queueScorer,
   kvCacheUtilizationScorer,
   prefixCacheScorer,
+  precisePrefixCacheScorer,
   loadAwareScorer,
   activeRequestScorer,
   tokenLoadScorer,

@@ -57,7 +57,8 @@ export class PrefixCacheScorer implements Scorer, DataProducer, PreRequest {
       declared = p as PrefixMatchProducer | undefined;
     } else {
       // Reuse a declared producer rather than keeping a second index of the same requests.
-      declared = [...plugins.values()].find(isPrefixMatchProducer);
+      // (Only an approximate one: llm-d binds a precise or burst producer by name.)
+      declared = [...plugins.values()].find((p): p is ApproxPrefixProducer => p instanceof ApproxPrefixProducer);
     }
     this.#own = declared ? undefined : new ApproxPrefixProducer('prefix-cache-scorer', this.name, this.#params, this.#ctx);
     this.producer = declared ?? this.#own!;

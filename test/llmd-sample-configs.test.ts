@@ -16,7 +16,6 @@ import { thrown } from './helpers/thrown.ts';
 
 const DIR = new URL('./fixtures/llm-d-router-v0.10/deploy-config/', import.meta.url);
 
-const PRECISE = 'type "token-producer" (llm-d Router) is not supported by llm-epp: precise prefix-cache routing (tokenizer + vLLM KV events) is not implemented in llm-epp yet; use approx-prefix-cache-producer with prefix-cache-scorer';
 const DISAGG = 'is not supported by llm-epp: prefill/decode (and encode) disaggregation is not implemented in llm-epp yet; use one profile (single-profile-handler with decode-filter)';
 const FLOW = 'featureGates: flowControl: flow control (queuing by priority band and fairness) is not implemented in llm-epp yet; without it, sheddable requests (priority < 0) are rejected with 429 while the saturation detector reports saturation, as llm-d Router does with the gate off';
 
@@ -27,13 +26,16 @@ const EXPECTED: Record<string, 'loads' | 'alpha' | string> = {
   'epp-estimate-prefix-cache-config.yaml': 'loads',
   'sim-epp-config.yaml': 'loads',
   'sim-epp-gpu-config.yaml': 'alpha',
-  'epp-burst-prefix-cache-config.yaml': `plugin "token-producer": ${PRECISE}`,
-  'epp-mm-embeddings-cache-config.yaml': `plugin "token-producer": ${PRECISE}`,
-  'epp-precise-prefix-cache-config.yaml': `plugin "token-producer": ${PRECISE}`,
-  'sim-epp-kvcache-config.yaml': `plugin "token-producer": ${PRECISE}`,
-  'sim-epp-tokenizer-vllm-http-config.yaml': `plugin "token-producer": ${PRECISE}`,
+  // Its vllm.url is a placeholder (<vllm-service>.<namespace>), filled in by load() as a user would.
+  'epp-burst-prefix-cache-config.yaml': 'alpha',
+  'epp-mm-embeddings-cache-config.yaml':
+    'plugin "mm-embeddings-cache-producer": type "mm-embeddings-cache-producer" (llm-d Router) is not supported by llm-epp: multimodal encoder-cache routing is not implemented in llm-epp',
+  'epp-precise-prefix-cache-config.yaml': 'loads',
+  'sim-epp-kvcache-config.yaml': 'loads',
+  'sim-epp-tokenizer-vllm-http-config.yaml': 'loads',
+  // Precise scoring without a tokenizer: llm-d silently degrades to estimated ids, llm-epp refuses.
   'sim-epp-no-hit-lru.yaml':
-    'plugin "precise-prefix-cache-producer": type "precise-prefix-cache-producer" (llm-d Router) is not supported by llm-epp: precise prefix-cache routing (tokenizer + vLLM KV events) is not implemented in llm-epp yet; use approx-prefix-cache-producer with prefix-cache-scorer',
+    'sim-epp-no-hit-lru.yaml: plugin "precise-prefix-cache-producer" (precise-prefix-cache-producer) consumes "TokenizedPrompt", which no configured plugin produces: add a token-producer with the model\'s real tokens (vllm.url with modelName, or local.path)',
   'pd-epp-config.yaml': `plugin "disagg-profile-handler": type "disagg-profile-handler" (llm-d Router) ${DISAGG}`,
   'sim-e-p-d-epp-config.yaml': `plugin "disagg-profile-handler": type "disagg-profile-handler" (llm-d Router) ${DISAGG}`,
   'sim-e-pd-epp-config.yaml': `plugin "always-disagg-multimodal-decider": type "always-disagg-multimodal-decider" (llm-d Router) ${DISAGG}`,
@@ -47,7 +49,7 @@ const EXPECTED: Record<string, 'loads' | 'alpha' | string> = {
 };
 
 function load(file: string, allowExperimental: boolean) {
-  const text = readFileSync(new URL(file, DIR), 'utf8');
+  const text = readFileSync(new URL(file, DIR), 'utf8').replace('<vllm-service>.<namespace>', 'vllm.default');
   return loadConfig(parseConfigText(text, file), createRegistry(), { pool: makePool([]).pool, log: createLogger('silent'), metrics: undefined, random: Math.random, allowExperimental }, file);
 }
 

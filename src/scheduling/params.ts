@@ -3,6 +3,8 @@
 // the plugin and the field on any mismatch. Unknown fields are errors, as the
 // GAIE loader decodes strictly.
 
+import { parseBytes, parseDuration } from '../units.ts';
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -93,4 +95,25 @@ export function readParams<S extends ParamSchema>(schema: S, raw: unknown, where
     }
   }
   return out as Params<S>;
+}
+
+/** A positive duration ("5s", "500ms") in milliseconds, or a ConfigError naming `field`. */
+export function configDuration(field: string, text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (e) {
+    throw new ConfigError(`${field}: ${(e as Error).message}`);
+  }
+  if (!(ms > 0)) throw new ConfigError(`${field} must be positive`);
+  return ms;
+}
+
+/** A size ("64Mi", "2GiB", bytes), or a ConfigError naming `field`. */
+export function configBytes(field: string, text: string): number {
+  try {
+    return parseBytes(text);
+  } catch (e) {
+    throw new ConfigError(`${field}: ${(e as Error).message}`);
+  }
 }

@@ -11,7 +11,6 @@ export interface Unsupported {
 }
 
 const PD = 'prefill/decode (and encode) disaggregation is not implemented in llm-epp yet; use one profile (single-profile-handler with decode-filter)';
-const PRECISE = 'precise prefix-cache routing (tokenizer + vLLM KV events) is not implemented in llm-epp yet; use approx-prefix-cache-producer with prefix-cache-scorer';
 const FLOW = 'flow control (queuing by priority band and fairness) is not implemented in llm-epp yet; without it, sheddable requests (priority < 0) are rejected with 429 while the saturation detector reports saturation';
 const LATENCY = 'predicted-latency routing (the latency predictor sidecar) is not implemented in llm-epp';
 const MULTICLUSTER = 'multi-cluster routing is not implemented in llm-epp';
@@ -30,12 +29,6 @@ export const UNSUPPORTED_PLUGINS: ReadonlyMap<string, Unsupported> = new Map(
       ['always-disagg-multimodal-decider', PD],
       ['p2p-source-producer', PD],
       ['disaggregatedset-rollout-screener', PD],
-      // Precise prefix cache.
-      ['precise-prefix-cache-producer', PRECISE],
-      ['precise-prefix-cache-scorer', PRECISE],
-      ['token-producer', PRECISE],
-      ['tokenizer', PRECISE],
-      ['burst-prefix-cache-producer', 'burst-aware prefix placement builds on the token producer, which llm-epp does not have yet; use approx-prefix-cache-producer with prefix-cache-scorer'],
       // Flow control policies and admission built on it.
       ['global-strict-fairness-policy', FLOW],
       ['round-robin-fairness-policy', FLOW],
