@@ -102,3 +102,13 @@ describe('precise-prefix-cache-producer with real KV events', () => {
     expect(r.matched.get(endpoints[0].key) ?? 0).toBe(0);
   });
 });
+
+describe('precise-prefix-cache-producer configuration', () => {
+  it('refuses the estimate token backend (its ids are not the engine tokens), where llm-d silently degrades', async () => {
+    const { loadConfig, parseConfigText } = await import('../src/scheduling/config.ts');
+    const { createRegistry } = await import('../src/builtin-plugins.ts');
+    const { context } = await import('./helpers/scheduling.ts');
+    const yaml = 'apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: token-producer\n- type: precise-prefix-cache-producer\n- type: prefix-cache-scorer\n  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}\n';
+    expect(() => loadConfig(parseConfigText(yaml, 't'), createRegistry(), context(makePool([]).pool), 't')).toThrow(/needs the engine's real token ids, but token-producer "token-producer" uses the estimate backend/);
+  });
+});
