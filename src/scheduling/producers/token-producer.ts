@@ -217,13 +217,18 @@ export const tokenProducer = definePlugin({
     if (p.local !== undefined) {
       const l = readParams(LOCAL_PARAMS, p.local, `${where} local`);
       if (!l.path) throw new ConfigError(`${where}: local.path (the directory of the model's tokenizer.json) is required`);
-      const pool = new TokenizerPool({
+      let pool: TokenizerPool;
+      try {
+        pool = new TokenizerPool({
         path: l.path,
         workers: tokenizerWorkers(ctx.tokenizerWorkers),
         inlineMaxChars: l.inlineMaxChars,
         cacheMaxBytes: configBytes(`${where}: local.prefixCacheSize`, l.prefixCacheSize),
-        maxQueued: l.maxQueued,
-      });
+          maxQueued: l.maxQueued,
+        });
+      } catch (e) {
+        throw new ConfigError(`${where}: local.path: ${(e as Error).message}`);
+      }
       return new TokenProducer(name, 'local', { pool, metrics, log: ctx.log });
     }
     if (p.vllm !== undefined || p.modelName !== undefined) {
