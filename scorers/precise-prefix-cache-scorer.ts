@@ -11,6 +11,7 @@ import type { Params } from '../src/scheduling/params.ts';
 import { prefixResult } from '../src/scheduling/producers/approx-prefix.ts';
 import { PRECISE_PARAMS, PrecisePrefixProducer, preciseSettings } from '../src/scheduling/producers/precise-prefix.ts';
 import { definePlugin } from '../src/scheduling/registry.ts';
+import { prefixScores } from './prefix-cache-scorer.ts';
 
 export class PrecisePrefixCacheScorer implements Scorer, DataProducer, PreRequest {
   readonly type = 'precise-prefix-cache-scorer';
@@ -65,11 +66,7 @@ export class PrecisePrefixCacheScorer implements Scorer, DataProducer, PreReques
   }
 
   score(state: CycleState, endpoints: readonly Endpoint[]): Float64Array {
-    const out = new Float64Array(endpoints.length);
-    const r = prefixResult(state, this.producer.matchKey);
-    if (!r || r.total === 0 || r.best === 0) return out;
-    for (let i = 0; i < endpoints.length; i++) out[i] = (r.matched.get(endpoints[i].key) ?? 0) / r.total;
-    return out;
+    return prefixScores(prefixResult(state, this.producer.matchKey), endpoints);
   }
 }
 

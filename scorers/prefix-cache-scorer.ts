@@ -4,7 +4,7 @@
 // prefix producer it owns (as GAIE auto-creates approx-prefix-cache-producer
 // with the scorer's parameters).
 import type { Endpoint } from '../src/pool/endpoint.ts';
-import { ApproxPrefixProducer, PREFIX_PARAMS, checkPrefixParams, isPrefixMatchProducer, prefixResult, type PrefixMatchProducer } from '../src/scheduling/producers/approx-prefix.ts';
+import { ApproxPrefixProducer, PREFIX_PARAMS, checkPrefixParams, isPrefixMatchProducer, prefixResult, type PrefixMatchProducer, type PrefixResult } from '../src/scheduling/producers/approx-prefix.ts';
 import type { CycleState, DataProducer, Plugin, PluginContext, PreRequest, ProfileResult, Scorer, StateKey } from '../src/scheduling/framework.ts';
 import { ConfigError, type Params } from '../src/scheduling/params.ts';
 import { definePlugin } from '../src/scheduling/registry.ts';
@@ -75,18 +75,20 @@ export class PrefixCacheScorer implements Scorer, DataProducer, PreRequest {
   }
 
   score(state: CycleState, endpoints: readonly Endpoint[]): Float64Array {
-    const out = new Float64Array(endpoints.length);
-    const r = prefixResult(state, this.producer.matchKey);
-    if (!r || r.total === 0 || r.best === 0) return out;
-    const w = this.#params.matchLengthWeight;
-    const scale = this.#params.matchLengthScaleTokens;
-    for (let i = 0; i < endpoints.length; i++) {
-      const matched = r.matched.get(endpoints[i].key) ?? 0;
-      const ratio = matched / r.total;
-      out[i] = w === 0 ? ratio : (1 - w) * ratio + w * Math.min(1, (matched * r.blockTokens) / scale);
-    }
-    return out;
+    return prefixScores(prefixResult(state, this.producer.matchKey), endpoints, this.#params.matchLengthWeight, this.#params.matchLengthScaleTokens);
   }
+}
+
+/** Matched share of the prompt's blocks per endpoint, blended with `w` × the absolute matched length (of `scale` tokens). */
+export function prefixScores(r: PrefixResult | undefined, endpoints: readonly Endpoint[], w = 0, scale = 1): Float64Array {
+  const out = new Float64Array(endpoints.length);
+  if (!r || r.total === 0 || r.best === 0) return out;
+  for (let i = 0; i < endpoints.length; i++) {
+    const matched = r.matched.get(endpoints[i].key) ?? 0;
+    const ratio = matched / r.total;
+    out[i] = w === 0 ? ratio : (1 - w) * ratio + w * Math.min(1, (matched * r.blockTokens) / scale);
+  }
+  return out;
 }
 
 export const prefixCacheScorer = definePlugin({

@@ -60,7 +60,6 @@ export class KvEventsIngest {
   readonly #warned = new Map<string, number>();
   /** LoRA adapters the engines have stored blocks for (a request naming one is keyed with it). */
   readonly loraNames = new Set<string>();
-  readonly #onChange = (c: PoolChange) => this.#poolChanged(c);
   #started = false;
   /** The bound socket's address (port resolved), once started with a zmqEndpoint. */
   boundEndpoint: string | undefined;
@@ -85,7 +84,6 @@ export class KvEventsIngest {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.#pool.on('change', this.#onChange);
     for (const ep of this.#pool.list()) this.#added(ep);
     const s = this.#settings;
     if (s.zmqEndpoint) {
@@ -98,7 +96,7 @@ export class KvEventsIngest {
   }
 
   async stop(): Promise<void> {
-    this.#pool.off('change', this.#onChange);
+    this.#started = false;
     await this.#subscriber.close();
   }
 
@@ -117,7 +115,9 @@ export class KvEventsIngest {
     return this.#uncertain;
   }
 
-  #poolChanged(change: PoolChange): void {
+  /** Endpoints joined or left the pool (its owner forwards every change; repeats are harmless). */
+  poolChanged(change: PoolChange): void {
+    if (!this.#started) return;
     this.#topics.clear();
     for (const ep of change.removed) this.#removed(ep);
     for (const ep of change.added) this.#added(ep);

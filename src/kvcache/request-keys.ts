@@ -8,7 +8,7 @@
 // over blocks of the EPP's `blockSize` tokens; a trailing partial block has no key.
 // The chain runs in WebAssembly in one call (src/prefix/xxh64-chain.ts): the
 // token ids' bytes are copied straight into WASM memory.
-import type { BlockHashes } from '../prefix/hash.ts';
+import { splitHashes, type BlockHashes } from '../prefix/hash.ts';
 import { runChain, wasmMemory, xxh64At } from '../prefix/xxh64-chain.ts';
 
 /** Longest seed part (UTF-16 code units); longer ones are refused rather than grown into WASM memory. */
@@ -75,14 +75,5 @@ export function chainKeys(head: Uint32Array, tokens: Uint32Array, prev: bigint, 
 
 /** Keys of up to `maxBlocks` full blocks of a prompt's token ids. */
 export function requestKeys(tokens: Uint32Array, seed: bigint, blockSize: number, maxBlocks: number): BlockHashes {
-  const words = chainKeys(EMPTY.lo, tokens, seed, blockSize, maxBlocks);
-  const count = words.length >> 1;
-  if (count === 0) return EMPTY;
-  const hi = new Uint32Array(count);
-  const lo = new Uint32Array(count);
-  for (let i = 0; i < count; i++) {
-    lo[i] = words[2 * i];
-    hi[i] = words[2 * i + 1];
-  }
-  return { hi, lo, count };
+  return splitHashes(chainKeys(EMPTY.lo, tokens, seed, blockSize, maxBlocks));
 }

@@ -61,7 +61,13 @@ export function blockHashes(text: string | Uint8Array, model: string, cacheSalt:
   if (count <= 0) return EMPTY;
   runChain(textAt, blockBytes, count, seed, outAt, 0);
   mem = wasmMemory(0);
-  const words = new Uint32Array(mem.buffer, outAt, count * 2);
+  return splitHashes(new Uint32Array(mem.buffer, outAt, count * 2));
+}
+
+/** Hashes written as (lo, hi) word pairs (the WASM chain's output) copied out as BlockHashes. */
+export function splitHashes(words: Uint32Array): BlockHashes {
+  const count = words.length >> 1;
+  if (count === 0) return EMPTY;
   const hi = new Uint32Array(count);
   const lo = new Uint32Array(count);
   for (let i = 0; i < count; i++) {

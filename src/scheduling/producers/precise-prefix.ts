@@ -126,9 +126,8 @@ export class PrecisePrefixProducer implements PrefixMatchProducer, PreRequest {
     this.index = new KvBlockIndex({ hashSeed: settings.hashSeed, blockSize: settings.blockSize, maxKeys: settings.maxKeys, podCacheSize: settings.podCacheSize, tierWeights: settings.tierWeights });
     this.ingest = new KvEventsIngest({ pool: ctx.pool, index: this.index, settings, metrics: ctx.metrics?.kvCache, log: ctx.log, pluginName: name });
     this.#indexMetrics = settings.enableMetrics ? ctx.metrics?.kvCache.index() : undefined;
-    ctx.pool.on('change', (change: PoolChange) => {
-      for (const ep of change.removed) this.#fallback.removeEndpoint(ep.key);
-    });
+    // The pool is followed whether or not an endpoint-notification-source names this producer.
+    ctx.pool.on('change', (change: PoolChange) => this.endpointChanged(change));
   }
 
   /** The token producer must give the engine's tokens: llm-d silently degrades with estimate, llm-epp refuses. */
@@ -156,8 +155,11 @@ export class PrecisePrefixProducer implements PrefixMatchProducer, PreRequest {
     await this.ingest.stop();
   }
 
-  /** An endpoint extractor (endpoint-notification-source names it): the ingest follows the pool itself. */
-  endpointChanged(): void {}
+  /** An endpoint extractor: subscriptions follow the pool, and a leaving endpoint's entries go. Idempotent. */
+  endpointChanged(change: PoolChange): void {
+    for (const ep of change.removed) this.#fallback.removeEndpoint(ep.key);
+    this.ingest.poolChanged(change);
+  }
 
   produce(state: CycleState, candidates: readonly Endpoint[]): void {
     const req = state.request;

@@ -16,7 +16,7 @@
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../../log.ts';
 import type { KvCacheMetrics, TokenizeOutcome } from '../../observability/kv-cache-metrics.ts';
-import { TokenizerPool } from '../../tokenize/tokenizer-pool.ts';
+import { TokenizerPool, defaultTokenizerWorkers } from '../../tokenize/tokenizer-pool.ts';
 import { RenderError, VllmRenderClient } from '../../tokenize/vllm-render.ts';
 import type { ParsedRequest } from '../../openai/request.ts';
 import { stateKey, type AsyncDataProducer, type CycleState, type StateKey } from '../framework.ts';
@@ -89,7 +89,7 @@ export class TokenProducer implements AsyncDataProducer {
     await this.#render?.close();
   }
 
-  /** The estimate backend and prompts given as ids are written here at once. */
+  /** Everything is written by prepare() (at once when nothing needs waiting for). */
   produce(): void {}
 
   prepare(state: CycleState, _candidates: unknown, signal: AbortSignal): Promise<void> | undefined {
@@ -196,11 +196,6 @@ function outcomeOf(err: unknown): TokenizeOutcome {
 
 
 
-/** Tokenizer threads: --tokenizer-workers, or the CPUs minus one (the request thread), at most 4. */
-export function tokenizerWorkers(flag: number | undefined): number {
-  if (flag && flag > 0) return flag;
-  return Math.max(1, Math.min(4, availableParallelism() - 1));
-}
 
 export const tokenProducer = definePlugin({
   type: 'token-producer',
@@ -221,7 +216,7 @@ export const tokenProducer = definePlugin({
       try {
         pool = new TokenizerPool({
         path: l.path,
-        workers: tokenizerWorkers(ctx.tokenizerWorkers),
+        workers: ctx.tokenizerWorkers || defaultTokenizerWorkers(availableParallelism()),
         inlineMaxChars: l.inlineMaxChars,
         cacheMaxBytes: configBytes(`${where}: local.prefixCacheSize`, l.prefixCacheSize),
           maxQueued: l.maxQueued,
