@@ -10,6 +10,8 @@
 //   npm run demo -- --strategies llm-epp,round-robin,least-request,random --rates 10,20,30
 //   npm run demo -- --workload no-sharing --config-file deploy/config/prefix-heavy-chat.yaml
 import { appendFileSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { boolFlag, numFlag } from './lib/args.ts';
 import { ROOT, eppBenchArgs, json, waitReady } from './lib/processes.ts';
@@ -30,13 +32,27 @@ import { terminalReport } from './load/terminal.ts';
 import { verdicts } from './load/verdict.ts';
 import { makeWorkload, type WorkloadKind, type WorkloadOptions } from './load/workloads.ts';
 
-export const STRATEGIES = ['llm-epp', 'round-robin', 'least-request', 'random'] as const;
+export const STRATEGIES = ['llm-epp', 'approximate', 'precise', 'round-robin', 'least-request', 'random', 'oracle'] as const;
 export type DemoStrategy = (typeof STRATEGIES)[number];
 
 export const DEMO_HELP = `Usage: npm run demo -- [options]
 
   --pods N                 simulated vLLM pods (default 8)
-  --strategies LIST        any of ${STRATEGIES.join(', ')} (default llm-epp,round-robin)
+  --strategies LIST        any of ${STRATEGIES.join(', ')} (default llm-epp,round-robin):
+                             llm-epp       llm-epp with --config-file (default: the GAIE default config)
+                             approximate   llm-epp with the GAIE default config (approximate prefix index)
+                             precise       llm-epp with the GAIE default weights, the prefix score from
+                                           the pods' KV-cache events (precise-prefix-cache-producer, discover
+                                           mode) and tokens from pod 0's render endpoint (token-producer vllm)
+                             round-robin, least-request, random   the gateway alone
+                             oracle        the gateway asks every simulated pod how much of the prompt it
+                                           caches (/sim/prefix-match) and picks the most (ties: least busy)
+  --epp-replicas N         llm-epp replicas per llm-epp strategy, behind one gateway that spreads the
+                           streams over them (active-active; default 1)
+  --restart-pods N         restart N pods (/sim/restart: empty cache, no event) during each strategy's
+                           run (default 0)
+  --restart-after D        when, from the start of each run (default: the first stage's warm-up plus
+                           half its measured time)
   --workload KIND          shared-prefix | multi-turn | no-sharing (default shared-prefix)
   --rates LIST             offered load per stage, req/s, Poisson (default 28)
   --duration D             measured time per stage (default 30s)
@@ -72,6 +88,9 @@ const OPTIONS = {
   warmup: { type: 'string', default: '10s' },
   'config-file': { type: 'string' },
   'epp-args': { type: 'string', default: '' },
+  'epp-replicas': { type: 'string', default: '1' },
+  'restart-pods': { type: 'string', default: '0' },
+  'restart-after': { type: 'string' },
   'sim-args': { type: 'string', default: '' },
   groups: { type: 'string', default: '64' },
   'prompts-per-group': { type: 'string', default: '5' },
@@ -99,6 +118,9 @@ export interface DemoPlan {
   stages: StageSpec[];
   simArgs: string[];
   eppArgs: string[];
+  eppReplicas: number;
+  /** Pods restarted during each run, and when (ms from the run's start). */
+  restart?: { pods: number; afterMs: number };
   seed: number;
   out: string;
   progress?: boolean;
@@ -145,6 +167,10 @@ export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
     const demand = groups * systemTokens;
     simArgs.unshift(`--num-gpu-blocks=${Math.max(256, Math.ceil(demand / 0.7 / pods / 16))}`);
   }
+  const eppReplicas = numFlag('epp-replicas', v['epp-replicas'], true, 1)!;
+  const restartPods = numFlag('restart-pods', v['restart-pods'], true, 0)!;
+  if (restartPods > pods) throw new Error(`--restart-pods ${restartPods} is more than --pods ${pods}`);
+  const restartAfterMs = v['restart-after'] !== undefined ? parseDuration(v['restart-after']) : warmupMs + durationMs / 2;
   const eppArgs = v['epp-args'].split(/\s+/).filter(Boolean);
   if (v['config-file']) eppArgs.push(`--config-file=${v['config-file']}`);
   const plan: DemoPlan = {
@@ -155,6 +181,7 @@ export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
     stages,
     simArgs,
     eppArgs,
+    eppReplicas,
     seed,
     out: v.out ?? `bench/results/demo-${new Date().toISOString().replace(/[:.]/g, '-')}`,
     appendResults: v['append-results'] ?? false,
@@ -162,6 +189,7 @@ export function demoPlanFromArgs(argv: string[]): DemoPlan | 'help' {
     title: v.title ?? `llm-epp demo: ${kind}, ${pods} simulated pods`,
     thresholds: thresholdsFromFlags(v),
   };
+  if (restartPods > 0) plan.restart = { pods: restartPods, afterMs: restartAfterMs };
   const maxErrorRate = parseErrorRate(v['max-error-rate']);
   if (maxErrorRate !== undefined) plan.maxErrorRate = maxErrorRate;
   const progress = boolFlag('progress', v.progress);
@@ -195,6 +223,75 @@ function eppConfig(eppArgs: string[]): { file?: string; text?: string } | string
   }
 }
 
+/** A free TCP port on the fleet's loopback addresses, for every pod's KV-event socket (or the one --sim-args names). */
+async function kvEventsPort(simArgs: string[]): Promise<number> {
+  const given = simArgs.find((a) => a.startsWith('--kv-events-port='));
+  if (given) return Number(given.slice('--kv-events-port='.length));
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.1.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/**
+ * llm-epp's config for the precise strategy: the GAIE default profile (the weights of the
+ * approximate strategy, so only the prefix signal differs), its prefix score from the pods' KV
+ * events in discover mode, tokens from a simulated pod's render endpoint (token-producer vllm, as
+ * llm-d users run it; the simulator's ids are the ones its cache keys on).
+ */
+export function preciseConfigText(renderUrl: string, kvPort: number, model: string): string {
+  return `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: token-producer
+  parameters:
+    modelName: ${JSON.stringify(model)}
+    vllm: {url: ${JSON.stringify(renderUrl)}, timeout: 5s}
+- type: precise-prefix-cache-producer
+  parameters:
+    kvEventsConfig: {discoverPods: true, podDiscoveryConfig: {socketPort: ${kvPort}}}
+    speculativeIndexing: true
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
+- type: max-score-picker
+- type: single-profile-handler
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: queue-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
+  - {pluginRef: prefix-cache-scorer, weight: 3}
+  - {pluginRef: max-score-picker}
+`;
+}
+
+/** The llm-epp flags of one llm-epp strategy (approximate and precise ignore --config-file). */
+function eppArgsOf(s: DemoStrategy, plan: DemoPlan, pod0: string, kvPort: number | undefined): string[] {
+  if (s === 'llm-epp') return plan.eppArgs;
+  const rest = plan.eppArgs.filter((a) => !a.startsWith('--config-file=') && !a.startsWith('--config-text='));
+  if (s === 'approximate') return rest;
+  return [...rest, `--config-text=${preciseConfigText(`http://${pod0}`, kvPort!, plan.workload.model ?? 'sim-model')}`];
+}
+
+/** The --restart-pods disruption: during each run, restart the first N pods at the given time. */
+function restartPods(restart: { pods: number; afterMs: number }, podUrls: string[], log: (s: string) => void) {
+  return async (strategy: string, _firstStage: number, signal: AbortSignal): Promise<void> => {
+    try {
+      await sleep(restart.afterMs, undefined, { signal });
+    } catch {
+      return; // the run ended first
+    }
+    const targets = podUrls.slice(0, restart.pods);
+    const answers = await Promise.all(targets.map((u) => fetch(`${u}/sim/restart`, { method: 'POST' }).then((r) => r.status, (e: Error) => e.message)));
+    const failed = answers.map((a, i) => [targets[i], a] as const).filter(([, a]) => a !== 200);
+    if (failed.length) throw new Error(`could not restart ${failed.map(([u, a]) => `${u} (${a})`).join(', ')}`);
+    log(`  ${strategy}: restarted ${targets.length} pod${targets.length > 1 ? 's' : ''} at ${(restart.afterMs / 1000).toFixed(1)} s`);
+  };
+}
+
 /**
  * Run the demo. `signal` stops it early: the report then holds what completed. Throws, with the
  * child's own first error lines, when a process does not start.
@@ -211,9 +308,12 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
   let podNames: string[] = [];
   try {
     let endpoints = '';
+    // Precise routing reads the pods' KV events: every pod publishes on its own address, one port.
+    const kvPort = plan.strategies.includes('precise') ? await kvEventsPort(plan.simArgs) : undefined;
+    const kvArgs = kvPort !== undefined && !plan.simArgs.some((a) => a.startsWith('--kv-events-port')) ? [`--kv-events-port=${kvPort}`] : [];
     const fleet = await startChild({
       label: 'the simulated fleet (bench/sim/fleet.ts)',
-      args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...plan.simArgs],
+      args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...kvArgs, ...plan.simArgs],
       ready: (l) => {
         const j = json(l) as { endpoints?: string; pods?: Array<{ name: string }> } | undefined;
         if (!j?.endpoints) return undefined;
@@ -244,23 +344,29 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
     };
     for (const s of plan.strategies) {
       if (stopped()) break;
-      if (s === 'llm-epp') {
-        const epp = await startChild({
-          label: 'llm-epp (src/main.ts)',
-          // As `npm start` and the container run it; the lag comes from its own /metrics.
-          nodeArgs: ['--max-semi-space-size=4'],
-          probe: false,
-          args: eppBenchArgs(endpoints, plan.eppArgs),
-          ready: (l) => {
-            const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
-            return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
-          },
-        });
-        children.push(epp);
-        monitor.add({ name: 'llm-epp', pid: epp.pid, lag: promLagSource(`http://127.0.0.1:${epp.info.metricsPort}/metrics`) });
-        await waitReady(epp.info.metricsPort, plan.pods);
-        log(`llm-epp: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}${plan.eppArgs.length ? ' (' + plan.eppArgs.join(' ') + ')' : ''}`);
-        await gateway(s, ['--strategy=epp', `--epp=127.0.0.1:${epp.info.port}`]);
+      if (s === 'llm-epp' || s === 'approximate' || s === 'precise') {
+        const args = eppArgsOf(s, plan, urls[0], kvPort);
+        const addresses: string[] = [];
+        for (let r = 0; r < plan.eppReplicas && !stopped(); r++) {
+          const name = plan.eppReplicas > 1 ? `${s} replica ${r + 1}` : s;
+          const epp = await startChild({
+            label: `llm-epp ${name} (src/main.ts)`,
+            // As `npm start` and the container run it; the lag comes from its own /metrics.
+            nodeArgs: ['--max-semi-space-size=4'],
+            probe: false,
+            args: eppBenchArgs(endpoints, args),
+            ready: (l) => {
+              const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
+              return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
+            },
+          });
+          children.push(epp);
+          monitor.add({ name: `llm-epp ${name}`, pid: epp.pid, lag: promLagSource(`http://127.0.0.1:${epp.info.metricsPort}/metrics`) });
+          await waitReady(epp.info.metricsPort, plan.pods);
+          log(`llm-epp ${name}: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}${s === 'llm-epp' && plan.eppArgs.length ? ' (' + plan.eppArgs.join(' ') + ')' : ''}`);
+          addresses.push(`127.0.0.1:${epp.info.port}`);
+        }
+        if (!stopped()) await gateway(s, ['--strategy=epp', `--epp=${addresses.join(',')}`]);
       } else {
         await gateway(s, [`--strategy=${s}`, `--endpoints=${endpoints}`]);
       }
@@ -286,6 +392,7 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
           const failed = await resetPods(podUrls);
           if (failed.length && !stopped()) throw new Error(`could not reset the simulated pods: ${failed.map((f) => `${f.pod} ${f.why}`).join(', ')}`);
         },
+        ...(plan.restart ? { during: restartPods(plan.restart, podUrls, log) } : {}),
         log: (l) => log(`\n${l} — ${plan.stages.map((st) => `${st.rate} req/s`).join(', ')} × ${(plan.stages[0].durationMs ?? 0) / 1000} s (warm-up ${(plan.stages[0].warmupMs ?? 0) / 1000} s)`),
       });
     }

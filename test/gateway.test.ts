@@ -13,6 +13,7 @@ import { continueResponse, header, requestHeadersResponse, streamedBody } from '
 import { decodeRequest, encodeResponse } from '../src/extproc/proto.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import { FakePod } from './helpers/fake-pod.ts';
+import { startSimPod } from '../bench/sim/server.ts';
 
 let cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -278,5 +279,56 @@ describe('benchmark gateway: ext_proc on the wire', () => {
       expect(got, `cut ${cut}`).toEqual(messages);
       expect(closed).toBeUndefined();
     }
+  });
+});
+
+describe('benchmark gateway: oracle and EPP replicas', () => {
+  it('oracle: sends a prompt to the pod whose cache holds it, whatever the order of the pods', async () => {
+    const pods = await Promise.all([0, 1, 2].map(() => startSimPod({ model: 'm', timeScale: 0.02 })));
+    const gw = await startGateway({ strategy: 'oracle', endpoints: pods.map((p) => `127.0.0.1:${p.port}`) });
+    cleanup.push(async () => {
+      await gw.stop();
+      for (const p of pods) await p.close();
+    });
+    const prompt = 'A long shared system prompt about routing. '.repeat(40);
+    const body = JSON.stringify({ model: 'm', prompt, max_tokens: 1 });
+    // Warm pod 2 directly, not through the gateway.
+    const warm = await fetch(`http://127.0.0.1:${pods[2].port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(warm.status).toBe(200);
+    await warm.arrayBuffer();
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`http://127.0.0.1:${gw.port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      expect(res.headers.get('x-llm-epp-endpoint')).toBe(`127.0.0.1:${pods[2].port}`);
+    }
+    // A pod that cannot answer the oracle's question ranks last; the request still goes through.
+    await pods[2].close();
+    const res = await fetch(`http://127.0.0.1:${gw.port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    expect(res.headers.get('x-llm-epp-endpoint')).not.toBe(`127.0.0.1:${pods[2].port}`);
+  });
+
+  it('spreads ext_proc streams over several EPP replicas in turn', async () => {
+    const pod = await startSimPod({ model: 'm', timeScale: 0.02 });
+    const apps = await Promise.all([0, 1].map(() => startTestApp([`--endpoints=127.0.0.1:${pod.port}`], { waitReady: 1 })));
+    const gw = await startGateway({ strategy: 'epp', epp: apps.map(({ app }) => `127.0.0.1:${app.ports.grpc}`).join(',') });
+    cleanup.push(async () => {
+      await gw.stop();
+      for (const { app } of apps) await app.stop(100);
+      await pod.close();
+    });
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`http://127.0.0.1:${gw.port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', prompt: `hello ${i}`, max_tokens: 1 }) });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    const handled = await Promise.all(apps.map(async ({ app }) => (await app.metrics.requestTotal.get()).values.reduce((n, v) => n + v.value, 0)));
+    expect(handled).toEqual([2, 2]);
+  });
+
+  it('refuses a malformed replica address', async () => {
+    await expect(startGateway({ strategy: 'epp', epp: '127.0.0.1:1,nonsense' })).rejects.toThrow(/--epp must be host:port/);
   });
 });

@@ -19,13 +19,15 @@ Flags:
   --port N                      port to listen on (default 8081; 0 = any free port)
   --host ADDR                   address to listen on (default 127.0.0.1)
   --strategy NAME               ${STRATEGIES.join(' | ')} (default epp)
-  --epp HOST:PORT               llm-epp's ext_proc address (its --grpc-port), for --strategy epp
+  --epp HOST:PORT[,HOST:PORT…]  llm-epp's ext_proc address (its --grpc-port), for --strategy epp;
+                                several replicas: each request's stream goes to the next in turn
   --epp-tls                     talk TLS to the EPP (llm-epp serves TLS unless --secure-serving=false)
   --epp-ca FILE                 with --epp-tls: PEM certificate(s) to verify the EPP with
                                 (llm-epp's tls.crt from its --cert-path)
   --epp-insecure-skip-verify    with --epp-tls: do not verify the EPP's certificate
                                 (llm-epp's default certificate is self-signed)
-  --endpoints H:P,H:P,…         the model servers, for the other strategies
+  --endpoints H:P,H:P,…         the model servers, for the other strategies (oracle: simulated
+                                pods only — it asks each one's /sim/prefix-match what it caches)
   -h, --help                    this text
 
 Once serving, it prints {"port": N, "strategy": "…"} on stdout. GET /gateway/stats
@@ -69,7 +71,7 @@ export function gatewayOptions(argv: string[]): GatewayOptions | undefined {
   if (strategy === 'epp') {
     if (!v.epp) throw new UsageError("--strategy epp needs --epp HOST:PORT (llm-epp's --grpc-port)");
     if (v.endpoints !== undefined) throw new UsageError('--endpoints is for the baseline strategies; with --strategy epp the EPP picks the endpoints');
-    usage(() => parseAddress('--epp', v.epp!));
+    usage(() => v.epp!.split(',').forEach((a) => parseAddress('--epp', a.trim())));
     o.epp = v.epp;
     if (v['epp-ca'] !== undefined && v['epp-insecure-skip-verify']) throw new UsageError('--epp-ca and --epp-insecure-skip-verify contradict each other: pick one');
     if ((v['epp-ca'] !== undefined || v['epp-insecure-skip-verify']) && !v['epp-tls']) {

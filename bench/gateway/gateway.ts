@@ -3,8 +3,9 @@
 // llm-epp, then a proxy to the endpoint in the destination header (walking the
 // fallback list on connect failure), with the response streamed back through
 // the ext_proc response path (bench/gateway/epp-exchange.ts). The same proxy
-// routes without an EPP (round-robin, random, least-request) to give the
-// baselines. GET /gateway/stats answers the gateway's own figures
+// routes without an EPP (round-robin, random, least-request, and the oracle
+// that reads the simulated pods' true caches: oracle.ts) to give the
+// baselines; --epp may name several EPP replicas, streams spread over them. GET /gateway/stats answers the gateway's own figures
 // (bench/gateway/stats.ts). Command line: bench/gateway/cli.ts.
 //
 //   node bench/gateway/gateway.ts --port 8081 --strategy epp --epp 127.0.0.1:9002
@@ -17,6 +18,7 @@ import { checkEpp } from './epp-check.ts';
 import { EppExchange, type ExchangeContext } from './epp-exchange.ts';
 import { GatewayError, listenError } from './errors.ts';
 import { STRATEGIES, parseAddress, type GatewayOptions } from './options.ts';
+import { oracleOrder } from './oracle.ts';
 import { clientHeaders, replyError, responseHeaders } from './http-util.ts';
 import { STATS_PATH, StatsRecorder, type GatewayStats } from './stats.ts';
 import { UpstreamCall, type InFlight, type UpstreamSink } from './upstream.ts';
@@ -42,7 +44,8 @@ class BaselineExchange implements UpstreamSink {
   #call: UpstreamCall | undefined;
   #blocked = false;
 
-  constructor(agent: Agent, inFlight: InFlight, served: Map<string, number>, stats: StatsRecorder, targets: string[], req: IncomingMessage, res: ServerResponse) {
+  /** `targets`: the endpoints in order, or (the oracle) a function of the whole body that finds them. */
+  constructor(agent: Agent, inFlight: InFlight, served: Map<string, number>, stats: StatsRecorder, targets: string[] | ((body: Buffer) => Promise<string[]>), req: IncomingMessage, res: ServerResponse) {
     this.#res = res;
     this.#stats = stats;
     this.#served = served;
@@ -60,7 +63,12 @@ class BaselineExchange implements UpstreamSink {
         body = chunks;
         headers.push('content-length', String(bytes));
       }
-      this.#call = new UpstreamCall(agent, inFlight, targets, { method: req.method ?? 'GET', path: req.url ?? '/', headers, body }, this);
+      const send = (order: string[]) => {
+        if (!res.destroyed) this.#call = new UpstreamCall(agent, inFlight, order, { method: req.method ?? 'GET', path: req.url ?? '/', headers, body }, this);
+      };
+      if (Array.isArray(targets)) return send(targets);
+      const whole = body === null ? Buffer.alloc(0) : Array.isArray(body) ? Buffer.concat(body) : body;
+      targets(whole).then(send, (err: Error) => this.onError(err));
     });
     res.once('close', () => this.#call?.abort(new Error('client went away')));
   }
@@ -102,22 +110,28 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   if (opts.strategy === 'epp' && !opts.epp) throw new GatewayError('--strategy epp needs --epp host:port (llm-epp\'s --grpc-port)');
   if (opts.strategy !== 'epp' && endpoints.length === 0) throw new GatewayError(`--strategy ${opts.strategy} needs --endpoints host:port,…`);
   for (const e of endpoints) parseAddress('--endpoints', e);
-  let channel: EppChannel | undefined;
+  // Several EPP replicas (active-active): each stream goes to the next one in turn, as Envoy
+  // spreads ext_proc streams over the endpoints of the EPP's cluster.
+  const channels: EppChannel[] = [];
   if (opts.strategy === 'epp') {
-    const address = { ...parseAddress('--epp', opts.epp!), tls: opts.eppTls };
-    await checkEpp(address, opts.eppCheckTimeoutMs);
-    channel = new EppChannel(address);
+    const addresses = opts.epp!.split(',').map((a) => ({ ...parseAddress('--epp', a.trim()), tls: opts.eppTls }));
+    for (const address of addresses) await checkEpp(address, opts.eppCheckTimeoutMs);
+    for (const address of addresses) channels.push(new EppChannel(address));
   }
 
   const agent = new Agent({ connectTimeout: opts.connectTimeoutMs ?? 2000, keepAliveTimeout: 60_000, connections: 256, pipelining: 1 });
   const inFlight: InFlight = new Map(endpoints.map((e) => [e, 0]));
   const served = new Map<string, number>();
   const stats = new StatsRecorder();
-  const ctx: ExchangeContext | undefined = channel && { channel, agent, inFlight, served, stats };
+  const contexts: ExchangeContext[] = channels.map((channel) => ({ channel, agent, inFlight, served, stats }));
+  let nextEpp = 0;
   let rr = 0;
   const rotate = (i: number) => (i === 0 ? endpoints : [...endpoints.slice(i), ...endpoints.slice(0, i)]);
-  const pick = (): string[] => {
+  const oracle = (body: Buffer) => oracleOrder(agent, endpoints, inFlight, body);
+  const pick = (): string[] | ((body: Buffer) => Promise<string[]>) => {
     switch (opts.strategy) {
+      case 'oracle':
+        return oracle;
       case 'round-robin':
         return rotate(rr++ % endpoints.length);
       case 'random':
@@ -137,7 +151,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     stats.inFlight++;
     res.once('close', () => stats.inFlight--);
     try {
-      if (ctx) new EppExchange(ctx, req, res);
+      if (contexts.length) new EppExchange(contexts[nextEpp++ % contexts.length], req, res);
       else new BaselineExchange(agent, inFlight, served, stats, pick(), req, res);
     } catch (err) {
       stats.requests++;
@@ -157,7 +171,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       });
     });
   } catch (err) {
-    channel?.close();
+    for (const c of channels) c.close();
     stats.stop();
     await agent.close();
     throw listenError(err as NodeJS.ErrnoException, host, port);
@@ -169,7 +183,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      channel?.close();
+      for (const c of channels) c.close();
       stats.stop();
       await agent.close();
     },

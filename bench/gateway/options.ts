@@ -2,7 +2,7 @@
 import type { EppTls } from './epp-channel.ts';
 import { GatewayError } from './errors.ts';
 
-export const STRATEGIES = ['epp', 'round-robin', 'random', 'least-request'] as const;
+export const STRATEGIES = ['epp', 'round-robin', 'random', 'least-request', 'oracle'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
 export interface GatewayOptions {
@@ -11,7 +11,7 @@ export interface GatewayOptions {
   strategy: Strategy;
   /** Baselines: the endpoints (host:port). */
   endpoints?: string[];
-  /** strategy epp: llm-epp's ext_proc address (host:port). */
+  /** strategy epp: llm-epp's ext_proc address (host:port), or several replicas' (comma-separated). */
   epp?: string;
   /** strategy epp: TLS to the EPP (plaintext when absent). */
   eppTls?: EppTls;

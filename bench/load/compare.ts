@@ -24,6 +24,11 @@ export interface CompareOptions {
   /** Reset the pods: before each strategy's run, or before each (stage, strategy) run when interleaved. */
   reset?: () => Promise<void>;
   interleave?: boolean;
+  /**
+   * Something to do to the fleet while each run goes (a pod restart mid-run): started with the run
+   * (`firstStage`: the index of its first stage), aborted when the run ends; its failure fails the run.
+   */
+  during?: (strategy: string, firstStage: number, signal: AbortSignal) => Promise<void>;
   /** A line per run ("▶ round-robin: qps=28"). */
   log?: (line: string) => void;
 }
@@ -32,6 +37,19 @@ export interface CompareOptions {
 export function interleavedOrder<T>(items: readonly T[], stage: number): T[] {
   const k = items.length ? stage % items.length : 0;
   return [...items.slice(k), ...items.slice(0, k)];
+}
+
+/** One run with o.during alongside it. */
+async function withDisruption(o: CompareOptions, strategy: string, firstStage: number, run: () => Promise<RunResult>): Promise<RunResult> {
+  if (!o.during) return run();
+  const ac = new AbortController();
+  const disruption = o.during(strategy, firstStage, ac.signal);
+  try {
+    return await run();
+  } finally {
+    ac.abort();
+    await disruption;
+  }
 }
 
 /** Run every strategy; returns what completed (all of it unless the signal fired). */
@@ -52,7 +70,7 @@ export async function runComparison(o: CompareOptions): Promise<RunResult[]> {
       if (o.signal?.aborted) break;
       await o.reset?.();
       o.log?.(`▶ ${strategy} (${url}): ${o.stages.length} stage${o.stages.length > 1 ? 's' : ''}`);
-      runs.push(await runStages({ ...common, url, strategy, workload: o.workload(), stages: o.stages }));
+      runs.push(await withDisruption(o, strategy, 0, () => runStages({ ...common, url, strategy, workload: o.workload(), stages: o.stages })));
     }
     return runs;
   }
@@ -68,7 +86,7 @@ export async function runComparison(o: CompareOptions): Promise<RunResult[]> {
       const t = byName.get(strategy)!;
       await o.reset?.();
       o.log?.(`▶ ${strategy} (${t.url}): stage ${i + 1}/${o.stages.length}`);
-      const r = await runStages({ ...common, url: t.url, strategy, workload: t.workload, stages: [o.stages[i]], firstStageIndex: i, t0 });
+      const r = await withDisruption(o, strategy, i, () => runStages({ ...common, url: t.url, strategy, workload: t.workload, stages: [o.stages[i]], firstStageIndex: i, t0 }));
       t.run.workload = r.workload;
       t.run.stages.push(...r.stages);
     }
