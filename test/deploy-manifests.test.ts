@@ -21,6 +21,7 @@ import { EppMetrics } from '../src/observability/metrics.ts';
 import { Datastore } from '../src/pool/datastore.ts';
 import { createRegistry } from '../src/builtin-plugins.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
+import { isTokenProducer } from '../src/scheduling/producers/token-producer.ts';
 import { kubectl } from './helpers/k8s-tools.ts';
 import {
   check,
@@ -110,10 +111,18 @@ async function renderHa(): Promise<Obj[]> {
   return parseYamlDocs(r.stdout, 'base + components/leader-election') as Obj[];
 }
 
+/** base + the given components, as an overlay would write it. */
+async function renderComponents(...names: string[]): Promise<Obj[]> {
+  const r = await kustomizeTemp({ resources: [join(DEPLOY, 'base')], components: names.map((n) => join(DEPLOY, 'components', n)) });
+  return parseYamlDocs(r.stdout, `base + ${names.join(' + ')}`) as Obj[];
+}
+
 // Rendered once for the whole file.
 const BASE = await kustomize(join(DEPLOY, 'base'));
 const EXAMPLE = await kustomize(join(DEPLOY, 'overlays', 'example'));
 const HA = await renderHa();
+const PRECISE_RENDER = await renderComponents('precise-prefix-render');
+const PRECISE_LOCAL = await renderComponents('precise-prefix-local');
 
 /** A generated ConfigMap's name without the content hash kustomize appends. */
 const unhashed = (o: Obj) => (o.kind === 'ConfigMap' ? (o.metadata.name as string).replace(/-[a-z0-9]{10}$/, '') : o.metadata.name);
@@ -182,6 +191,12 @@ describe('deploy/kubernetes manifests', () => {
       'base/httproute.yaml',
       'base/epp-config.yaml',
       'components/leader-election/kustomization.yaml',
+      'components/precise-prefix-render/kustomization.yaml',
+      'components/precise-prefix-render/epp-config.yaml',
+      'components/precise-prefix-render/deployment-patch.yaml',
+      'components/precise-prefix-local/kustomization.yaml',
+      'components/precise-prefix-local/epp-config.yaml',
+      'components/precise-prefix-local/deployment-patch.yaml',
       'examples/vllm-deployment.yaml',
       'examples/simulator-deployment.yaml',
       'examples/gateway-kgateway.yaml',
@@ -245,6 +260,8 @@ describe('rendered kustomizations (kubectl kustomize)', () => {
     ['base', BASE],
     ['overlays/example', EXAMPLE],
     ['base + components/leader-election', HA],
+    ['base + components/precise-prefix-render', PRECISE_RENDER],
+    ['base + components/precise-prefix-local', PRECISE_LOCAL],
   ];
 
   it.each(renders)('%s renders to valid objects with unique names', (name, objects) => {
@@ -406,6 +423,146 @@ describe('llm-epp Deployment', () => {
     expect(find(BASE, 'Deployment').spec.replicas).toBe(1);
     expect(find(BASE, 'Deployment').spec.strategy.type).toBe('RollingUpdate');
   });
+});
+
+// ---------------------------------------------------------------------------
+// Precise prefix-cache routing: the components and the vLLM example they need
+
+/** The in-process tokenizer the tests load in place of a mounted model directory. */
+const TEST_TOKENIZER = join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen2_5', 'models');
+/** vLLM's KVEventsConfig fields (vllm/config/kv_events.py). */
+const KV_EVENTS_FIELDS = ['enable_kv_cache_events', 'publisher', 'endpoint', 'replay_endpoint', 'buffer_steps', 'hwm', 'max_queue_size', 'topic'];
+
+describe('precise prefix-cache routing (components/precise-prefix-render, components/precise-prefix-local)', () => {
+  const pool = find(BASE, 'InferencePool');
+  const vllm = find(readYamlDocs(join(DEPLOY, 'examples', 'vllm-deployment.yaml')) as Obj[], 'Deployment').spec.template.spec.containers[0];
+  const vllmArg = (flag: string) => (vllm.args as string[]).find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+  const kvEvents = JSON.parse(vllmArg('--kv-events-config') ?? 'null') as Obj;
+  const model = vllmArg('--model');
+
+  const variants: [string, Obj[]][] = [
+    ['precise-prefix-render', PRECISE_RENDER],
+    ['precise-prefix-local', PRECISE_LOCAL],
+  ];
+  const pieces = (objects: Obj[]) => {
+    const dep = find(objects, 'Deployment', 'llm-epp');
+    const c = dep.spec.template.spec.containers[0];
+    const text = mountedConfigMap(objects, dep, 'config').data['epp-config.yaml'] as string;
+    const doc = parseYamlDocs(text, 'the rendered epp-config.yaml')[0] as Obj;
+    const params = (type: string) => (doc.plugins as Obj[]).find((p) => p.type === type)?.parameters as Obj;
+    return { dep, pod: dep.spec.template.spec, c, text, params, opts: parseFlags(containerArgs(c, { NAMESPACE: 'ns' })) };
+  };
+
+  it('the vLLM example publishes KV events as llm-d documents: bound ZMQ socket, topic kv@<pod IP>:<port>@<model>, prefix caching on', () => {
+    expect(model).toBe('meta-llama/Llama-3.1-8B-Instruct');
+    expect(Object.keys(kvEvents).filter((k) => !KV_EVENTS_FIELDS.includes(k))).toEqual([]);
+    expect(kvEvents).toMatchObject({ enable_kv_cache_events: true, publisher: 'zmq' });
+    // A wildcard host binds (each pod's own address); anything else would connect out.
+    expect(kvEvents.endpoint).toMatch(/^tcp:\/\/\*:\d+$/);
+    expect(kvEvents.topic).toBe(`kv@$(POD_IP):${pool.spec.targetPorts[0].number}@${model}`);
+    expect(vllm.env).toContainEqual({ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    // $(POD_IP) is expanded only from a variable the container defines.
+    expect(containerArgs(vllm, { POD_IP: '10.1.2.3' }).join(' ')).toContain('"topic":"kv@10.1.2.3:8000@meta-llama/Llama-3.1-8B-Instruct"');
+    expect(vllm.args).toContain('--enable-prefix-caching');
+    const port = Number(/:(\d+)$/.exec(kvEvents.endpoint)![1]);
+    expect(vllm.ports).toContainEqual({ name: 'kv-events', containerPort: port, protocol: 'TCP' });
+  });
+
+  it.each(variants)('%s: llm-epp subscribes to the port the vLLM pods publish on', (_name, objects) => {
+    const { params } = pieces(objects);
+    const kv = params('precise-prefix-cache-producer').kvEventsConfig;
+    expect(kv.discoverPods).toBe(true);
+    expect(kv.zmqEndpoint).toBeUndefined();
+    expect(`tcp://*:${kv.podDiscoveryConfig.socketPort}`).toBe(kvEvents.endpoint);
+    expect(params('prefix-cache-scorer')).toEqual({ prefixMatchInfoProducerName: 'precise-prefix-cache-producer' });
+  });
+
+  it.each(variants)('%s: the config is deploy/config\'s example (render: with the pool\'s model) and replaces the base\'s', (name, objects) => {
+    const { text, opts } = pieces(objects);
+    const original = readYamlDocs(join(ROOT, 'deploy', 'config', `${name}.yaml`))[0] as Obj;
+    const expected = structuredClone(original);
+    const producer = (expected.plugins as Obj[]).find((p) => p.type === 'token-producer')!;
+    if (name === 'precise-prefix-render') producer.parameters.modelName = model;
+    expect(readYamlDocs(join(DEPLOY, 'components', name, 'epp-config.yaml'))).toEqual([expected]);
+    expect(parseYamlDocs(text, 'the rendered epp-config.yaml')).toEqual([expected]);
+    expect(opts.configFile).toBe('/config/epp-config.yaml');
+    expect(find(objects, 'ConfigMap', mountedConfigMap(objects, find(objects, 'Deployment', 'llm-epp'), 'config').metadata.name).data).not.toHaveProperty('gaie-default.yaml');
+    expect(objects.filter((o) => o.kind === 'ConfigMap')).toHaveLength(1);
+  });
+
+  it.each(variants)('%s: llm-epp\'s config loader accepts the config with the Deployment\'s flags, and its plugins start', async (name, objects) => {
+    const { text, opts } = pieces(objects);
+    // The mounted tokenizer directory does not exist here: the tests' Qwen2.5 tokenizer stands in.
+    const local = text.replaceAll('/models/tokenizer', TEST_TOKENIZER);
+    const ctx = { pool: new Datastore(), log: createLogger('silent'), metrics: undefined, random: Math.random, tokenizerWorkers: opts.tokenizerWorkers };
+    const cfg = loadConfig(parseConfigText(local, 'epp-config.yaml'), createRegistry(), ctx, 'epp-config.yaml');
+    const plugins = [...cfg.plugins.values()];
+    try {
+      await Promise.all(plugins.map((p) => (p as { start?: () => Promise<void> }).start?.()));
+      const producers = plugins.filter(isTokenProducer);
+      expect(producers.map((p) => p.backend)).toEqual([name === 'precise-prefix-local' ? 'local' : 'vllm']);
+      expect([...cfg.profiles.keys()]).toEqual(['default']);
+    } finally {
+      await Promise.all(plugins.map((p) => (p as { stop?: () => Promise<void> }).stop?.()));
+    }
+  }, 30_000);
+
+  it('precise-prefix-local: the tokenizer volume is mounted read-only at local.path, from an image, with workers the CPU request pays for', () => {
+    const { pod, c, params, opts } = pieces(PRECISE_LOCAL);
+    const path = params('token-producer').local.path as string;
+    const mount = (c.volumeMounts as Obj[]).find((m) => m.mountPath === path);
+    expect(mount, `a volumeMount at ${path}`).toMatchObject({ name: 'tokenizer', readOnly: true });
+    const volume = (pod.volumes as Obj[]).find((v) => v.name === mount!.name)!;
+    expect(volume.image).toMatchObject({ pullPolicy: 'IfNotPresent' });
+    expect(volume.image.reference).toMatch(/^[a-z0-9.-]+\/[a-z0-9./_-]+:[\w.-]+$/);
+    // One core for routing, one for V8's own threads, one per worker.
+    expect(opts.tokenizerWorkers).toBe(2);
+    expect(Number(c.resources.requests.cpu)).toBe(opts.tokenizerWorkers + 2);
+    expect(c.resources.limits?.cpu).toBeUndefined();
+    expect(pod.initContainers).toBeUndefined();
+  });
+
+  it('precise-prefix-render: a native render sidecar on the port of vllm.url, serving the pool\'s model with the pool\'s vLLM release', () => {
+    const { pod, c, params, opts } = pieces(PRECISE_RENDER);
+    const tp = params('token-producer');
+    const url = new URL(tp.vllm.url);
+    expect(url.hostname).toBe('localhost');
+    expect(tp.modelName).toBe(model);
+    expect(pod.initContainers).toHaveLength(1);
+    const render = pod.initContainers[0];
+    // A native sidecar: started before llm-epp, stopped after it has drained.
+    expect(render.restartPolicy).toBe('Always');
+    expect(render.command).toEqual(['vllm', 'launch', 'render']);
+    expect(render.args[0]).toBe(model);
+    expect(render.args).toContain(`--port=${url.port}`);
+    expect(render.ports).toEqual([{ name: 'render-http', containerPort: Number(url.port), protocol: 'TCP' }]);
+    expect(render.livenessProbe.httpGet).toEqual({ path: '/health', port: Number(url.port) });
+    // The picker is neither held back nor taken out of the Service by its tokenizer.
+    expect(render.readinessProbe).toBeUndefined();
+    expect(render.startupProbe).toBeUndefined();
+    // The same vLLM release as the model servers (its CPU build).
+    const tag = (image: string) => image.slice(image.lastIndexOf(':') + 1);
+    expect(render.image).toMatch(/^vllm\/vllm-openai-cpu:/);
+    expect(tag(render.image)).toBe(tag(find(readYamlDocs(join(DEPLOY, 'examples', 'vllm-deployment.yaml')) as Obj[], 'Deployment').spec.template.spec.containers[0].image));
+    // Shares the pod's network: no port of llm-epp's.
+    expect([opts.grpcPort, opts.grpcHealthPort, opts.metricsPort]).not.toContain(Number(url.port));
+    expect(render.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    const mounts = new Set((render.volumeMounts as Obj[]).map((m) => m.name));
+    for (const m of mounts) expect((pod.volumes as Obj[]).map((v) => v.name)).toContain(m);
+    expect(render.env.find((e: Obj) => e.name === 'HF_TOKEN').valueFrom.secretKeyRef).toMatchObject({ name: 'hf-token', optional: true });
+    // The llm-epp container itself is the base's.
+    expect(c.args).toEqual(find(BASE, 'Deployment').spec.template.spec.containers[0].args);
+  });
+
+  it.each(['precise-prefix-render', 'precise-prefix-local'])('%s combines with the leader-election component', async (name) => {
+    const objects = await renderComponents('leader-election', name);
+    expect(objects.flatMap((o, i) => validateObject(o, `${name}[${i}]`))).toEqual([]);
+    const { dep, opts, params } = pieces(objects);
+    expect(opts.haEnableLeaderElection).toBe(true);
+    expect(dep.spec.replicas).toBe(2);
+    expect(params('precise-prefix-cache-producer')).toBeDefined();
+    find(objects, 'Role', 'llm-epp-leader-election');
+  }, KUBECTL_TIMEOUT);
 });
 
 describe('RBAC', () => {
