@@ -4,16 +4,22 @@
 // fresh numbers, and answers POSTed completions at once (a JSON answer, or
 // for chat a 16-event SSE stream: bench/gateway/fake-upstream.ts) for the
 // scenarios with the benchmark gateway in the path. Started as a child
-// process; prints its ports as JSON.
-//   node bench/epp/fleet.ts --pods 64
+// process; prints its ports (and, with --address-per-pod, each pod's own
+// loopback address 127.0.1.1, 127.0.1.2, …, as pods have their own IPs) as JSON.
+//   node bench/epp/fleet.ts --pods 64 [--address-per-pod]
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { answer, buildAnswers } from '../gateway/fake-upstream.ts';
 import { syntheticVllmPage } from '../lib/vllm-page.ts';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '8' } } });
+const { values } = parseArgs({ options: { pods: { type: 'string', default: '8' }, 'address-per-pod': { type: 'boolean', default: false } } });
 const n = Number(values.pods);
+if (values['address-per-pod'] && !(n <= 254)) {
+  process.stderr.write('fleet: --address-per-pod gives at most 254 pods an address (127.0.1.1–127.0.1.254)\n');
+  process.exit(2);
+}
+const hostOf = (i: number) => (values['address-per-pod'] ? `127.0.1.${i + 1}` : '127.0.0.1');
 const answers = buildAnswers({ sseChunks: 16 });
 
 interface Pod {
@@ -36,7 +42,7 @@ for (let i = 0; i < n; i++) {
   pod.server.keepAliveTimeout = 60_000;
   pods.push(pod);
 }
-await Promise.all(pods.map((p) => new Promise<void>((r) => p.server.listen(0, '127.0.0.1', r))));
+await Promise.all(pods.map((p, i) => new Promise<void>((r) => p.server.listen(0, hostOf(i), r))));
 
 // Drift: a small random walk, so scores change but stay comparable.
 setInterval(() => {
@@ -48,5 +54,6 @@ setInterval(() => {
   }
 }, 100).unref();
 
-process.stdout.write(JSON.stringify({ ports: pods.map((p) => (p.server.address() as AddressInfo).port) }) + '\n');
+const ports = pods.map((p) => (p.server.address() as AddressInfo).port);
+process.stdout.write(JSON.stringify(values['address-per-pod'] ? { ports, hosts: pods.map((_, i) => hostOf(i)) } : { ports }) + '\n');
 process.on('SIGTERM', () => process.exit(0));

@@ -32,6 +32,8 @@ export interface Sample {
   addedMs: number;
   /** Response pass-through time (first response byte sent to last echoed), when a response was sent. */
   responseMs: number;
+  /** The endpoint picked: x-gateway-destination-endpoint of the headers reply ('' when absent). */
+  destination: string;
 }
 
 export interface LoadResult {
@@ -80,14 +82,17 @@ export class ExtProcLoad {
       let respEchoed = 0;
       let respBytes = 0;
       let responseMs = 0;
+      let destination = '';
       let failed: Error | undefined;
       call.on('data', (m: ProcessingResponse) => {
         if (m.immediate_response) {
           failed = new Error(`immediate ${m.immediate_response.status.code}`);
           return;
         }
-        if (m.request_headers) decision = performance.now() - bodyEnd;
-        else if (m.request_body) {
+        if (m.request_headers) {
+          decision = performance.now() - bodyEnd;
+          destination = destinationOf(m.request_headers.response);
+        } else if (m.request_body) {
           const s = m.request_body.response.body_mutation?.streamed_response;
           echoed += s?.body.length ?? 0;
           if (s?.end_of_stream) {
@@ -113,7 +118,7 @@ export class ExtProcLoad {
         if (failed) reject(failed);
         else if (added === 0) reject(new Error('stream ended before the body echo'));
         else if (res && respEchoed < respBytes) reject(new Error('response not fully echoed'));
-        else resolve({ decisionMs: decision, addedMs: added, responseMs });
+        else resolve({ decisionMs: decision, addedMs: added, responseMs, destination });
       });
       call.on('error', (err) => reject(err));
       call.write(req.headers);
@@ -143,8 +148,11 @@ export class ExtProcLoad {
     return result;
   }
 
-  /** Open loop: start a request every 1/rate s regardless of completions, for `durationMs`. */
-  async openLoop(rate: number, durationMs: number, pick: (i: number) => RequestShape, res?: ResponseShape): Promise<LoadResult> {
+  /**
+   * Open loop: start a request every 1/rate s regardless of completions, for `durationMs`.
+   * `onSample` sees each completed request as it completes (its index as given to `pick`).
+   */
+  async openLoop(rate: number, durationMs: number, pick: (i: number) => RequestShape, res?: ResponseShape, onSample?: (i: number, s: Sample) => void): Promise<LoadResult> {
     const result: LoadResult = { samples: [], errors: 0, errorKinds: {}, scheduleDelayMs: [], elapsedMs: 0 };
     const interval = 1000 / rate;
     const total = Math.floor((durationMs / 1000) * rate);
@@ -156,9 +164,13 @@ export class ExtProcLoad {
         const now = performance.now();
         while (i < total && start + i * interval <= now) {
           result.scheduleDelayMs.push(now - (start + i * interval));
+          const at = i;
           pending.push(
             this.one(pick(i), res).then(
-              (s) => void result.samples.push(s),
+              (s) => {
+                result.samples.push(s);
+                onSample?.(at, s);
+              },
               (err) => this.#error(result, err),
             ),
           );
@@ -179,6 +191,14 @@ export class ExtProcLoad {
     const kind = (err as Error).message.slice(0, 60);
     result.errorKinds[kind] = (result.errorKinds[kind] ?? 0) + 1;
   }
+}
+
+/** The destination header a headers reply sets, '' when none. */
+function destinationOf(r: { header_mutation?: { set_headers?: { header: { key: string; raw_value?: Buffer; value?: string } }[] } }): string {
+  for (const h of r.header_mutation?.set_headers ?? []) {
+    if (h.header.key.toLowerCase() === 'x-gateway-destination-endpoint') return h.header.raw_value?.length ? h.header.raw_value.toString('latin1') : (h.header.value ?? '');
+  }
+  return '';
 }
 
 /** Build the request-headers message and Envoy-sized chunks of a body. */
