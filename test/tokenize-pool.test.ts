@@ -114,6 +114,26 @@ describe('prefix cache', () => {
     }
   });
 
+  it('a burst on one new document tokenizes it once: the others wait for its cached prefix, exact', async () => {
+    const doc = `${text(700, 20_000)}<|im_end|>`;
+    const prompts = [0, 1, 2, 3].map((i) => doc + text(701 + i, 400));
+    const results = await Promise.all(prompts.map((p) => pool.tokenizeCompletion(p)));
+    for (let i = 0; i < prompts.length; i++) expect(Array.from(results[i].ids)).toEqual(await referenceIds(prompts[i]));
+    // One of them tokenized the document; the three others took it from the cache.
+    expect(results.filter((r) => r.cachedChars === 0)).toHaveLength(1);
+    expect(results.filter((r) => r.cachedChars >= doc.length - '<|im_end|>'.length)).toHaveLength(3);
+  });
+
+  it('a request waiting on another\'s document can still be aborted', async () => {
+    const doc = `${text(800, 20_000)}<|im_end|>`;
+    const ac = new AbortController();
+    const first = pool.tokenizeCompletion(doc + 'a');
+    const waiting = pool.tokenizeCompletion(doc + 'b', ac.signal);
+    ac.abort();
+    await expect(waiting).rejects.toThrow(/abort/i);
+    expect((await first).cachedChars).toBe(0);
+  });
+
   it('stays within its byte budget', async () => {
     const p = new TokenizerPool({ path: QWEN, workers: 1, inlineMaxChars: 100_000, cacheMaxBytes: 64 * 1024 });
     pools.push(p);

@@ -83,6 +83,8 @@ export class TokenizerPool {
   private cache: PrefixCache | undefined;
   private readonly slots = new Set<Slot>();
   private readonly queue: Job[] = [];
+  /** Prefix-cache keys whose ids a running tokenization will store (≤ 256 per job; jobs are bounded by maxQueued). */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
   private nextId = 1;
   private closed = false;
   private respawnTimer: NodeJS.Timeout | undefined;
@@ -155,12 +157,41 @@ export class TokenizerPool {
     const local = this.local as LocalTokenizer;
     const cache = this.cache as PrefixCache;
     let plan = cache.plan(text);
-    let ids = cache.complete(plan, await this.encodeRaw(text.slice(plan.tailStart), signal));
+    // A burst of requests on one new long document: the first tokenizes it, the others wait for
+    // its cached prefix instead of tokenizing the same characters in parallel.
+    const ahead = this.inFlightBeyond(plan);
+    if (ahead) {
+      await settledOrAborted(ahead, signal);
+      plan = cache.plan(text);
+    }
+    const work = this.encodeRaw(text.slice(plan.tailStart), signal);
+    this.markInFlight(plan, work);
+    let ids = cache.complete(plan, await work);
     if (ids === undefined) {
       plan = { ...plan, hit: -1, hitIds: undefined, tailStart: 0 } satisfies PrefixPlan;
       ids = cache.complete(plan, await this.encodeRaw(text, signal)) as Uint32Array;
     }
     return { ids: nonEmpty(addSpecialTokens ? local.withSpecialTokens(ids) : ids), totalChars: text.length, cachedChars: plan.tailStart };
+  }
+
+  /** The tokenization in flight that will cache the longest prefix of the plan's text beyond its hit. */
+  private inFlightBeyond(plan: PrefixPlan): Promise<unknown> | undefined {
+    for (let i = plan.keys.length - 1; i > plan.hit; i--) {
+      const p = this.inFlight.get(plan.keys[i]);
+      if (p) return p;
+    }
+    return undefined;
+  }
+
+  /** Until `work` settles, the prefixes it will cache (the plan's cuts past its hit) are in flight. */
+  private markInFlight(plan: PrefixPlan, work: Promise<unknown>): void {
+    if (plan.keys.length <= plan.hit + 1 || this.opts.cacheMaxBytes === 0) return;
+    const keys = plan.keys.slice(plan.hit + 1);
+    for (const k of keys) this.inFlight.set(k, work);
+    const done = () => {
+      for (const k of keys) if (this.inFlight.get(k) === work) this.inFlight.delete(k);
+    };
+    work.then(done, done);
   }
 
   /** Raw ids of `text`: here when short, else on a worker. */
@@ -295,4 +326,22 @@ function settle(job: Job, err: Error): void {
 
 function abortError(): Error {
   return new DOMException('tokenization aborted', 'AbortError');
+}
+
+/** Resolves when `p` settles either way, or when `signal` aborts (then rejects with the abort). */
+function settledOrAborted(p: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  const settled = p.then(
+    () => undefined,
+    () => undefined,
+  );
+  if (!signal) return settled;
+  if (signal.aborted) return Promise.reject(abortError());
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(abortError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    settled.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
