@@ -20,13 +20,14 @@
 // received (for precise routing: tokenization + KV-index lookup + scheduling).
 //   npx node bench/precise-cost.bench.ts [--duration 15s] [--workers N]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TokenizerPool } from '../src/tokenize/tokenizer-pool.ts';
 import { parseDuration } from '../src/units.ts';
 import { ExtProcLoad, requestShape, type RequestShape, type Sample } from './epp/load.ts';
 import { numFlag } from './lib/args.ts';
 import { parseFlags, runMain, UsageError } from './lib/cli-flags.ts';
+import { runMeta } from './lib/run-meta.ts';
 import { ROOT, cpuSeconds, json, start, startEpp, stop, waitReady, type Child } from './lib/processes.ts';
 import { percentile, round } from './lib/stats.ts';
 import { Engines, type Served } from './precise-cost/engines.ts';
@@ -377,11 +378,7 @@ async function main(): Promise<void> {
     await Promise.all([stop(echo), stop(fleet)]);
   }
   const meta = {
-    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
-    node: process.version,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    memGB: Math.round(totalmem() / 2 ** 30),
+    ...runMeta(),
     loadBefore,
     loadAfter: loadavg()[0].toFixed(2),
     seconds: Math.round((performance.now() - t0) / 1000),

@@ -10,9 +10,9 @@
 //   npm run bench:epp -- --duration 2s --no-append
 //   npm run bench:epp -- --help
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { parseDuration } from '../../src/units.ts';
 import { parseFlags, runMain, UsageError } from '../lib/cli-flags.ts';
+import { runMeta } from '../lib/run-meta.ts';
 import { ROOT, cpuSeconds, eppMetric, json, rssMB, start, startEpp as startEppProcess, stop, waitReady, type Child } from '../lib/processes.ts';
 import { round, summarize, type Summary } from '../lib/stats.ts';
 import { gatewayTable, runGatewayScenario, type GatewayPhase } from './gateway-scenario.ts';
@@ -368,11 +368,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResu
     results.push(await s.run({ durationMs: o.durationMs, rates: o.rates, quick: o.quick }));
   }
   const meta = {
-    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
-    node: process.version,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    memGB: Math.round(totalmem() / 2 ** 30),
+    ...runMeta(),
     args: o.args,
   };
   const dir = o.resultsDir ?? `${ROOT}bench/results`;
