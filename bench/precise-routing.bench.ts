@@ -30,7 +30,8 @@ const HELP = `Usage: npm run bench:precise-routing -- [options]
 
   --scenarios LIST        any of ${SCENARIOS.join(', ')} (default all)
   --pods N                simulated pods (default 8)
-  --rate R                offered load, req/s, Poisson (default 16)
+  --rate R                offered load, req/s, Poisson (default 28, the demo's: enough that a miss
+                          queues behind other prefills, so the hit rate shows in TTFT)
   --duration D            measured time per strategy (default 30s)
   --warmup D              warm-up per strategy (default 10s)
   --groups N --prompts-per-group N --system-tokens N --question-tokens N --output-tokens N
@@ -47,7 +48,7 @@ const HELP = `Usage: npm run bench:precise-routing -- [options]
 const OPTIONS = {
   scenarios: { type: 'string', default: SCENARIOS.join(',') },
   pods: { type: 'string', default: '8' },
-  rate: { type: 'string', default: '16' },
+  rate: { type: 'string', default: '28' },
   duration: { type: 'string', default: '30s' },
   warmup: { type: 'string', default: '10s' },
   groups: { type: 'string', default: '64' },
