@@ -348,9 +348,10 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
         const args = eppArgsOf(s, plan, urls[0], kvPort);
         const addresses: string[] = [];
         for (let r = 0; r < plan.eppReplicas && !stopped(); r++) {
-          const name = plan.eppReplicas > 1 ? `${s} replica ${r + 1}` : s;
+          // "llm-epp", "llm-epp precise", "llm-epp approximate replica 2"…
+          const name = [s === 'llm-epp' ? '' : ` ${s}`, plan.eppReplicas > 1 ? ` replica ${r + 1}` : ''].join('');
           const epp = await startChild({
-            label: `llm-epp ${name} (src/main.ts)`,
+            label: `llm-epp${name} (src/main.ts)`,
             // As `npm start` and the container run it; the lag comes from its own /metrics.
             nodeArgs: ['--max-semi-space-size=4'],
             probe: false,
@@ -361,9 +362,9 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
             },
           });
           children.push(epp);
-          monitor.add({ name: `llm-epp ${name}`, pid: epp.pid, lag: promLagSource(`http://127.0.0.1:${epp.info.metricsPort}/metrics`) });
+          monitor.add({ name: `llm-epp${name}`, pid: epp.pid, lag: promLagSource(`http://127.0.0.1:${epp.info.metricsPort}/metrics`) });
           await waitReady(epp.info.metricsPort, plan.pods);
-          log(`llm-epp ${name}: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}${s === 'llm-epp' && plan.eppArgs.length ? ' (' + plan.eppArgs.join(' ') + ')' : ''}`);
+          log(`llm-epp${name}: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}${s === 'llm-epp' && plan.eppArgs.length ? ' (' + plan.eppArgs.join(' ') + ')' : ''}`);
           addresses.push(`127.0.0.1:${epp.info.port}`);
         }
         if (!stopped()) await gateway(s, ['--strategy=epp', `--epp=${addresses.join(',')}`]);
