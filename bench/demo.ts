@@ -10,11 +10,11 @@
 //   npm run demo -- --strategies llm-epp,round-robin,least-request,random --rates 10,20,30
 //   npm run demo -- --workload no-sharing --config-file deploy/config/prefix-heavy-chat.yaml
 import { appendFileSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { boolFlag, numFlag } from './lib/args.ts';
-import { ROOT, eppBenchArgs, json, waitReady } from './lib/processes.ts';
+import { ROOT, eppBenchArgs, freePort, json, waitReady } from './lib/processes.ts';
 import { killChildrenSync, startChild, stopChildren, type StartedChild } from './load/children.ts';
 import { parseDuration } from './load/cli.ts';
 import { runComparison } from './load/compare.ts';
@@ -223,49 +223,30 @@ function eppConfig(eppArgs: string[]): { file?: string; text?: string } | string
   }
 }
 
-/** A free TCP port on the fleet's loopback addresses, for every pod's KV-event socket (or the one --sim-args names). */
-async function kvEventsPort(simArgs: string[]): Promise<number> {
+/** Every pod's KV-event port: the one --sim-args names, else a free one on the fleet's loopback addresses (then the fleet is told). */
+async function kvEventsPort(simArgs: string[]): Promise<{ port: number; fleetArgs: string[] }> {
   const given = simArgs.find((a) => a.startsWith('--kv-events-port='));
-  if (given) return Number(given.slice('--kv-events-port='.length));
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.1.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
+  if (given) return { port: Number(given.slice('--kv-events-port='.length)), fleetArgs: [] };
+  const port = await freePort('127.0.1.1');
+  return { port, fleetArgs: [`--kv-events-port=${port}`] };
 }
 
 /**
- * llm-epp's config for the precise strategy: the GAIE default profile (the weights of the
- * approximate strategy, so only the prefix signal differs), its prefix score from the pods' KV
- * events in discover mode, tokens from a simulated pod's render endpoint (token-producer vllm, as
- * llm-d users run it; the simulator's ids are the ones its cache keys on).
+ * llm-epp's config for the precise strategy: the GAIE default config (deploy/config/gaie-default.yaml,
+ * the approximate strategy's, so only the prefix signal differs) with the prefix score taken from the
+ * pods' KV events in discover mode and tokens from a simulated pod's render endpoint (token-producer
+ * vllm, as llm-d users run it; the simulator's ids are the ones its cache keys on).
  */
 export function preciseConfigText(renderUrl: string, kvPort: number, model: string): string {
-  return `apiVersion: llm-d.ai/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: token-producer
-  parameters:
-    modelName: ${JSON.stringify(model)}
-    vllm: {url: ${JSON.stringify(renderUrl)}, timeout: 5s}
-- type: precise-prefix-cache-producer
-  parameters:
-    kvEventsConfig: {discoverPods: true, podDiscoveryConfig: {socketPort: ${kvPort}}}
-    speculativeIndexing: true
-- type: queue-scorer
-- type: kv-cache-utilization-scorer
-- type: prefix-cache-scorer
-  parameters: {prefixMatchInfoProducerName: precise-prefix-cache-producer}
-- type: max-score-picker
-- type: single-profile-handler
-schedulingProfiles:
-- name: default
-  plugins:
-  - {pluginRef: queue-scorer, weight: 2}
-  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
-  - {pluginRef: prefix-cache-scorer, weight: 3}
-  - {pluginRef: max-score-picker}
-`;
+  const doc = parseYaml(readFileSync(`${ROOT}deploy/config/gaie-default.yaml`, 'utf8')) as { plugins: Array<{ type: string; parameters?: unknown }> };
+  const prefix = doc.plugins.find((p) => p.type === 'prefix-cache-scorer');
+  if (!prefix) throw new Error('deploy/config/gaie-default.yaml has no prefix-cache-scorer');
+  prefix.parameters = { prefixMatchInfoProducerName: 'precise-prefix-cache-producer' };
+  doc.plugins.unshift(
+    { type: 'token-producer', parameters: { modelName: model, vllm: { url: renderUrl, timeout: '5s' } } },
+    { type: 'precise-prefix-cache-producer', parameters: { kvEventsConfig: { discoverPods: true, podDiscoveryConfig: { socketPort: kvPort } }, speculativeIndexing: true } },
+  );
+  return stringifyYaml(doc);
 }
 
 /** The llm-epp flags of one llm-epp strategy (approximate and precise ignore --config-file). */
@@ -309,11 +290,10 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
   try {
     let endpoints = '';
     // Precise routing reads the pods' KV events: every pod publishes on its own address, one port.
-    const kvPort = plan.strategies.includes('precise') ? await kvEventsPort(plan.simArgs) : undefined;
-    const kvArgs = kvPort !== undefined && !plan.simArgs.some((a) => a.startsWith('--kv-events-port')) ? [`--kv-events-port=${kvPort}`] : [];
+    const kv = plan.strategies.includes('precise') ? await kvEventsPort(plan.simArgs) : undefined;
     const fleet = await startChild({
       label: 'the simulated fleet (bench/sim/fleet.ts)',
-      args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...kvArgs, ...plan.simArgs],
+      args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...(kv?.fleetArgs ?? []), ...plan.simArgs],
       ready: (l) => {
         const j = json(l) as { endpoints?: string; pods?: Array<{ name: string }> } | undefined;
         if (!j?.endpoints) return undefined;
@@ -345,7 +325,7 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
     for (const s of plan.strategies) {
       if (stopped()) break;
       if (s === 'llm-epp' || s === 'approximate' || s === 'precise') {
-        const args = eppArgsOf(s, plan, urls[0], kvPort);
+        const args = eppArgsOf(s, plan, urls[0], kv?.port);
         const addresses: string[] = [];
         for (let r = 0; r < plan.eppReplicas && !stopped(); r++) {
           // "llm-epp", "llm-epp precise", "llm-epp approximate replica 2"…

@@ -28,7 +28,7 @@ import { ExtProcLoad, requestShape, type RequestShape, type Sample } from './epp
 import { numFlag } from './lib/args.ts';
 import { parseFlags, runMain, UsageError } from './lib/cli-flags.ts';
 import { runMeta } from './lib/run-meta.ts';
-import { ROOT, cpuSeconds, json, start, startEpp, stop, waitReady, type Child } from './lib/processes.ts';
+import { ROOT, cpuSeconds, json, rssMB, start, startEpp, stop, waitReady, type Child } from './lib/processes.ts';
 import { percentile, round } from './lib/stats.ts';
 import { Engines, type Served } from './precise-cost/engines.ts';
 import { eppDelta, histogramQuantile, readEpp } from './precise-cost/epp-metrics.ts';
@@ -188,11 +188,6 @@ async function waitSubscribed(epp: Child, engines: Engines): Promise<void> {
   throw new Error('llm-epp did not receive KV events from every pod within 10 s');
 }
 
-function statusMB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? round(Number(m[1]) / 1024, 1) : NaN;
-}
-
 // ---------- measuring ----------
 
 async function measure(w: Prepared, target: Target, child: Child, engines: Engines, durationMs: number): Promise<Phase> {
@@ -244,8 +239,8 @@ async function measure(w: Prepared, target: Target, child: Child, engines: Engin
       scheduleDelayP99Ms: round(percentile(Float64Array.from(r.scheduleDelayMs).sort(), 99)),
       cpuCores: round(cpu / wallS, 3),
       cpuMsPerRequest: n ? round((cpu * 1000) / n, 2) : NaN,
-      rssPeakMB: statusMB(pid, 'VmHWM'),
-      rssEndMB: statusMB(pid, 'VmRSS'),
+      rssPeakMB: round(rssMB(pid, 'VmHWM'), 1),
+      rssEndMB: round(rssMB(pid), 1),
       engineHitPercent: tokens ? round((hit / tokens) * 100, 1) : 0,
       publishedBlocksPerSec: Math.round((engines.totals.storedBlocks + engines.totals.removedBlocks - blocks0) / wallS),
     };

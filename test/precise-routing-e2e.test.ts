@@ -3,18 +3,10 @@
 // render endpoint for the prompt's tokens (the async producer path), and the
 // pick follows what the pods' KV events say they hold — here a pod warmed by
 // traffic llm-epp never routed.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../bench/lib/processes.ts';
 import { startSimPod, type SimPod } from '../bench/sim/server.ts';
 import { startTestApp } from './helpers/app-harness.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('precise prefix-cache routing end to end', () => {
   let pods: SimPod[] = [];

@@ -4,10 +4,10 @@
 // stop(), and also if this process exits first (error, SIGINT).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { freePort } from '../lib/processes.ts';
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 export const MISSING_PROMETHEUS = `${PROMETHEUS_BIN} not found: install the Debian package \`prometheus\` (apt-get install -y prometheus)`;
@@ -42,17 +42,6 @@ export interface Prometheus {
   /** Wait until the job has been scraped successfully `n` times in all. */
   waitForScrapes(n: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

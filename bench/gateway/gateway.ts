@@ -5,7 +5,8 @@
 // the ext_proc response path (bench/gateway/epp-exchange.ts). The same proxy
 // routes without an EPP (round-robin, random, least-request, and the oracle
 // that reads the simulated pods' true caches: oracle.ts) to give the
-// baselines; --epp may name several EPP replicas, streams spread over them. GET /gateway/stats answers the gateway's own figures
+// baselines; --epp may name several EPP replicas, streams spread over them.
+// GET /gateway/stats answers the gateway's own figures
 // (bench/gateway/stats.ts). Command line: bench/gateway/cli.ts.
 //
 //   node bench/gateway/gateway.ts --port 8081 --strategy epp --epp 127.0.0.1:9002

@@ -185,7 +185,7 @@ export class TokenizerPool {
 
   /** Until `work` settles, the prefixes it will cache (the plan's cuts past its hit) are in flight. */
   private markInFlight(plan: PrefixPlan, work: Promise<unknown>): void {
-    if (plan.keys.length <= plan.hit + 1 || this.opts.cacheMaxBytes === 0) return;
+    if (plan.keys.length <= plan.hit + 1) return; // nothing new to cache (no keys at all when the cache is off)
     const keys = plan.keys.slice(plan.hit + 1);
     for (const k of keys) this.inFlight.set(k, work);
     const done = () => {
