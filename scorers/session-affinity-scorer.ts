@@ -43,5 +43,5 @@ export const sessionAffinityScorer = definePlugin({
   // Alpha in llm-d Router v0.10; beta here, where it has served GAIE v1.5 configs all along.
   description: 'The endpoint the request\'s session is pinned to scores 1.0 (strategy encoded_endpoint_header: x-session-token = base64 of namespace/name, set on every response; strategy session_id: a client session id bound to its last endpoint).',
   params: AFFINITY_PARAMS,
-  create: (name, p) => new SessionAffinityScorer(name, createSessionAffinity(`plugin "${name}" (session-affinity-scorer)`, p)),
+  create: (name, p, ctx) => new SessionAffinityScorer(name, createSessionAffinity(`plugin "${name}" (session-affinity-scorer)`, p, ctx.sync && { sync: ctx.sync, plugin: name })),
 });

@@ -32,6 +32,14 @@ import { CertWatcher, loadTlsMaterial, serverCredentials } from './tls.ts';
 import { loadMetricsTls } from './observability/metrics-tls.ts';
 import { StreamTracker } from './extproc/stream-tracker.ts';
 import { readBoundedFile } from './bounded-file.ts';
+import { SharedState } from './sync/shared-state.ts';
+import { ThreadTransport } from './sync/thread-transport.ts';
+import { WorkerSupervisor } from './workers/supervisor.ts';
+import { aggregatedMetrics } from './workers/metrics-view.ts';
+import { listenShared, type SharedListener } from './workers/shared-listener.ts';
+import { applyState, type HealthStatus, type WorkerInit } from './workers/messages.ts';
+import { applyHealth } from './workers/worker-health.ts';
+import { replicaId } from './sync/replica-id.ts';
 import { createMetricsAuth } from './observability/metrics-auth.ts';
 
 export const VERSION: string = (
@@ -55,6 +63,8 @@ export interface AppDeps {
   spanExporter?: unknown;
   /** With --tracing: the environment OTEL_* is read from (default process.env). */
   tracingEnv?: NodeJS.ProcessEnv;
+  /** Set in a request worker (--workers): what the control thread handed it (src/workers/). */
+  worker?: WorkerInit;
 }
 
 const KUBE_START_WAIT_MS = 10_000;
@@ -94,6 +104,7 @@ export async function buildScheduler(
   log: Logger,
   metrics: EppMetrics | undefined,
   random: () => number = Math.random,
+  sync?: SharedState,
 ): Promise<PipelineScheduler<LoadedConfig>> {
   let text = DEFAULT_CONFIG;
   let source = 'default config';
@@ -107,7 +118,7 @@ export async function buildScheduler(
     text = options.configText;
     if (Buffer.byteLength(text) > options.maxConfigBytes) throw new Error(`--config-text: larger than --max-config-bytes (${options.maxConfigBytes} bytes)`);
   }
-  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random, allowExperimental: options.allowExperimentalPlugins, tokenizerWorkers: options.tokenizerWorkers }, source);
+  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random, allowExperimental: options.allowExperimentalPlugins, tokenizerWorkers: options.tokenizerWorkers, sync }, source);
   log.info(
     {
       source,
@@ -133,7 +144,12 @@ export interface App {
   readonly metrics: EppMetrics;
   readonly health: HealthState;
   readonly director: Director;
+  readonly policy: RequestPolicy;
   readonly fileSource: FileSource | undefined;
+  /** With --workers > 1 on the control thread: the request workers (the control thread serves no ext_proc itself). */
+  readonly workers: WorkerSupervisor | undefined;
+  /** Routing state shared with other workers / replicas (--workers, --state-sync). */
+  readonly sync: SharedState | undefined;
   /** Ports actually bound (differ from options when 0 was asked). */
   readonly ports: { grpc: number; health: number; metrics: number };
   /** PEM of the serving certificate when TLS is on. */
@@ -163,6 +179,18 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     streamMetrics: options.enableGrpcStreamMetrics,
   });
   const health = new HealthState();
+  // --workers > 1: this thread is the control thread (discovery, scraping, health, /metrics) and
+  // request workers serve ext_proc on the shared port (src/workers/). In a worker, deps.worker is set.
+  const worker = deps.worker;
+  const control = !worker && options.workers > 1;
+  const replica = replicaId();
+  const syncChannel = `llm-epp-sync-${replica}`;
+  let supervisor: WorkerSupervisor | undefined;
+  // Routing state shared between workers: each worker publishes and applies; the control thread
+  // only applies the workers' load (dispatch counts it reads when it scrapes).
+  let sync: SharedState | undefined;
+  if (worker) sync = new SharedState(new ThreadTransport(worker.syncChannel), datastore, log, { origin: worker.origin, flushMs: 0 });
+  else if (control) sync = new SharedState(new ThreadTransport(syncChannel), datastore, log, { origin: `${replica}/control`, flushMs: 0 });
 
   // The scheduling config is validated before anything listens: a bad config
   // never starts a half-working picker.
@@ -175,7 +203,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let configPlugins: Plugin[] = [];
   if (deps.scheduler) scheduler = deps.scheduler;
   else {
-    const built = await buildScheduler(options, datastore, log, metrics, deps.random);
+    // The control thread's plugins never serve: they validate the config and give its data layer.
+    const built = await buildScheduler(options, datastore, log, metrics, deps.random, control ? undefined : sync);
     scheduler = built;
     dataLayer = built.config.dataLayer;
     parsers = built.config.parsers;
@@ -195,60 +224,71 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   const policy = new RequestPolicy(deps.random, { allowClientModelRewrite: options.allowClientModelRewrite });
   policy.onRewrites = (models) => metrics.pinModels(models);
   let kubeConfig: unknown;
-  const flagSources = [options.endpoints && '--endpoints', options.endpointsFile && '--endpoints-file', options.poolName && '--pool-name', options.endpointSelector && '--endpoint-selector'].filter(Boolean);
-  if (dataLayer.discovery && flagSources.length) {
-    throw new Error(`the config's dataLayer.discovery (file-discovery) and ${flagSources.join(', ')} both give the endpoints: keep one`);
-  }
-  if (!dataLayer.discovery && !flagSources.length) {
-    throw new Error(NO_ENDPOINT_SOURCE);
-  }
-  if (options.poolName || options.endpointSelector) {
-    // Loaded only for Kubernetes: the client library is large.
-    const { KubeSource } = await import('./pool/k8s-source.ts');
-    const { KubeConfig } = await import('@kubernetes/client-node');
-    let kc = deps.kubeConfig as InstanceType<typeof KubeConfig> | undefined;
-    if (!kc) {
-      kc = new KubeConfig();
-      kc.loadFromDefault(); // in-cluster service account, else KUBECONFIG / ~/.kube/config
+  if (worker) {
+    // A request worker: the control thread's pool, metrics and policy, kept current by its messages.
+    datastore.replaceAll(worker.pool);
+    for (const st of worker.states) {
+      const ep = datastore.get(st.key);
+      if (ep) applyState(ep, st);
     }
-    kubeConfig = kc;
-    const kube = new KubeSource(
-      {
-        poolName: options.poolName || undefined,
-        namespace: options.poolNamespace,
-        poolGroup: options.poolGroup,
-        selector: options.endpointSelector || undefined,
-        targetPorts: options.endpointTargetPorts,
-      },
-      datastore,
-      log,
-      kc,
-    );
-    kubeSource = kube;
-    // A hanging API server must not keep the health port from opening (the
-    // liveness probe would restart the pod): wait a bounded time, then serve
-    // NOT_SERVING readiness until the pool has been read.
-    await startWithin(kube.start(), KUBE_START_WAIT_MS, log, 'pool');
-    if (options.poolName) {
-      // InferenceObjectives and InferenceModelRewrites of this pool.
-      const { KubePolicySource } = await import('./request-control/k8s-policy-source.ts');
-      const ps = new KubePolicySource(kc, options.poolName, options.poolNamespace, policy, log);
-      policySource = ps;
-      await startWithin(ps.start(), KUBE_START_WAIT_MS, log, 'objectives and model rewrites');
-    }
-  } else if (options.endpointsFile || dataLayer.discovery) {
-    // --endpoints-file, or the config's file-discovery plugin (llm-d Router's way to run without Kubernetes).
-    const discovery = dataLayer.discovery;
-    fileSource = new FileSource(options.endpointsFile || discovery!.path, datastore, log, {
-      maxBytes: options.maxConfigBytes,
-      maxShrink: options.endpointsFileMaxShrink,
-      settleMs: options.endpointsFileSettleMs,
-      watch: options.endpointsFile ? true : discovery!.watchFile,
-    });
-    await fileSource.start();
+    policy.setObjectives(worker.objectives);
+    policy.setRewrites(worker.rewrites);
   } else {
-    datastore.replaceAll(parseEndpointList(options.endpoints));
-    log.info({ endpoints: datastore.list().length }, 'static endpoint pool loaded');
+    const flagSources = [options.endpoints && '--endpoints', options.endpointsFile && '--endpoints-file', options.poolName && '--pool-name', options.endpointSelector && '--endpoint-selector'].filter(Boolean);
+    if (dataLayer.discovery && flagSources.length) {
+      throw new Error(`the config's dataLayer.discovery (file-discovery) and ${flagSources.join(', ')} both give the endpoints: keep one`);
+    }
+    if (!dataLayer.discovery && !flagSources.length) {
+      throw new Error(NO_ENDPOINT_SOURCE);
+    }
+    if (options.poolName || options.endpointSelector) {
+      // Loaded only for Kubernetes: the client library is large.
+      const { KubeSource } = await import('./pool/k8s-source.ts');
+      const { KubeConfig } = await import('@kubernetes/client-node');
+      let kc = deps.kubeConfig as InstanceType<typeof KubeConfig> | undefined;
+      if (!kc) {
+        kc = new KubeConfig();
+        kc.loadFromDefault(); // in-cluster service account, else KUBECONFIG / ~/.kube/config
+      }
+      kubeConfig = kc;
+      const kube = new KubeSource(
+        {
+          poolName: options.poolName || undefined,
+          namespace: options.poolNamespace,
+          poolGroup: options.poolGroup,
+          selector: options.endpointSelector || undefined,
+          targetPorts: options.endpointTargetPorts,
+        },
+        datastore,
+        log,
+        kc,
+      );
+      kubeSource = kube;
+      // A hanging API server must not keep the health port from opening (the
+      // liveness probe would restart the pod): wait a bounded time, then serve
+      // NOT_SERVING readiness until the pool has been read.
+      await startWithin(kube.start(), KUBE_START_WAIT_MS, log, 'pool');
+      if (options.poolName) {
+        // InferenceObjectives and InferenceModelRewrites of this pool.
+        const { KubePolicySource } = await import('./request-control/k8s-policy-source.ts');
+        const ps = new KubePolicySource(kc, options.poolName, options.poolNamespace, policy, log);
+        policySource = ps;
+        await startWithin(ps.start(), KUBE_START_WAIT_MS, log, 'objectives and model rewrites');
+      }
+    } else if (options.endpointsFile || dataLayer.discovery) {
+      // --endpoints-file, or the config's file-discovery plugin (llm-d Router's way to run without Kubernetes).
+      const discovery = dataLayer.discovery;
+      fileSource = new FileSource(options.endpointsFile || discovery!.path, datastore, log, {
+        maxBytes: options.maxConfigBytes,
+        maxShrink: options.endpointsFileMaxShrink,
+        settleMs: options.endpointsFileSettleMs,
+        watch: options.endpointsFile ? true : discovery!.watchFile,
+      });
+      await fileSource.start();
+    } else {
+      datastore.replaceAll(parseEndpointList(options.endpoints));
+      log.info({ endpoints: datastore.list().length }, 'static endpoint pool loaded');
+    }
   }
 
   const collector = new MetricsCollector(
@@ -262,13 +302,15 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       insecureSkipVerify: dataLayer.insecureSkipVerify ?? options.modelServerMetricsHttpsInsecureSkipVerify,
       tls: await scrapeTls(dataLayer),
       engines: dataLayer.engines,
+      onUpdate: control ? (ep) => supervisor?.endpointUpdated(ep) : undefined,
     },
     log,
     metrics,
   );
-  collector.start();
+  // Workers scrape nothing: the control thread sends them what it scraped.
+  if (!worker) collector.start();
   // Other data sources (the DCGM exporter): a collector each, with its own page reader.
-  const sourceCollectors = dataLayer.sources.flatMap(({ source }) =>
+  const sourceCollectors = (worker ? [] : dataLayer.sources).flatMap(({ source }) =>
     isDcgmDataSource(source)
       ? [
           new MetricsCollector(
@@ -281,6 +323,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
               port: source.port,
               insecureSkipVerify: source.insecureSkipVerify,
               reader: new DcgmPage(source.useNodeAddress, log),
+              onUpdate: control ? (ep) => supervisor?.endpointUpdated(ep) : undefined,
             },
             log,
             metrics,
@@ -311,6 +354,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     },
     metrics,
     log,
+    sync,
   });
 
   const streams = new StreamTracker({ maxStreams: options.maxConcurrentStreams, idleTimeoutMs: options.streamIdleTimeoutMs });
@@ -344,43 +388,83 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       connectionIdleTimeoutMs: options.connectionIdleTimeoutMs,
     },
   );
-  const healthServer = createHealthServer(health.impl, options.connectionIdleTimeoutMs);
+  // A worker's health comes from the control thread, which serves the health port; a control
+  // thread serves no ext_proc itself.
+  const healthServer = worker ? undefined : createHealthServer(health.impl, options.connectionIdleTimeoutMs);
   let metricsServer: MetricsServer | undefined;
+  let listener: SharedListener | undefined;
   const certWatchers: CertWatcher[] = [];
-  const servers: Server[] = [extProc, healthServer];
+  const servers: Server[] = [...(control ? [] : [extProc]), ...(healthServer ? [healthServer] : [])];
+  /** pool-sync's status (Kubernetes), also served by the workers' ext_proc ports. */
+  let poolSync: 'SERVING' | 'NOT_SERVING' | undefined;
+  const healthStatus = (): HealthStatus => ({ ready: health.ready, draining: health.draining, services: poolSync ? [['pool-sync', poolSync]] : [] });
   try {
-    // Plugins that hold sockets or threads (KV-event subscribers, tokenizer workers) start before serving.
-    await Promise.all(configPlugins.map((p) => p.start?.()));
+    // Plugins that hold sockets or threads (KV-event subscribers, tokenizer workers) start before
+    // serving — in the threads that serve.
+    if (!control) await Promise.all(configPlugins.map((p) => p.start?.()));
     const extProcCreds = serverCredentials(tls, { minVersion: options.tlsMinVersion, cipherSuites: options.tlsCipherSuites });
-    const grpcPort = await bindFlag('--grpc-port', options.grpcPort, () => bind(extProc, `${host}:${options.grpcPort}`, extProcCreds.credentials));
-    if (options.enableCertReload && tls && extProcCreds.replace) {
+    let grpcPort: number;
+    if (worker) {
+      listener = await bindFlag('--grpc-port', worker.port, () => listenShared(extProc, extProcCreds.credentials, host, worker.port));
+      grpcPort = listener.port;
+    } else if (control) {
+      const sup = new WorkerSupervisor({
+        count: options.workers,
+        options,
+        host,
+        port: options.grpcPort,
+        poolName: deps.poolName ?? (options.poolName || 'llm-epp'),
+        replica,
+        syncChannel,
+        datastore,
+        policy,
+        health: healthStatus,
+        log,
+        registry: metrics.registry,
+      });
+      supervisor = sup;
+      await bindFlag('--grpc-port', options.grpcPort, () => sup.start());
+      grpcPort = sup.port;
+    } else grpcPort = await bindFlag('--grpc-port', options.grpcPort, () => bind(extProc, `${host}:${options.grpcPort}`, extProcCreds.credentials));
+    if (options.enableCertReload && tls && extProcCreds.replace && !control) {
       const w = new CertWatcher(options.certPath, tls, extProcCreds.replace, log);
       w.start();
       certWatchers.push(w);
     }
-    const healthPort = await bindFlag('--grpc-health-port', options.grpcHealthPort, () =>
-      bind(healthServer, hostPort(options.grpcHealthBindAddress || host, options.grpcHealthPort), serverCredentials(undefined).credentials),
-    );
-    const auth = options.metricsEndpointAuth
-      ? await createMetricsAuth({ tokenFile: options.metricsEndpointAuthTokenFile || undefined, kubeConfig: deps.kubeConfig ?? kubeConfig }, log)
-      : undefined;
-    const metricsTls = options.metricsCertDir ? await loadMetricsTls(options.metricsCertDir, options.metricsClientCaFile) : undefined;
-    metricsServer = await bindFlag('--metrics-port', options.metricsPort, () => startMetricsServer(metrics.registry, options.metricsPort, options.metricsBindAddress || host, auth, metricsTls));
-    if (metricsTls && metricsServer.setSecureContext) {
-      const server = metricsServer;
-      // controller-runtime's metrics server watches its cert dir too; a renewed pair is served to new scrapes.
-      const w = new CertWatcher(options.metricsCertDir, metricsTls, (next) => server.setSecureContext!({ ...next, ...(metricsTls.clientCa ? { ca: metricsTls.clientCa } : {}) }), log);
-      w.start();
-      certWatchers.push(w);
+    const healthPort = healthServer
+      ? await bindFlag('--grpc-health-port', options.grpcHealthPort, () =>
+          bind(healthServer, hostPort(options.grpcHealthBindAddress || host, options.grpcHealthPort), serverCredentials(undefined).credentials),
+        )
+      : 0;
+    let metricsPort = 0;
+    if (!worker) {
+      const auth = options.metricsEndpointAuth
+        ? await createMetricsAuth({ tokenFile: options.metricsEndpointAuthTokenFile || undefined, kubeConfig: deps.kubeConfig ?? kubeConfig }, log)
+        : undefined;
+      const metricsTls = options.metricsCertDir ? await loadMetricsTls(options.metricsCertDir, options.metricsClientCaFile) : undefined;
+      // With workers, /metrics adds up the workers' registries and the control thread's.
+      const view = supervisor ? aggregatedMetrics(metrics.registry, supervisor) : metrics.registry;
+      metricsServer = await bindFlag('--metrics-port', options.metricsPort, () => startMetricsServer(view, options.metricsPort, options.metricsBindAddress || host, auth, metricsTls));
+      if (metricsTls && metricsServer.setSecureContext) {
+        const server = metricsServer;
+        // controller-runtime's metrics server watches its cert dir too; a renewed pair is served to new scrapes.
+        const w = new CertWatcher(options.metricsCertDir, metricsTls, (next) => server.setSecureContext!({ ...next, ...(metricsTls.clientCa ? { ca: metricsTls.clientCa } : {}) }), log);
+        w.start();
+        certWatchers.push(w);
+      }
+      const metricsAddr = metricsServer.address();
+      metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
     }
-    const metricsAddr = metricsServer.address();
-    const metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
 
-    // Ready: the pool has been read, the ext_proc server accepts streams, and
-    // (with leader election) this replica leads.
+    // Ready: the pool has been read, the ext_proc server accepts streams (with --workers: at
+    // least one worker listens), and (with leader election) this replica leads. A worker is told.
     let elector: { isLeader: boolean; stop(): Promise<void> } | undefined;
-    const updateReady = () => health.setReady(datastore.synced && (elector ? elector.isLeader : true));
-    if (options.haEnableLeaderElection) {
+    const updateReady = () => {
+      health.setReady(datastore.synced && (elector ? elector.isLeader : true) && (supervisor ? supervisor.listening > 0 : true));
+      supervisor?.healthChanged();
+    };
+    if (worker) applyHealth(health, worker.health);
+    if (options.haEnableLeaderElection && !worker) {
       const { LeaderElector } = await import('./ha/leader-election.ts');
       const leaseDurationMs = deps.leaseDurationMs ?? 15_000;
       const e = new LeaderElector(
@@ -392,26 +476,37 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       e.start();
       elector = e;
     }
-    updateReady();
-    // A Kubernetes pool may be read only later (API unreachable at start-up).
-    if (!datastore.synced) datastore.once('change', updateReady);
+    if (!worker) {
+      if (supervisor) supervisor.onListeningChange = updateReady;
+      updateReady();
+      // A Kubernetes pool may be read only later (API unreachable at start-up).
+      if (!datastore.synced) datastore.once('change', updateReady);
+    }
     if (kubeSource) {
       // `pool-sync`: NOT_SERVING while a watch is broken and the last known pool is being served.
       const ks = kubeSource;
-      health.impl.setStatus('pool-sync', ks.synced ? 'SERVING' : 'NOT_SERVING');
-      ks.onSyncChange = (s) => health.impl.setStatus('pool-sync', s ? 'SERVING' : 'NOT_SERVING');
+      const setPoolSync = (synced: boolean) => {
+        poolSync = synced ? 'SERVING' : 'NOT_SERVING';
+        health.impl.setStatus('pool-sync', poolSync);
+        supervisor?.healthChanged();
+      };
+      setPoolSync(ks.synced);
+      ks.onSyncChange = setPoolSync;
     }
-    log.info(
-      {
-        version: VERSION,
-        grpcPort,
-        healthPort,
-        metricsPort,
-        tls: tls ? (tls.selfSigned ? 'self-signed' : options.certPath) : 'off',
-        scheduler: scheduler.name,
-      },
-      'llm-epp serving',
-    );
+    if (!worker) {
+      log.info(
+        {
+          version: VERSION,
+          grpcPort,
+          healthPort,
+          metricsPort,
+          workers: supervisor ? options.workers : 1,
+          tls: tls ? (tls.selfSigned ? 'self-signed' : options.certPath) : 'off',
+          scheduler: scheduler.name,
+        },
+        'llm-epp serving',
+      );
+    }
 
     let stopping: Promise<void> | undefined;
     return {
@@ -422,7 +517,10 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       metrics,
       health,
       director,
+      policy,
       fileSource,
+      workers: supervisor,
+      sync,
       ports: { grpc: grpcPort, health: healthPort, metrics: metricsPort },
       certPem: tls?.cert,
       bufferBudget,
@@ -432,25 +530,32 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
           // 1. Health NOT_SERVING on both ports (liveness stays SERVING); the
           //    lease goes to a standby now.
           health.setDraining();
-          log.info({ shutdownDelayMs: delayMs, drainTimeoutMs: drainMs, openStreams: streams.size }, 'draining: health NOT_SERVING, still accepting ext_proc streams');
+          supervisor?.healthChanged();
+          if (!worker) log.info({ shutdownDelayMs: delayMs, drainTimeoutMs: drainMs, openStreams: streams.size }, 'draining: health NOT_SERVING, still accepting ext_proc streams');
           await elector?.stop();
-          // 2. Keep accepting and serving while gateways notice.
-          if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
-          // 3. Stop accepting; open streams get up to drainMs to finish.
-          log.info({ openStreams: streams.size }, 'draining: no longer accepting ext_proc streams');
-          const closed = shutdown(extProc, drainMs);
-          const drained = await streams.drained(drainMs);
-          if (!drained) {
-            metrics.streamsEnded.inc({ reason: 'drain_timeout' }, streams.size);
-            log.warn({ openStreams: streams.size, drainTimeoutMs: drainMs }, 'drain timeout: closing the streams still open');
+          if (supervisor) {
+            // 2-3. Each worker keeps serving for delayMs, then drains its streams.
+            await supervisor.stop(drainMs, delayMs);
+          } else {
+            // 2. Keep accepting and serving while gateways notice.
+            if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+            // 3. Stop accepting; open streams get up to drainMs to finish.
+            if (!worker) log.info({ openStreams: streams.size }, 'draining: no longer accepting ext_proc streams');
+            const accepting = listener?.close();
+            const closed = shutdown(extProc, drainMs);
+            const drained = await streams.drained(drainMs);
+            if (!drained) {
+              metrics.streamsEnded.inc({ reason: 'drain_timeout' }, streams.size);
+              log.warn({ openStreams: streams.size, drainTimeoutMs: drainMs }, 'drain timeout: closing the streams still open');
+            }
+            await Promise.all([closed, accepting]);
           }
-          await closed;
           streams.close();
           fileSource?.stop();
           for (const w of certWatchers) w.stop();
           clearInterval(summaryTimer);
           // 4. Then everything else.
-          await Promise.all([shutdown(healthServer, 1000), stopCollectors(), kubeSource?.stop(), policySource?.stop()]);
+          await Promise.all([healthServer && shutdown(healthServer, 1000), stopCollectors(), kubeSource?.stop(), policySource?.stop(), sync?.close()]);
           await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
           metricsServer?.closeAllConnections();
           // Spans still buffered go out (bounded by the exporter's own timeout).
@@ -462,6 +567,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   } catch (err) {
     streams.close();
     for (const s of servers) s.forceShutdown();
+    await Promise.all([supervisor?.stop(0, 0), listener?.close(), sync?.close()]);
     for (const w of certWatchers) w.stop();
     clearInterval(summaryTimer);
     metricsServer?.close();

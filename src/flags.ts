@@ -51,6 +51,8 @@ export interface Options {
   enableGrpcStreamMetrics: boolean;
   allowExperimentalPlugins: boolean;
   tokenizerWorkers: number;
+  workers: number;
+  stateSync: string;
   tracing: boolean;
   tlsMinVersion: '' | 'VersionTLS10' | 'VersionTLS11' | 'VersionTLS12' | 'VersionTLS13';
   tlsCipherSuites: string[];
@@ -146,6 +148,8 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'config-text', group: 'config', key: 'configText', kind: 'string', def: '', help: 'EndpointPickerConfig YAML given inline.' },
   { name: 'max-config-bytes', group: 'config', key: 'maxConfigBytes', kind: 'bytes', def: '4Mi', help: 'Largest --config-file, --config-text or --endpoints-file accepted; a larger one is rejected before it is parsed.' },
   { name: 'emit-endpoint-scores', group: 'config', key: 'emitEndpointScores', kind: 'bool', def: 'false', help: 'Also return each candidate\'s total score in dynamic metadata envoy.lb / x-gateway-destination-endpoint-scores.' },
+  { name: 'workers', group: 'serve', key: 'workers', kind: 'int', def: '0', help: 'Request threads serving ext_proc on the one port (connections spread over them by the kernel); discovery, scraping, health and /metrics stay on the control thread, and the workers share routing state (prefix index, in-flight load, sessions). 0: the CPUs available to the container (its cgroup CPU limit, rounded up); 1: everything on one thread.' },
+  { name: 'state-sync', group: 'ha', key: 'stateSync', kind: 'string', def: '', help: 'Share routing state with the other replicas through Redis or Valkey: redis://[user:password@]host:port[/db][?key=<stream>&history=<entries>] (rediss:// for TLS). Each replica publishes its prefix-index insertions, in-flight load and session bindings, applies the others\', and warms from the recent history before it reports ready. Redis going away degrades to independent replicas (logged, llm_epp_state_sync_connected 0), never an outage.' },
   { name: 'ha-enable-leader-election', group: 'ha', key: 'haEnableLeaderElection', kind: 'bool', def: 'false', help: 'Active-passive HA on Kubernetes: replicas contend for a coordination.k8s.io Lease (llm-epp-<pool>) and only the leader reports readiness SERVING.' },
   { name: 'shutdown-delay', group: 'ha', key: 'shutdownDelayMs', kind: 'duration', def: '10s', help: 'On SIGTERM/SIGINT: health answers NOT_SERVING at once, and ext_proc keeps accepting and serving new streams for this long, so gateways health-checking llm-epp move away before it stops accepting.' },
   { name: 'drain-timeout', group: 'ha', key: 'drainTimeoutMs', kind: 'duration', def: '30s', help: 'After --shutdown-delay: stop accepting, let open streams finish for up to this long, then close what is left and exit.' },
@@ -327,6 +331,31 @@ function validate(o: Options): void {
     throw new FlagError('--metrics-staleness-threshold must be longer than --refresh-metrics-interval, or every endpoint is always stale');
   }
   if (!o.modelServerMetricsPath.startsWith('/')) throw new FlagError('--model-server-metrics-path must start with /');
+  if (o.workers < 0 || o.workers > 256) throw new FlagError(`--workers: ${o.workers} is not 0 (the container's CPUs) or 1-256`);
+  if (o.stateSync) {
+    const why = stateSyncUrlProblem(o.stateSync);
+    if (why) throw new FlagError(`--state-sync: ${why}`);
+  }
+}
+
+/** What is wrong with a --state-sync URL, or undefined. */
+export function stateSyncUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `"${text.slice(0, 200)}" is not a URL; expected redis://host:port`;
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return `scheme "${url.protocol.slice(0, -1).slice(0, 20)}" is not redis or rediss`;
+  if (!url.hostname) return 'no host';
+  const db = url.pathname.replace(/^\//, '');
+  if (db && !/^\d{1,2}$/.test(db)) return `database "${db.slice(0, 40)}" is not a number`;
+  for (const k of url.searchParams.keys()) if (k !== 'key' && k !== 'history') return `unknown parameter "${k.slice(0, 40)}" (known: key, history)`;
+  const history = url.searchParams.get('history');
+  if (history !== null && !/^\d{1,7}$/.test(history)) return `history "${history.slice(0, 40)}" is not a number of entries (0-9999999)`;
+  const key = url.searchParams.get('key');
+  if (key !== null && (key.length === 0 || key.length > 200)) return 'key must be 1-200 characters';
+  return undefined;
 }
 
 /** The flags llm-d Router v0.10 has and llm-epp implements differently or refuses, checked as it would. */

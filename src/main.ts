@@ -6,6 +6,7 @@ import { buildScheduler, startApp, VERSION } from './app.ts';
 import { FlagError, helpText, parseFlags, type Options } from './flags.ts';
 import { createLogger, flushLogger, resolveLogFormat, type Logger } from './log.ts';
 import { Datastore } from './pool/datastore.ts';
+import { availableCpus } from './workers/available-cpus.ts';
 
 /** --check-config: load the config as llm-epp would, say what it configures, exit 0 or 1. */
 async function checkConfig(options: Options): Promise<number> {
@@ -56,6 +57,8 @@ async function main(): Promise<void> {
     return;
   }
   if (options.checkConfig) process.exit(await checkConfig(options));
+  // --workers 0 (the default): one request worker per CPU the container may use.
+  if (options.workers === 0) options.workers = availableCpus();
   const logFormat = resolveLogFormat(options.logFormat);
   const log = createLogger(options.logLevel, logFormat);
   // grpc-js's own messages (e.g. a failed bind, which llm-epp reports itself, naming the flag) go to the log at debug.

@@ -31,6 +31,8 @@ export interface CollectorOptions {
   engines?: EngineResolver;
   /** Reads each page; default: the model server's own metrics (ModelServerPage). */
   reader?: PageReader;
+  /** Called after each scrape has updated (or failed) an endpoint: --workers forwards the result to the workers. */
+  onUpdate?: (ep: Endpoint) => void;
 }
 
 /** What a collector does with the pages it fetches. */
@@ -216,6 +218,7 @@ export class MetricsCollector {
           if (err) this.#failed(t, err.message, true);
           else if (status !== 200) this.#failed(t, `HTTP ${status}`, true);
           else this.#succeeded(t, body!);
+          this.#opts.onUpdate?.(t.endpoint);
         }
         resolve();
       });

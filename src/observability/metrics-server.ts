@@ -3,7 +3,6 @@
 // (--metrics-cert-dir) with client certificates required (--metrics-client-ca-file).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Registry } from 'prom-client';
 import type { MetricsAuth } from './metrics-auth.ts';
 
 export interface MetricsTls {
@@ -16,7 +15,7 @@ export interface MetricsTls {
 /** The listening server; over TLS, `setSecureContext` swaps the certificate for new connections. */
 export type MetricsServer = Server & { setSecureContext?(options: { cert: Buffer; key: Buffer; ca?: Buffer }): void };
 
-export function startMetricsServer(registry: Registry, port: number, host = '0.0.0.0', auth?: MetricsAuth, tls?: MetricsTls): Promise<MetricsServer> {
+export function startMetricsServer(registry: { metrics(): Promise<string>; readonly contentType: string }, port: number, host = '0.0.0.0', auth?: MetricsAuth, tls?: MetricsTls): Promise<MetricsServer> {
   const serve = (method: string | undefined, res: ServerResponse) => {
     registry.metrics().then(
       (text) => {

@@ -165,6 +165,7 @@ export class EppMetrics {
       help: 'Distinct client-supplied values kept as metric labels (model names, fairness ids); at the cap, new values are reported as "other".',
       labelNames: ['label'],
       registers,
+      aggregator: 'max',
       collect() {
         this.set({ label: 'model' }, models.size);
         this.set({ label: 'fairness_id' }, fairness.size);
@@ -174,7 +175,8 @@ export class EppMetrics {
     const REQ = ['model_name', 'target_model_name', 'fairness_id', 'priority'];
     const counter = (name: string, help: string, labelNames: string[]) => new Counter({ name, help, labelNames, registers });
     const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) => new Histogram({ name, help, labelNames, buckets, registers });
-    const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name, help, labelNames, registers });
+    // `aggregator`: how --workers' /metrics combines the threads' values (each worker holds its own copy of a shared index: max).
+    const gauge = (name: string, help: string, labelNames: string[], aggregator: 'sum' | 'max' | 'first' = 'sum') => new Gauge({ name, help, labelNames, registers, aggregator });
 
     /** The deprecated twin of `metric`, derived from it at scrape time. */
     const twin = <M,>(metric: M, old: string, help: string, map: OldLabels): M => {
@@ -250,7 +252,7 @@ export class EppMetrics {
     const RATIO_BUCKETS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
     const HIT_BYTES_BUCKETS = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
     // GAIE's prefix series were unlabelled: the deprecated twins sum over the prefix producers.
-    this.prefixIndexerSize = twin(gauge('llm_d_epp_prefix_indexer_size', ALPHA + 'Size of the approximate prefix indexer (blocks held over all endpoints).', PREFIX) as Gauge<keyof PrefixLabels>, 'inference_extension_prefix_indexer_size', 'Size of the prefix indexer.', noLabels);
+    this.prefixIndexerSize = twin(gauge('llm_d_epp_prefix_indexer_size', ALPHA + 'Size of the approximate prefix indexer (blocks held over all endpoints).', PREFIX, 'max') as Gauge<keyof PrefixLabels>, 'inference_extension_prefix_indexer_size', 'Size of the prefix indexer.', noLabels);
     this.prefixHitRatio = twin(
       histogram('llm_d_epp_prefix_indexer_hit_ratio', ALPHA + 'Ratio of prefix length matched to total prefix length in the cache lookup.', PREFIX, RATIO_BUCKETS) as Histogram<keyof PrefixLabels>,
       'inference_extension_prefix_indexer_hit_ratio',
@@ -300,7 +302,7 @@ export class EppMetrics {
     this.inflightRequests = gauge('llm_d_epp_inflight_requests', ALPHA + 'Requests in flight on each endpoint (scheduled, not yet completed), as tracked by the inflight-load-producer.', INFLIGHT) as Gauge<InflightLabel>;
     this.inflightTokens = gauge('llm_d_epp_inflight_tokens', ALPHA + 'Tokens in flight on each endpoint: uncached prompt tokens, plus estimated output tokens with addEstimatedOutputTokens.', INFLIGHT) as Gauge<InflightLabel>;
     this.scrapeErrors = counter('llm_epp_model_server_scrape_errors_total', 'Failed scrapes of a model server\'s metrics page.', ['model_server_pod']) as Counter<'model_server_pod'>;
-    const info = twin(gauge('llm_d_epp_info', ALPHA + 'General information of the current build.', ['commit', 'build_ref']), 'inference_extension_info', 'General information of the current build of Inference Extension.', sameLabels);
+    const info = twin(gauge('llm_d_epp_info', ALPHA + 'General information of the current build.', ['commit', 'build_ref'], 'first'), 'inference_extension_info', 'General information of the current build of Inference Extension.', sameLabels);
     info.set({ commit: process.env.LLM_EPP_COMMIT ?? 'unknown', build_ref: opts.version }, 1);
 
     this.kvCache = new KvCacheMetrics(r);

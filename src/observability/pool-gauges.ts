@@ -29,6 +29,8 @@ export function registerPoolGauges(registers: Registry[], pool: EndpointPool, na
       help,
       labelNames: ['name'],
       registers,
+      // With --workers, the control thread's figure (it holds the scraped metrics).
+      aggregator: 'first',
       collect() {
         this.set({ name }, read(stats()));
       },
@@ -50,6 +52,7 @@ export function registerPoolGauges(registers: Registry[], pool: EndpointPool, na
       help,
       labelNames: ['name', label],
       registers,
+      aggregator: 'first',
       collect() {
         this.reset();
         for (const e of stats().perEndpoint) this.set({ name, [label]: e.name }, e.queue);

@@ -7,6 +7,7 @@
 // in-flight load it charges, and — on the way back — the ResponseReceived /
 // ResponseComplete hooks and the request's metrics. The scheduler only ranks;
 // the stream only speaks ext_proc.
+import type { SharedState } from '../sync/shared-state.ts';
 import { EppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
@@ -47,6 +48,8 @@ export interface DirectorDeps {
   log: Logger;
   /** Bytes of a non-streaming response kept to read its usage (default 4 MiB). */
   maxResponseUsageBytes?: number;
+  /** Shared routing state (--workers, --state-sync): told of every load change this thread makes. */
+  sync?: SharedState;
 }
 
 /** A request as the ext_proc stream has read it. */
@@ -70,6 +73,7 @@ export class Director {
   readonly #pool: EndpointPool;
   readonly #scheduler: Scheduler;
   readonly #plugins: RequestPlugins | undefined;
+  readonly #sync: SharedState | undefined;
   readonly #opts: DirectorOptions;
   readonly #metrics: EppMetrics;
   readonly #policy: RequestPolicy | undefined;
@@ -81,6 +85,7 @@ export class Director {
     this.#pool = deps.pool;
     this.#scheduler = deps.scheduler;
     this.#plugins = deps.plugins;
+    this.#sync = deps.sync;
     this.#opts = deps.options;
     this.#metrics = deps.metrics;
     this.#policy = deps.policy;
@@ -297,6 +302,7 @@ export class Director {
     const tokens = this.#plugins ? this.#plugins.chargedTokens(state, primary, promptTokens) : promptTokens;
     charge(primary, tokens, 1);
     primary.dispatched++;
+    this.#sync?.loadChanged(primary);
     const metrics = new RequestMetrics(this.#recording, request, receivedAt);
     const destinations = result.rewrite?.destinations ?? result.endpoints.map((e) => e.key);
     const upstreamHeaders = result.rewrite?.headers ?? [];
@@ -315,6 +321,8 @@ export class Director {
     if (ep && !routing.released && ep !== routing.charged) {
       charge(routing.charged, routing.tokens, -1);
       charge(ep, routing.tokens, 1);
+      this.#sync?.loadChanged(routing.charged);
+      this.#sync?.loadChanged(ep);
       routing.charged = ep;
     }
     return this.#plugins?.responseReceived(routing.state, ep ?? routing.primary) ?? [];
@@ -339,6 +347,7 @@ export class Director {
     if (routing.released) return;
     routing.released = true;
     charge(routing.charged, routing.tokens, -1);
+    this.#sync?.loadChanged(routing.charged);
     this.#plugins?.responseComplete(routing.state, routing.charged);
     routing.metrics.end(finished, routing.primary.key);
   }

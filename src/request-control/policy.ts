@@ -68,14 +68,27 @@ export class RequestPolicy {
     this.#allowHeaderRewrite = opts.allowClientModelRewrite === true;
   }
 
+  #objectiveList: readonly ObjectiveSpec[] = [];
+
   setObjectives(list: readonly ObjectiveSpec[]): void {
     this.#objectives = new Map(list.map((o) => [o.name, o.priority]));
+    this.#objectiveList = [...list];
+    this.onChange?.();
   }
+
+  /** What was last set (the control thread hands it to --workers). */
+  snapshot(): { objectives: ObjectiveSpec[]; rewrites: ModelRewrite[] } {
+    return { objectives: [...this.#objectiveList], rewrites: [...this.#rewrites] };
+  }
+
+  /** Called after either list changed. */
+  onChange: (() => void) | undefined;
 
   setRewrites(list: readonly ModelRewrite[]): void {
     // Oldest first, so the first match in order is the tie-winner.
     this.#rewrites = [...list].sort((a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name));
     this.onRewrites?.(this.configuredModels());
+    this.onChange?.();
   }
 
   /** Called with configuredModels() whenever the rewrites change (metrics keep those model labels). */

@@ -6,6 +6,7 @@
 // PreRequest hooks on the outcome (e.g. to update the prefix index), and
 // ResponseReceived / ResponseComplete on the way back. Plugins are created by
 // type name from the registry (registry.ts) with their validated parameters.
+import type { SharedState } from '../sync/shared-state.ts';
 import type { Logger } from '../log.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import type { EndpointPool } from '../pool/datastore.ts';
@@ -198,6 +199,8 @@ export interface PluginContext {
   readonly allowExperimental?: boolean;
   /** --tokenizer-workers: worker threads of an in-process tokenizer. */
   readonly tokenizerWorkers?: number;
+  /** Routing state shared with the other workers and replicas (--workers, --state-sync); absent when alone. */
+  readonly sync?: SharedState;
 }
 
 export function isFilter(p: Plugin): p is Filter {

@@ -76,7 +76,8 @@ export interface EnvoyResult {
 export class EnvoyClient {
   readonly #client: InstanceType<typeof ExternalProcessorClient>;
 
-  constructor(address: string, opts: { tlsCert?: Buffer } = {}) {
+  /** `ownConnection`: a connection of its own (grpc-js otherwise shares one per target between clients). */
+  constructor(address: string, opts: { tlsCert?: Buffer; ownConnection?: boolean } = {}) {
     const creds = opts.tlsCert
       ? credentials.createSsl(opts.tlsCert, null, null, { checkServerIdentity: () => undefined })
       : credentials.createInsecure();
@@ -84,6 +85,7 @@ export class EnvoyClient {
       'grpc.max_send_message_length': 64 << 20,
       'grpc.max_receive_message_length': 64 << 20,
       ...(opts.tlsCert ? { 'grpc.ssl_target_name_override': 'localhost' } : {}),
+      ...(opts.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {}),
     });
   }
 

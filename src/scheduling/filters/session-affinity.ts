@@ -37,5 +37,5 @@ export const sessionAffinityFilter = definePlugin({
   stability: 'alpha',
   description: 'Keeps only the endpoint the request\'s session is pinned to (same strategies as session-affinity-scorer); every candidate when it is gone.',
   params: AFFINITY_PARAMS,
-  create: (name, p) => new SessionAffinityFilter(name, createSessionAffinity(`plugin "${name}" (session-affinity-filter)`, p)),
+  create: (name, p, ctx) => new SessionAffinityFilter(name, createSessionAffinity(`plugin "${name}" (session-affinity-filter)`, p, ctx.sync && { sync: ctx.sync, plugin: name })),
 });

@@ -90,6 +90,18 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
     // Endpoints that leave the pool are purged at once (also when no
     // endpoint-notification-source names this producer as its extractor).
     ctx.pool.on('change', (change) => this.endpointChanged(change));
+    // Blocks the other workers / replicas recorded (--workers, --state-sync) go into this index too.
+    ctx.sync?.onPrefix(name, (ep, hashes) => {
+      if (!this.index.hasEndpoint(ep.key)) this.index.ensureEndpoint(ep.key, this.#capacity(ep));
+      this.index.add(ep.key, hashes);
+      ctx.metrics?.prefixIndexerSize.set(this.#metricLabels, this.index.size);
+    });
+  }
+
+  /** Blocks kept for `ep`: its cache size as reported (autoTune), else lruCapacityPerServer. */
+  #capacity(ep: Endpoint): number {
+    const reported = this.#p.autoTune ? ep.metrics?.cacheNumGpuBlocks : undefined;
+    return reported && reported > 0 ? reported : this.#p.lruCapacityPerServer;
   }
 
   /** An endpoint extractor (endpoint-notification-source): a removed endpoint's blocks go. Idempotent. */
@@ -107,10 +119,7 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
       if (reported && reported > 0) blockTokens = reported;
     }
     const maxBlocks = p.maxPrefixTokensToMatch > 0 ? Math.max(1, Math.floor(p.maxPrefixTokensToMatch / blockTokens)) : p.maxPrefixBlocksToMatch;
-    for (const ep of candidates) {
-      const reported = p.autoTune ? ep.metrics?.cacheNumGpuBlocks : undefined;
-      this.index.ensureEndpoint(ep.key, reported && reported > 0 ? reported : p.lruCapacityPerServer);
-    }
+    for (const ep of candidates) this.index.ensureEndpoint(ep.key, this.#capacity(ep));
     const hashes = blockHashes(parsed.routingText, state.request.targetModel, parsed.cacheSalt, blockTokens * CHARS_PER_TOKEN, maxBlocks);
     const { matched, total } = this.index.match(hashes);
     let best = 0;
@@ -129,9 +138,14 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
     const others = chosenByOtherProfiles(primary, results);
     // Recording the blocks is off the request's critical path (as GAIE does it
     // asynchronously): the destination reply goes out first.
+    const sync = this.#ctx.sync;
     setImmediate(() => {
       this.index.add(primary.key, r.hashes);
-      for (const ep of others) this.index.add(ep.key, r.hashes);
+      sync?.prefixAdded(this.name, primary.key, r.hashes);
+      for (const ep of others) {
+        this.index.add(ep.key, r.hashes);
+        sync?.prefixAdded(this.name, ep.key, r.hashes);
+      }
       this.#ctx.metrics?.prefixIndexerSize.set(this.#metricLabels, this.index.size);
     });
     const m = this.#ctx.metrics;

@@ -8,6 +8,7 @@
 //   of session-id-producer) is bound to the endpoint it was last routed to;
 //   bindings expire after evictionTtlSeconds unused. The table is bounded.
 import { LRUCache } from 'lru-cache';
+import type { SharedState } from '../../sync/shared-state.ts';
 import type { Endpoint } from '../../pool/endpoint.ts';
 import type { CycleState, StateKey } from '../framework.ts';
 import { ConfigError } from '../params.ts';
@@ -46,7 +47,17 @@ function objectKeys(o: Record<string, unknown>, allowed: readonly string[], wher
   for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new ConfigError(`${where}: unknown field "${k}" (known: ${allowed.join(', ')})`);
 }
 
-export function createSessionAffinity(where: string, p: { strategy: string; headerName?: string; encodedEndpointHeaderConfig?: Record<string, unknown>; sessionIdConfig?: Record<string, unknown> }): SessionAffinity {
+/** Bindings shared with the other workers / replicas, under this plugin's name. */
+export interface SessionShare {
+  readonly sync: SharedState;
+  readonly plugin: string;
+}
+
+export function createSessionAffinity(
+  where: string,
+  p: { strategy: string; headerName?: string; encodedEndpointHeaderConfig?: Record<string, unknown>; sessionIdConfig?: Record<string, unknown> },
+  share?: SessionShare,
+): SessionAffinity {
   if (p.strategy === 'encoded_endpoint_header') {
     const cfg = p.encodedEndpointHeaderConfig ?? {};
     objectKeys(cfg, ['header'], `${where}: encodedEndpointHeaderConfig`);
@@ -72,7 +83,7 @@ export function createSessionAffinity(where: string, p: { strategy: string; head
   });
   const ttl = num(cfg.evictionTtlSeconds, 300, `${where}: sessionIdConfig.evictionTtlSeconds`);
   num(cfg.evictionSweepSeconds, 10, `${where}: sessionIdConfig.evictionSweepSeconds`);
-  return sessionId(sources, ttl * 1000);
+  return sessionId(sources, ttl * 1000, share);
 }
 
 function num(v: unknown, def: number, where: string): number {
@@ -95,9 +106,13 @@ function encodedHeader(header: string): SessionAffinity {
   };
 }
 
-function sessionId(sources: readonly Source[], ttlMs: number): SessionAffinity {
+function sessionId(sources: readonly Source[], ttlMs: number, share: SessionShare | undefined): SessionAffinity {
   // Session id → endpoint key; LRU-bounded, entries expire when unused for the TTL.
   const bindings = new LRUCache<string, string>({ max: MAX_SESSIONS, ttl: ttlMs, updateAgeOnGet: true });
+  // The other workers' / replicas' bindings (a session's next request may reach any of them).
+  share?.sync.onSession(share.plugin, (id, ep) => {
+    if (id.length <= MAX_SESSION_ID) bindings.set(id, ep.key);
+  });
   const idOf = (state: CycleState): string | undefined => {
     for (const s of sources) {
       const v = 'header' in s ? state.request.headers.get(s.header) : state.get(SESSION_ID);
@@ -114,7 +129,10 @@ function sessionId(sources: readonly Source[], ttlMs: number): SessionAffinity {
     },
     bind(state, primary) {
       const id = idOf(state);
-      if (id !== undefined) bindings.set(id, primary.key);
+      if (id === undefined) return;
+      // Shared only when it changes: a session's every request would otherwise be a message.
+      if (bindings.peek(id) !== primary.key) share?.sync.sessionBound(share.plugin, id, primary.key);
+      bindings.set(id, primary.key);
     },
     responseHeaders: () => [],
   };
