@@ -533,14 +533,14 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
           supervisor?.healthChanged();
           if (!worker) log.info({ shutdownDelayMs: delayMs, drainTimeoutMs: drainMs, openStreams: streams.size }, 'draining: health NOT_SERVING, still accepting ext_proc streams');
           await elector?.stop();
+          // 2. Keep accepting and serving while gateways notice.
+          if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+          if (!worker) log.info({ openStreams: streams.size }, 'draining: no longer accepting ext_proc streams');
           if (supervisor) {
-            // 2-3. Each worker keeps serving for delayMs, then drains its streams.
-            await supervisor.stop(drainMs, delayMs);
+            // 3. Each worker stops accepting; its open streams get up to drainMs to finish.
+            await supervisor.stop(drainMs, 0);
           } else {
-            // 2. Keep accepting and serving while gateways notice.
-            if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
             // 3. Stop accepting; open streams get up to drainMs to finish.
-            if (!worker) log.info({ openStreams: streams.size }, 'draining: no longer accepting ext_proc streams');
             const accepting = listener?.close();
             const closed = shutdown(extProc, drainMs);
             const drained = await streams.drained(drainMs);

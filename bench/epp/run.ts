@@ -109,8 +109,9 @@ async function measure(
   child: Child,
   run: (load: ExtProcLoad) => Promise<LoadResult>,
   mode: string,
+  connections = 2,
 ): Promise<Phase> {
-  const load = new ExtProcLoad(`127.0.0.1:${child.info.port}`);
+  const load = new ExtProcLoad(`127.0.0.1:${child.info.port}`, connections);
   // Warm-up: connections, JIT, first scrapes.
   await load.closedLoop(4, 300, (i) => warm[i % warm.length]);
   if (target === 'epp') await eppMetric(child.info.metricsPort, 'nodejs_eventloop_lag_p99_seconds'); // resets the lag window
@@ -150,6 +151,8 @@ const log = (s: string) => process.stderr.write(s + '\n');
 
 interface ScenarioResult {
   scenario: string;
+  /** The scaling scenario: llm-epp's --workers in each phase. */
+  workers?: number[];
   description: string;
   pods: number;
   phases: Phase[];
@@ -162,6 +165,8 @@ interface Ctx {
   durationMs: number;
   rates: number[];
   quick: boolean;
+  /** --workers: the worker counts of the scaling scenario. */
+  workers: number[];
 }
 
 async function withProcesses<T>(pods: number, eppFlags: string[], fn: (fleet: Child, epp: Child, echo: Child) => Promise<T>): Promise<T> {
@@ -199,6 +204,40 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
         }
       });
       return { scenario: 'headline', description: this.description, pods, phases };
+    },
+  },
+  scaling: {
+    description: 'headline workload over 16 gateway connections (Envoy opens one per worker thread) with llm-epp at each --workers count: saturation, then the open-loop rates',
+    async run(c) {
+      const pods = c.quick ? 4 : 64;
+      const reqs = chatWorkload(c.quick ? 64 : 1024, 32);
+      warm = reqs.slice(0, 16);
+      const pick = (i: number) => reqs[i % reqs.length];
+      const phases: Phase[] = [];
+      const CONNECTIONS = 16;
+      let fleet: Child | undefined;
+      let echo: Child | undefined;
+      try {
+        fleet = await startFleet(pods);
+        echo = await startEcho();
+        const ports = Object.values(fleet.info);
+        phases.push(await measure('saturation', 'echo', echo, (l) => l.closedLoop(64, c.durationMs, pick), 'closed loop, 64 streams', CONNECTIONS));
+        for (const rate of c.rates) phases.push(await measure(`${rate} req/s`, 'echo', echo, (l) => l.openLoop(rate, c.durationMs, pick), `open loop ${rate}/s`, CONNECTIONS));
+        for (const n of c.workers) {
+          const epp = await startEpp(ports, [`--workers=${n}`]);
+          try {
+            await waitReady(epp.info.metricsPort, pods);
+            const tag = (p: Phase) => ({ ...p, name: `${p.name}, ${n} worker${n > 1 ? 's' : ''}` });
+            phases.push(tag(await measure('saturation', 'epp', epp, (l) => l.closedLoop(64, c.durationMs, pick), 'closed loop, 64 streams', CONNECTIONS)));
+            for (const rate of c.rates) phases.push(tag(await measure(`${rate} req/s`, 'epp', epp, (l) => l.openLoop(rate, c.durationMs, pick), `open loop ${rate}/s`, CONNECTIONS)));
+          } finally {
+            await stop(epp);
+          }
+        }
+      } finally {
+        await Promise.all([stop(echo), stop(fleet)]);
+      }
+      return { scenario: 'scaling', description: this.description, pods, phases, workers: c.workers };
     },
   },
   long: {
@@ -334,7 +373,7 @@ function markdown(results: ScenarioResult[], meta: Record<string, unknown>): str
       out.push('| phase | target | req/s | added p50 | p99 | p999 | decision p50 | p99 | ×floor p50 | CPU ms/req | loop lag p99 | RSS MB | errors |');
       out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
       for (const p of r.phases) {
-        const floor = r.phases.find((q) => q.name === p.name && q.target === 'echo');
+        const floor = r.phases.find((q) => q.target === 'echo' && (q.name === p.name || p.name.startsWith(q.name + ', ')));
         const ratio = p.target === 'epp' && floor ? round(p.addedMs.p50 / floor.addedMs.p50, 2) : '';
         out.push(
           `| ${p.name} | ${p.target} | ${p.throughput} | ${p.addedMs.p50} | ${p.addedMs.p99} | ${p.addedMs.p999} | ${p.decisionMs.p50} | ${p.decisionMs.p99} | ${ratio} | ${p.cpuMsPerRequest ?? ''} | ${p.eventLoopLagP99Ms ?? ''} | ${p.rssMB ?? ''} | ${p.errors} |`,
@@ -355,6 +394,8 @@ export interface BenchOptions {
   quick: boolean;
   append: boolean;
   args?: string;
+  /** Worker counts of the scaling scenario (--workers 1,2,4); default 1,2. */
+  workers?: number[];
   /** Where the JSON goes (default bench/results/). */
   resultsDir?: string;
 }
@@ -365,7 +406,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResu
     const s = SCENARIOS[name];
     if (!s) throw new Error(`unknown scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
     log(`scenario ${name}: ${s.description}`);
-    results.push(await s.run({ durationMs: o.durationMs, rates: o.rates, quick: o.quick }));
+    results.push(await s.run({ durationMs: o.durationMs, rates: o.rates, quick: o.quick, workers: o.workers ?? [1, 2] }));
   }
   const meta = {
     ...runMeta(),
@@ -393,6 +434,8 @@ Flags:
   --scenario NAME      ${Object.keys(SCENARIOS).join(' | ')} (repeatable; default: all, ≈ 4 min)
   --duration D         length of each measured phase (default 5s)
   --rates R,R,…        open-loop rates of the headline scenario, req/s (default 1000,2000)
+  --workers N,N,…      llm-epp --workers counts of the scaling scenario (default 1,2); given alone,
+                       runs the scaling scenario only
   --quick              small fleets and workloads (a smoke run)
   --no-append          do not append to bench/RESULTS.md
   --epp-node-args A    extra node flags for llm-epp, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
@@ -413,10 +456,13 @@ export function benchOptions(argv: string[]): (BenchOptions & { eppNodeArgs: str
     quick: { type: 'boolean', default: false },
     'no-append': { type: 'boolean', default: false },
     'epp-node-args': { type: 'string', default: '' },
+    workers: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) return undefined;
-  const scenarios = values.scenario ?? DEFAULT_SCENARIOS;
+  const scenarios = values.scenario ?? (values.workers ? ['scaling'] : DEFAULT_SCENARIOS);
+  const workers = (values.workers ?? '1,2').split(',').map(Number);
+  if (workers.some((n) => !Number.isInteger(n) || n < 1 || n > 256)) throw new UsageError(`--workers must be worker counts (1-256) separated by commas, got "${values.workers}"`);
   for (const name of scenarios) if (!SCENARIOS[name]) throw new UsageError(`unknown --scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
   let durationMs: number;
   try {
@@ -432,6 +478,7 @@ export function benchOptions(argv: string[]): (BenchOptions & { eppNodeArgs: str
     durationMs,
     rates,
     quick: values.quick,
+    workers,
     append: !values['no-append'],
     args: argv.join(' '),
     eppNodeArgs: values['epp-node-args'].split(' ').filter(Boolean),

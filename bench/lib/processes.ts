@@ -60,6 +60,9 @@ export function eppBenchArgs(endpoints: string, extra: readonly string[] = []): 
     '--log-level=info',
     // Benchmarks stop llm-epp with SIGTERM and want it gone at once.
     '--shutdown-delay=0s',
+    // One request thread unless a run asks for more (bench:epp --workers): figures stay
+    // comparable across machines, and the EPPs a demo starts side by side do not each take every core.
+    '--workers=1',
     ...extra,
   ];
 }

@@ -53,6 +53,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'listening'; port: number }
+  | { t: 'failed'; message: string }
   | { t: 'metrics'; id: number; json: unknown[] }
   | { t: 'stopped' };
 

@@ -2,6 +2,7 @@
 // their mirror of the pool current (endpoints, scraped metrics, objectives and
 // rewrites, health), restarts a worker that exits, collects their metrics for
 // /metrics, and stops them in order at shutdown.
+import { createServer } from 'node:net';
 import { BroadcastChannel, Worker } from 'node:worker_threads';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { resolveLogFormat, type Logger } from '../log.ts';
@@ -35,7 +36,6 @@ interface Slot {
   crashes: number;
   startedAt: number;
   restartTimer: NodeJS.Timeout | undefined;
-  stopped: Promise<void> | undefined;
 }
 
 const METRICS_TIMEOUT_MS = 2000;
@@ -88,12 +88,15 @@ export class WorkerSupervisor {
     return this.#slots.filter((s) => s.listening).length;
   }
 
-  /** Start every worker; resolves once all listen (the first picks the port when --grpc-port is 0). */
+  /**
+   * Start every worker; resolves once all listen. The port is first bound here without
+   * SO_REUSEPORT and released: a port another program (or another llm-epp, whose workers
+   * would otherwise share it silently) holds fails here, and port 0 becomes a free port.
+   */
   async start(): Promise<void> {
-    for (let i = 0; i < this.#o.count; i++) this.#slots.push({ index: i, worker: undefined, listening: false, crashes: 0, startedAt: 0, restartTimer: undefined, stopped: undefined });
-    this.#port = this.#o.port;
-    await this.#spawn(this.#slots[0]);
-    await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s)));
+    for (let i = 0; i < this.#o.count; i++) this.#slots.push({ index: i, worker: undefined, listening: false, crashes: 0, startedAt: 0, restartTimer: undefined });
+    this.#port = await probePort(this.#o.host, this.#o.port);
+    await Promise.all(this.#slots.map((s) => this.#spawn(s)));
   }
 
   /** A scrape updated this endpoint: sent to the workers at the end of this turn (one message per turn). */
@@ -187,13 +190,15 @@ export class WorkerSupervisor {
   }
 
   #spawn(s: Slot): Promise<void> {
-    const w = new Worker(new URL('./worker-main.ts', import.meta.url), { workerData: this.#init(s), name: `llm-epp-worker-${s.index}` });
+    const w = new Worker(new URL('../worker-main.ts', import.meta.url), { workerData: this.#init(s), name: `llm-epp-worker-${s.index}` });
     s.worker = w;
     s.startedAt = performance.now();
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let failure: string | undefined;
       w.on('message', (m: FromWorker) => {
-        if (m.t === 'listening') {
+        if (m.t === 'failed') failure = m.message;
+        else if (m.t === 'listening') {
           if (this.#port === 0) this.#port = m.port;
           s.listening = true;
           this.onListeningChange?.();
@@ -218,7 +223,7 @@ export class WorkerSupervisor {
         this.#gone.postMessage({ origin: `${this.#o.replica}/${s.index}`, at: Date.now(), gone: true });
         if (!settled) {
           settled = true;
-          reject(new Error(`request worker ${s.index} exited (code ${code}) before it listened`));
+          reject(new Error(failure ?? `request worker ${s.index} exited (code ${code}) before it listened`));
           return;
         }
         if (this.#stopping) return;
@@ -246,4 +251,17 @@ export class WorkerSupervisor {
   #broadcast(msg: ToWorker): void {
     for (const s of this.#slots) s.worker?.postMessage(msg);
   }
+}
+
+/** Bind `port` exclusively and release it: throws EADDRINUSE when it is taken; port 0 gives a free one. */
+function probePort(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => {
+      const addr = server.address();
+      const bound = typeof addr === 'object' && addr ? addr.port : port;
+      server.close(() => resolve(bound));
+    });
+  });
 }

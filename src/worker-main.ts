@@ -4,10 +4,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { setLogger } from '@grpc/grpc-js';
 import { format } from 'node:util';
-import { startApp } from '../app.ts';
-import { createLogger, flushLogger, resolveLogFormat } from '../log.ts';
-import { applyState, type FromWorker, type ToWorker, type WorkerInit } from './messages.ts';
-import { applyHealth } from './worker-health.ts';
+import { startApp } from './app.ts';
+import { createLogger, flushLogger, resolveLogFormat } from './log.ts';
+import { applyState, type FromWorker, type ToWorker, type WorkerInit } from './workers/messages.ts';
+import { applyHealth } from './workers/worker-health.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -65,7 +65,9 @@ try {
   });
   send({ t: 'listening', port: app.ports.grpc });
 } catch (err) {
-  log.fatal({ err: (err as Error).message }, 'request worker failed to start');
+  // The control thread reports it (a port in use names its flag, as without workers).
+  send({ t: 'failed', message: (err as Error).message });
+  log.debug({ err: (err as Error).message }, 'request worker failed to start');
   await flushLogger(log);
   process.exit(1);
 }
