@@ -189,8 +189,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   // Routing state shared between workers: each worker publishes and applies; the control thread
   // only applies the workers' load (dispatch counts it reads when it scrapes).
   let sync: SharedState | undefined;
-  if (worker) sync = new SharedState(new ThreadTransport(worker.syncChannel), datastore, log, { origin: worker.origin, flushMs: 0 });
-  else if (control) sync = new SharedState(new ThreadTransport(syncChannel), datastore, log, { origin: `${replica}/control`, flushMs: 0 });
+  if (worker) sync = new SharedState(new ThreadTransport(worker.syncChannel, { routing: true }), datastore, log, { origin: worker.origin, flushMs: 2 });
+  else if (control) sync = new SharedState(new ThreadTransport(syncChannel, { routing: false }), datastore, log, { origin: `${replica}/control`, flushMs: 0 });
 
   // The scheduling config is validated before anything listens: a bad config
   // never starts a half-working picker.

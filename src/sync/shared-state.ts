@@ -96,14 +96,9 @@ export class SharedState {
     this.#sessionApply.set(plugin, apply);
   }
 
-  /** This thread recorded `hashes` for `endpoint` in plugin `plugin`'s prefix index. */
-  prefixAdded(plugin: string, endpoint: string, hashes: BlockHashes): void {
-    if (hashes.count === 0) return;
-    const words = new Uint32Array(hashes.count * 2);
-    for (let i = 0; i < hashes.count; i++) {
-      words[2 * i] = hashes.hi[i];
-      words[2 * i + 1] = hashes.lo[i];
-    }
+  /** This thread recorded new blocks for `endpoint` in plugin `plugin`'s prefix index: (hi, lo) pairs. */
+  prefixAdded(plugin: string, endpoint: string, words: Uint32Array): void {
+    if (words.length === 0) return;
     this.#prefix.push({ plugin, endpoint, words });
     this.#schedule();
   }
@@ -152,7 +147,8 @@ export class SharedState {
       const ep = apply && this.#pool.get(r.endpoint);
       if (ep) apply!(r.session, ep);
     }
-    if (b.load && Date.now() - b.at < this.#timeoutMs) this.#applyLoad(b.origin, b.load, b.full === true);
+    // Liveness is judged by local receive time (replicas' clocks may differ); replayed history carries no load.
+    if (b.load) this.#applyLoad(b.origin, b.load, b.full === true);
   }
 
   /** Load this thread charged itself on `ep` (its counts minus the others'). */

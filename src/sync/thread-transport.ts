@@ -1,28 +1,44 @@
-// Shared state between the threads of one process (--workers): a
-// BroadcastChannel, which delivers each batch (structured clone: typed arrays
-// copied, nothing encoded) to every other thread that opened the same channel
-// name — the other workers and the control thread, which relays to Redis when
-// --state-sync is on and tells the workers when one of them exits.
+// Shared state between the threads of one process (--workers): two
+// BroadcastChannels, which deliver each message (structured clone: typed
+// arrays copied, nothing encoded) to every other thread that opened the same
+// name. Load reports go on one, read by the workers and the control thread
+// (which counts dispatches for its scrapes); prefix blocks and session
+// bindings on the other, read by the workers — and by the control thread only
+// when it relays them to other replicas (--state-sync).
 import { BroadcastChannel } from 'node:worker_threads';
 import type { SyncBatch, SyncTransport } from './batch.ts';
 
 export class ThreadTransport implements SyncTransport {
   readonly name = 'workers';
   onBatch: ((batch: SyncBatch) => void) | undefined;
-  readonly #channel: BroadcastChannel;
+  readonly #load: BroadcastChannel;
+  readonly #routing: BroadcastChannel | undefined;
 
-  constructor(channelName: string) {
-    this.#channel = new BroadcastChannel(channelName);
-    this.#channel.onmessage = (ev) => this.onBatch?.((ev as MessageEvent).data as SyncBatch);
+  /** `routing`: also receive prefix blocks and session bindings (the workers; a relaying control thread). */
+  constructor(channelName: string, opts: { routing: boolean }) {
+    this.#load = this.#open(`${channelName}:load`);
+    // Sending needs the channel too; a thread that only sends never reads it (no onmessage).
+    this.#routing = new BroadcastChannel(`${channelName}:routing`);
+    this.#routing.unref();
+    if (opts.routing) this.#routing.onmessage = (ev) => this.onBatch?.((ev as MessageEvent).data as SyncBatch);
+  }
+
+  #open(name: string): BroadcastChannel {
+    const c = new BroadcastChannel(name);
+    c.onmessage = (ev) => this.onBatch?.((ev as MessageEvent).data as SyncBatch);
     // The channel must not keep a worker alive on its own.
-    this.#channel.unref();
+    c.unref();
+    return c;
   }
 
   send(batch: SyncBatch): void {
-    this.#channel.postMessage(batch);
+    const { prefix, sessions, ...load } = batch;
+    if (load.load?.length || load.full || load.gone) this.#load.postMessage(load);
+    if (prefix?.length || sessions?.length) this.#routing!.postMessage({ origin: batch.origin, at: batch.at, prefix, sessions });
   }
 
   async close(): Promise<void> {
-    this.#channel.close();
+    this.#load.close();
+    this.#routing?.close();
   }
 }

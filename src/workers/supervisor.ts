@@ -72,7 +72,7 @@ export class WorkerSupervisor {
         this.set({ state: 'listening' }, self.listening);
       },
     });
-    this.#gone = new BroadcastChannel(o.syncChannel);
+    this.#gone = new BroadcastChannel(`${o.syncChannel}:load`);
     this.#gone.unref();
     o.datastore.on('change', this.#onPool);
     o.policy.onChange = () => this.#broadcast({ t: 'policy', ...o.policy.snapshot() });

@@ -140,11 +140,15 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
     // asynchronously): the destination reply goes out first.
     const sync = this.#ctx.sync;
     setImmediate(() => {
-      this.index.add(primary.key, r.hashes);
-      sync?.prefixAdded(this.name, primary.key, r.hashes);
-      for (const ep of others) {
-        this.index.add(ep.key, r.hashes);
-        sync?.prefixAdded(this.name, ep.key, r.hashes);
+      for (const ep of [primary, ...others]) {
+        if (!sync) {
+          this.index.add(ep.key, r.hashes);
+          continue;
+        }
+        // The other workers / replicas get the blocks new to this index (they hold the rest already).
+        const fresh = new Uint32Array(r.hashes.count * 2);
+        const n = this.index.add(ep.key, r.hashes, fresh);
+        if (n > 0) sync.prefixAdded(this.name, ep.key, fresh.slice(0, 2 * n));
       }
       this.#ctx.metrics?.prefixIndexerSize.set(this.#metricLabels, this.index.size);
     });
