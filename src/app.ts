@@ -34,6 +34,8 @@ import { StreamTracker } from './extproc/stream-tracker.ts';
 import { readBoundedFile } from './bounded-file.ts';
 import { SharedState } from './sync/shared-state.ts';
 import { ThreadTransport } from './sync/thread-transport.ts';
+import { RelayTransport } from './sync/relay-transport.ts';
+import { RedisTransport, redisSyncMetrics, redisSyncSettings } from './sync/redis-transport.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
 import { aggregatedMetrics } from './workers/metrics-view.ts';
 import { listenShared, type SharedListener } from './workers/shared-listener.ts';
@@ -189,8 +191,15 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   // Routing state shared between workers: each worker publishes and applies; the control thread
   // only applies the workers' load (dispatch counts it reads when it scrapes).
   let sync: SharedState | undefined;
+  // --state-sync: the replica's Redis link (in the control thread, or the only thread); warmed before ready.
+  const redis = !worker && options.stateSync
+    ? new RedisTransport(redisSyncSettings(options.stateSync, deps.poolName ?? (options.poolName || 'llm-epp')), replica, log, redisSyncMetrics(metrics.registry))
+    : undefined;
   if (worker) sync = new SharedState(new ThreadTransport(worker.syncChannel, { routing: true }), datastore, log, { origin: worker.origin, flushMs: 2 });
-  else if (control) sync = new SharedState(new ThreadTransport(syncChannel, { routing: false }), datastore, log, { origin: `${replica}/control`, flushMs: 0 });
+  else if (control) {
+    const threads = new ThreadTransport(syncChannel, { routing: redis !== undefined });
+    sync = new SharedState(redis ? new RelayTransport(threads, redis, replica) : threads, datastore, log, { origin: `${replica}/control`, flushMs: 0 });
+  } else if (redis) sync = new SharedState(redis, datastore, log, { origin: `${replica}/0`, flushMs: 2 });
 
   // The scheduling config is validated before anything listens: a bad config
   // never starts a half-working picker.
@@ -455,6 +464,9 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       const metricsAddr = metricsServer.address();
       metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
     }
+
+    // --state-sync: the others' recent prefix blocks and sessions first (never routes cold).
+    await redis?.start();
 
     // Ready: the pool has been read, the ext_proc server accepts streams (with --workers: at
     // least one worker listens), and (with leader election) this replica leads. A worker is told.
