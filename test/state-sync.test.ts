@@ -90,6 +90,20 @@ describe('--state-sync with a real redis-server', () => {
     expect(await route(c.client, chat(SYSTEM.toUpperCase(), 'Next question'))).toBe(first);
   });
 
+  it('relays between Redis and the workers of a --workers=2 replica, both ways', async () => {
+    const d = await startTestApp([`--endpoints=${pods.map((p) => p.key).join(',')}`, '--fallback-endpoints=0', '--workers=2', `--state-sync=redis://127.0.0.1:${redisPort}?key=test-state`]);
+    apps.push(d);
+    await waitFor(() => d.app.datastore.list().every((e) => e.metrics !== undefined));
+    // Another replica's blocks reach its workers through the control thread.
+    const first = await route(apps[0].client, chat(SYSTEM.replaceAll('ACME', 'Initech'), 'Opening question'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await route(d.client, chat(SYSTEM.replaceAll('ACME', 'Initech'), 'Second question'))).toBe(first);
+    // Its workers' blocks reach the other replicas.
+    const second = await route(d.client, chat(SYSTEM.replaceAll('ACME', 'Umbrella'), 'Opening question'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await route(apps[1].client, chat(SYSTEM.replaceAll('ACME', 'Umbrella'), 'Second question'))).toBe(second);
+  });
+
   it('keeps serving when Redis goes away, and shares again when it is back', async () => {
     const [a, b] = apps;
     await stopRedis(redis);
