@@ -44,7 +44,7 @@ schedulingProfiles:
 const TOP_LEVEL = ['apiVersion', 'kind', 'featureGates', 'plugins', 'schedulingProfiles', 'dataLayer', 'data', 'flowControl', 'requestHandler', 'saturationDetector', 'parser'];
 const DATA_LAYER_FIELDS = ['injectDefaults', 'sources', 'discovery', 'peerDiscovery', 'crossReplicaSyncerPluginRef', 'crossReplicaSyncInterval'];
 const FLOW_CONTROL_FIELDS = ['maxBytes', 'maxRequests', 'defaultRequestTTL', 'noEndpointRequestTTL', 'defaultPriorityBand', 'defaultNegativePriorityBand', 'priorityBands', 'usageLimitPolicyPluginRef', 'saturationDetector', 'enableEviction'];
-const ACTIVE_ACTIVE = 'sharing state between active-active replicas is not implemented in llm-epp yet; run one replica, or active-passive with --ha-enable-leader-election';
+const ACTIVE_ACTIVE = 'llm-d Router\'s peer discovery and cross-replica syncer are not implemented in llm-epp; active-active replicas share prefix, in-flight load and session state with --state-sync=redis://… instead (or run active-passive with --ha-enable-leader-election)';
 const FLOW_CONTROL = 'flow control (queuing by priority band and fairness) is not implemented in llm-epp yet; without it, sheddable requests (priority < 0) are rejected with 429 while the saturation detector reports saturation, as llm-d Router does with the gate off';
 
 /**

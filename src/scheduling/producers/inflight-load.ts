@@ -149,10 +149,10 @@ export const inflightLoadProducer = definePlugin({
     outputRatio: { type: 'number', exclusiveMin: 0, default: 1.5, doc: 'Estimated output-to-input token ratio.' },
     maxEstimatedOutputTokens: { type: 'number', integer: true, min: 0, doc: 'Cap on the estimated output tokens per request.' },
     prefixMatchInfoProducerName: { type: 'string', doc: 'Prefix producer whose match discounts cached prompt tokens (default: the config\'s prefix producer).' },
-    syncCrossReplicaState: { type: 'boolean', default: false, doc: 'llm-d: share in-flight counts between active-active replicas; not implemented in llm-epp yet, so only false is accepted.' },
+    syncCrossReplicaState: { type: 'boolean', default: false, doc: 'llm-d: share in-flight counts between active-active replicas through its peer syncer, which llm-epp does not implement; llm-epp shares them with --state-sync (and between --workers always), so only false is accepted.' },
   },
   create: (name, p, ctx) => {
-    if (p.syncCrossReplicaState) throw new ConfigError(`plugin "${name}" (inflight-load-producer): syncCrossReplicaState: sharing state between active-active replicas is not implemented in llm-epp yet`);
+    if (p.syncCrossReplicaState) throw new ConfigError(`plugin "${name}" (inflight-load-producer): syncCrossReplicaState: llm-d\'s peer syncer is not implemented in llm-epp; in-flight load is shared between replicas by --state-sync=redis://… (and between --workers always): remove syncCrossReplicaState`);
     return new InflightLoadProducer(name, p, ctx);
   },
 });
