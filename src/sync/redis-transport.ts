@@ -1,6 +1,6 @@
 // Shared state between replicas (--state-sync=redis://…): one capped Redis
 // stream per pool. Each replica appends what its threads learnt (batches
-// gathered for `flushMs`, one entry per flush) and reads everyone's entries
+// gathered for `flushMs` (2 ms), one entry per flush) and reads everyone's entries
 // with a blocking XREAD on a second connection, skipping its own. The stream
 // is capped (`history` entries, MAXLEN ~): a replica that starts reads it
 // first — prefix blocks and session bindings, not load, which is only worth
@@ -90,7 +90,7 @@ export class RedisTransport implements SyncTransport {
   #up = false;
   #reading: Promise<void> | undefined;
 
-  constructor(settings: RedisSyncSettings, replica: string, log: Logger, metrics?: RedisTransportMetrics, flushMs = 10) {
+  constructor(settings: RedisSyncSettings, replica: string, log: Logger, metrics?: RedisTransportMetrics, flushMs = 2) {
     this.#s = settings;
     this.#log = log;
     this.#m = metrics;
