@@ -8,12 +8,11 @@
 //
 //   npm run bench:active-active                          replicas 2,3, 20 s stages
 //   npm run bench:active-active -- --replicas 2 --duration 30s --append-results
-import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { demoPlanFromArgs, runDemo } from './demo.ts';
 import { figuresOf, type Figures } from './precise-routing.bench.ts';
-import { ROOT, freePort } from './lib/processes.ts';
+import { ROOT, freePort, startRedisServer } from './lib/processes.ts';
 
 const HELP = `Usage: npm run bench:active-active -- [options]
 
@@ -34,15 +33,6 @@ interface Row {
   f: Figures;
 }
 
-function startRedis(port: number): Promise<ChildProcess> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    proc.once('error', (e) => reject(new Error(`redis-server: ${e.message} (install the Debian package redis-server)`)));
-    proc.stdout!.on('data', (d: Buffer) => {
-      if (/Ready to accept connections/.test(d.toString())) resolve(proc);
-    });
-  });
-}
 
 const pct = (x: number | undefined) => (x === undefined ? '–' : `${(x * 100).toFixed(1)} %`);
 
@@ -66,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
   const counts = v.replicas.split(',').map(Number);
   if (counts.some((n) => !Number.isInteger(n) || n < 2 || n > 8)) throw new Error(`--replicas: replica counts 2-8, got "${v.replicas}"`);
   const port = await freePort('127.0.0.1');
-  const redis = await startRedis(port);
+  const redis = await startRedisServer(port);
   const runs: { label: string; replicas: number; sync: boolean }[] = [{ label: 'one replica', replicas: 1, sync: false }];
   for (const n of counts) runs.push({ label: `${n} replicas, no sync`, replicas: n, sync: false }, { label: `${n} replicas, --state-sync`, replicas: n, sync: true });
   const rows: Row[] = [];

@@ -4,14 +4,14 @@
 // Redis going away leaves every replica serving on its own state, and sharing
 // resumes when Redis is back. Plus SharedState's load accounting between two
 // threads' worth of state on real BroadcastChannels.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import { createLogger } from '../src/log.ts';
 import { Datastore } from '../src/pool/datastore.ts';
 import { SharedState } from '../src/sync/shared-state.ts';
 import { ThreadTransport } from '../src/sync/thread-transport.ts';
-import { freePort } from '../bench/lib/processes.ts';
+import { freePort, startRedisServer } from '../bench/lib/processes.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import type { EnvoyClient } from './helpers/envoy-client.ts';
 import { FakePod } from './helpers/fake-pod.ts';
@@ -25,15 +25,6 @@ async function metric(app: App, name: string): Promise<number> {
   return (await m.get()).values.reduce((a, v) => a + v.value, 0);
 }
 
-function startRedis(port: number): Promise<ChildProcess> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    proc.once('error', reject);
-    proc.stdout!.on('data', (d: Buffer) => {
-      if (/Ready to accept connections/.test(d.toString())) resolve(proc);
-    });
-  });
-}
 const stopRedis = (p: ChildProcess) => new Promise<void>((r) => (p.exitCode !== null ? r() : (p.once('exit', () => r()), p.kill('SIGKILL'))));
 
 describe('--state-sync with a real redis-server', () => {
@@ -57,7 +48,7 @@ describe('--state-sync with a real redis-server', () => {
   beforeAll(async () => {
     await Promise.all(pods.map((p) => p.start()));
     redisPort = await freePort('127.0.0.1');
-    redis = await startRedis(redisPort);
+    redis = await startRedisServer(redisPort);
   });
   afterAll(async () => {
     for (const { app, client } of apps) {
@@ -115,7 +106,7 @@ describe('--state-sync with a real redis-server', () => {
     expect(a.app.health.ready).toBe(true);
     expect(await metric(a.app, 'llm_epp_state_sync_batches_total')).toBeGreaterThan(0);
 
-    redis = await startRedis(redisPort);
+    redis = await startRedisServer(redisPort);
     const back = Date.now() + 10_000;
     while (((await metric(a.app, 'llm_epp_state_sync_connected')) !== 1 || (await metric(b.app, 'llm_epp_state_sync_connected')) !== 1) && Date.now() < back) await new Promise((r) => setTimeout(r, 50));
     expect(await metric(b.app, 'llm_epp_state_sync_connected')).toBe(1);

@@ -130,3 +130,14 @@ export async function waitReady(metricsPort: number, pods: number): Promise<void
   }
   throw new Error('pods never became ready in llm-epp');
 }
+
+/** A throwaway redis-server (no persistence) on 127.0.0.1:`port`, resolved once it accepts connections. */
+export function startRedisServer(port: number): Promise<ChildProcess> {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    proc.once('error', (e) => reject(new Error(`redis-server: ${e.message} (install the Debian package redis-server)`)));
+    proc.stdout!.on('data', (d: Buffer) => {
+      if (/Ready to accept connections/.test(d.toString())) resolve(proc);
+    });
+  });
+}

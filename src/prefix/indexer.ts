@@ -119,16 +119,11 @@ export class PrefixIndex {
     this.#freeIds.push(p.id);
   }
 
-  /**
-   * Record that `key` was sent these blocks: each becomes its most recent.
-   * With `fresh`, the blocks it did not hold yet are written there as (hi, lo)
-   * pairs (what shared state tells the other workers); returns their number.
-   */
-  add(key: string, hashes: BlockHashes, fresh?: Uint32Array): number {
+  /** Record that `key` was sent these blocks: each becomes its most recent. */
+  add(key: string, hashes: BlockHashes): void {
     const p = this.#pods.get(key);
-    if (!p) return 0;
+    if (!p) return;
     const { hi, lo, count } = hashes;
-    let n = 0;
     for (let i = 0; i < count; i++) {
       const e = this.#find(p.id, hi[i], lo[i]);
       if (e >= 0) {
@@ -137,13 +132,7 @@ export class PrefixIndex {
       }
       if (p.size >= p.capacity) this.#evict(p);
       this.#insert(p, hi[i], lo[i]);
-      if (fresh) {
-        fresh[2 * n] = hi[i];
-        fresh[2 * n + 1] = lo[i];
-      }
-      n++;
     }
-    return n;
   }
 
   /**

@@ -3,6 +3,7 @@
 // rewrites, health), restarts a worker that exits, collects their metrics for
 // /metrics, and stops them in order at shutdown.
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { BroadcastChannel, Worker } from 'node:worker_threads';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { resolveLogFormat, type Logger } from '../log.ts';
@@ -176,7 +177,13 @@ export class WorkerSupervisor {
     return {
       index: s.index,
       // Workers' stdout is not a terminal: they log in the format the control thread chose.
-      options: { ...o.options, logFormat: resolveLogFormat(o.options.logFormat), logLevel: o.log.level as Options['logLevel'] },
+      options: {
+        ...o.options,
+        logFormat: resolveLogFormat(o.options.logFormat),
+        logLevel: o.log.level as Options['logLevel'],
+        // A precise config's tokenizer threads are per worker: the default share is split between them.
+        tokenizerWorkers: o.options.tokenizerWorkers || Math.max(1, Math.ceil(Math.min(4, Math.max(1, availableParallelism() - 1)) / o.count)),
+      },
       host: o.host,
       port: this.#port,
       syncChannel: o.syncChannel,

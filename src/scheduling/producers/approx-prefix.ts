@@ -141,14 +141,11 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
     const sync = this.#ctx.sync;
     setImmediate(() => {
       for (const ep of [primary, ...others]) {
-        if (!sync) {
-          this.index.add(ep.key, r.hashes);
-          continue;
-        }
-        // The other workers / replicas get the blocks new to this index (they hold the rest already).
-        const fresh = new Uint32Array(r.hashes.count * 2);
-        const n = this.index.add(ep.key, r.hashes, fresh);
-        if (n > 0) sync.prefixAdded(this.name, ep.key, fresh.slice(0, 2 * n));
+        this.index.add(ep.key, r.hashes);
+        // The other workers / replicas get every block, not only those new here: re-sent blocks
+        // are touches, which keep their LRUs' eviction order the same as this one's (sending only
+        // new blocks measured 80 % of one replica's hit rate under eviction, bench:active-active).
+        sync?.prefixAdded(this.name, ep.key, pairs(r.hashes));
       }
       this.#ctx.metrics?.prefixIndexerSize.set(this.#metricLabels, this.index.size);
     });
@@ -160,6 +157,16 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
       m.prefixHitBytes.observe(this.#metricLabels, hit * charsPerBlock);
     }
   }
+}
+
+/** Block hashes as (hi, lo) word pairs, as shared state carries them. */
+function pairs(h: BlockHashes): Uint32Array {
+  const words = new Uint32Array(h.count * 2);
+  for (let i = 0; i < h.count; i++) {
+    words[2 * i] = h.hi[i];
+    words[2 * i + 1] = h.lo[i];
+  }
+  return words;
 }
 
 /** The prefix result of this cycle: under `key` (a producer's own), else the latest one. */
