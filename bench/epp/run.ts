@@ -184,14 +184,18 @@ async function withProcesses<T>(pods: number, eppFlags: string[], fn: (fleet: Ch
   }
 }
 
+/** The headline workload (also the scaling scenario's): its pod count and request picker; sets the warm-up requests. */
+function headlineWorkload(c: Ctx): { pods: number; pick: (i: number) => RequestShape } {
+  const reqs = chatWorkload(c.quick ? 64 : 1024, 32);
+  warm = reqs.slice(0, 16);
+  return { pods: c.quick ? 4 : 64, pick: (i) => reqs[i % reqs.length] };
+}
+
 const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<ScenarioResult> }> = {
   headline: {
     description: '8k-token chat prompts (32 shared ~6k-token system prompts + unique ~2k-token questions), 64 pods, default scorers, request path only',
     async run(c) {
-      const pods = c.quick ? 4 : 64;
-      const reqs = chatWorkload(c.quick ? 64 : 1024, 32);
-      warm = reqs.slice(0, 16);
-      const pick = (i: number) => reqs[i % reqs.length];
+      const { pods, pick } = headlineWorkload(c);
       const phases: Phase[] = [];
       await withProcesses(pods, [], async (_f, epp, echo) => {
         for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
@@ -209,10 +213,7 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
   scaling: {
     description: 'headline workload over 16 gateway connections (Envoy opens one per worker thread) with llm-epp at each --workers count: saturation, then the open-loop rates',
     async run(c) {
-      const pods = c.quick ? 4 : 64;
-      const reqs = chatWorkload(c.quick ? 64 : 1024, 32);
-      warm = reqs.slice(0, 16);
-      const pick = (i: number) => reqs[i % reqs.length];
+      const { pods, pick } = headlineWorkload(c);
       const phases: Phase[] = [];
       const CONNECTIONS = 16;
       let fleet: Child | undefined;
