@@ -180,7 +180,15 @@ describe('OTLP export to a real receiver', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        bodies.push({ path: req.url ?? '', body: JSON.parse(Buffer.concat(chunks).toString()) });
+        // An export cut short by the shutdown arrives empty: answered as a collector would, not thrown.
+        let body;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString());
+        } catch {
+          res.writeHead(400).end();
+          return;
+        }
+        bodies.push({ path: req.url ?? '', body });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{}');
       });
