@@ -39,7 +39,7 @@ import { RedisTransport, redisSyncMetrics, redisSyncSettings } from './sync/redi
 import { WorkerSupervisor } from './workers/supervisor.ts';
 import { aggregatedMetrics } from './workers/metrics-view.ts';
 import { listenShared, type SharedListener } from './workers/shared-listener.ts';
-import { applyState, type HealthStatus, type WorkerInit } from './workers/messages.ts';
+import { applyStates, type HealthStatus, type WorkerInit } from './workers/messages.ts';
 import { applyHealth } from './workers/worker-health.ts';
 import { replicaId } from './sync/replica-id.ts';
 import { createMetricsAuth } from './observability/metrics-auth.ts';
@@ -191,13 +191,14 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   // Routing state shared between workers: each worker publishes and applies; the control thread
   // only applies the workers' load (dispatch counts it reads when it scrapes).
   let sync: SharedState | undefined;
+  let threads: ThreadTransport | undefined;
   // --state-sync: the replica's Redis link (in the control thread, or the only thread); warmed before ready.
   const redis = !worker && options.stateSync
     ? new RedisTransport(redisSyncSettings(options.stateSync, deps.poolName ?? (options.poolName || 'llm-epp')), replica, log, redisSyncMetrics(metrics.registry))
     : undefined;
   if (worker) sync = new SharedState(new ThreadTransport(worker.syncChannel, { routing: true }), datastore, log, { origin: worker.origin, flushMs: 2 });
   else if (control) {
-    const threads = new ThreadTransport(syncChannel, { routing: redis !== undefined });
+    threads = new ThreadTransport(syncChannel, { routing: redis !== undefined });
     sync = new SharedState(redis ? new RelayTransport(threads, redis, replica) : threads, datastore, log, { origin: `${replica}/control`, flushMs: 0 });
   } else if (redis) sync = new SharedState(redis, datastore, log, { origin: `${replica}/0`, flushMs: 2 });
 
@@ -236,10 +237,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   if (worker) {
     // A request worker: the control thread's pool, metrics and policy, kept current by its messages.
     datastore.replaceAll(worker.pool);
-    for (const st of worker.states) {
-      const ep = datastore.get(st.key);
-      if (ep) applyState(ep, st);
-    }
+    applyStates(datastore, worker.states);
     policy.setObjectives(worker.objectives);
     policy.setRewrites(worker.rewrites);
   } else {
@@ -428,6 +426,13 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
         datastore,
         policy,
         health: healthStatus,
+        // Its in-flight load leaves the other workers' view, this thread's and (through Redis) the other replicas'.
+        onWorkerGone: (origin) => {
+          const gone = { origin, at: Date.now(), gone: true };
+          threads!.send(gone);
+          redis?.send(gone);
+          sync!.apply(gone);
+        },
         log,
         registry: metrics.registry,
       });

@@ -1,8 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // llm-epp command line: parse flags, start, stop cleanly on SIGTERM/SIGINT.
-import { format } from 'node:util';
-import { setLogger } from '@grpc/grpc-js';
 import { buildScheduler, startApp, VERSION } from './app.ts';
+import { grpcLogsTo } from './extproc/server.ts';
 import { FlagError, helpText, parseFlags, type Options } from './flags.ts';
 import { createLogger, flushLogger, resolveLogFormat, type Logger } from './log.ts';
 import { Datastore } from './pool/datastore.ts';
@@ -61,12 +60,7 @@ async function main(): Promise<void> {
   if (options.workers === 0) options.workers = availableCpus();
   const logFormat = resolveLogFormat(options.logFormat);
   const log = createLogger(options.logLevel, logFormat);
-  // grpc-js's own messages (e.g. a failed bind, which llm-epp reports itself, naming the flag) go to the log at debug.
-  setLogger({
-    error: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
-    info: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
-    debug: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
-  });
+  grpcLogsTo(log);
   let app;
   try {
     app = await startApp(options, { logger: log });

@@ -2,21 +2,16 @@
 // port with its own director, scheduler and plugins, on the pool the control
 // thread mirrors to it (supervisor.ts). Started only by the supervisor.
 import { parentPort, workerData } from 'node:worker_threads';
-import { setLogger } from '@grpc/grpc-js';
-import { format } from 'node:util';
 import { startApp } from './app.ts';
+import { grpcLogsTo } from './extproc/server.ts';
 import { createLogger, flushLogger, resolveLogFormat } from './log.ts';
-import { applyState, type FromWorker, type ToWorker, type WorkerInit } from './workers/messages.ts';
+import { applyStates, type FromWorker, type ToWorker, type WorkerInit } from './workers/messages.ts';
 import { applyHealth } from './workers/worker-health.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const log = createLogger(init.options.logLevel, resolveLogFormat(init.options.logFormat)).child({ worker: init.index });
-setLogger({
-  error: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
-  info: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
-  debug: (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js'),
-});
+grpcLogsTo(log);
 // As on the main thread: a bug is logged, the worker keeps serving.
 process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
 process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
@@ -31,10 +26,7 @@ try {
         app.datastore.replaceAll(m.specs);
         break;
       case 'states':
-        for (const s of m.states) {
-          const ep = app.datastore.get(s.key);
-          if (ep) applyState(ep, s);
-        }
+        applyStates(app.datastore, m.states);
         break;
       case 'policy':
         app.policy.setObjectives(m.objectives);

@@ -1,6 +1,8 @@
 // The gRPC servers: ext_proc (plus health, because Envoy health-checks the EPP
 // cluster on that port) and a separate plaintext health server.
-import { Server, status, type ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { Server, setLogger, status, type ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { format } from 'node:util';
+import type { Logger } from '../log.ts';
 import { messageLimitInterceptor } from './message-limit.ts';
 import { externalProcessorService } from './proto.ts';
 import { observeStream } from './stream-metrics.ts';
@@ -51,6 +53,12 @@ export function createHealthServer(health: HealthService, connectionIdleTimeoutM
   const server = new Server(connectionIdleTimeoutMs > 0 ? { 'grpc.max_connection_idle_ms': connectionIdleTimeoutMs } : {});
   health.addToServer(server);
   return server;
+}
+
+/** grpc-js's own messages (e.g. a failed bind, which llm-epp reports itself, naming the flag) go to the log at debug. */
+export function grpcLogsTo(log: Logger): void {
+  const line = (...a: unknown[]) => log.debug({ grpc: format(...a) }, 'grpc-js');
+  setLogger({ error: line, info: line, debug: line });
 }
 
 export function bind(server: Server, address: string, creds: ServerCredentials): Promise<number> {

@@ -13,7 +13,7 @@
 export interface PrefixRecord {
   readonly plugin: string;
   readonly endpoint: string;
-  /** Block hashes as (hi, lo) word pairs, in prompt order. */
+  /** Block hashes as (lo, hi) word pairs, in prompt order (prefix/hash.ts splitHashes reads them). */
   readonly words: Uint32Array;
 }
 
@@ -33,7 +33,7 @@ export interface SessionRecord {
 export interface SyncBatch {
   /** Who sent it: `<replica id>/<worker index>`. */
   readonly origin: string;
-  /** Date.now() when sent (load older than the origin timeout is not applied). */
+  /** Date.now() when sent (informational: liveness is judged by when a batch arrives, replicas' clocks may differ). */
   readonly at: number;
   readonly prefix?: readonly PrefixRecord[];
   readonly load?: readonly LoadRecord[];

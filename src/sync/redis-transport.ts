@@ -25,7 +25,7 @@ export interface RedisSyncSettings {
   history: number;
 }
 
-export const DEFAULT_HISTORY = 10_000;
+const DEFAULT_HISTORY = 10_000;
 const READ_COUNT = 500;
 const BLOCK_MS = 1000;
 /** Sends written but not yet acknowledged, at most; past it a batch is dropped (a slow Redis must not grow memory). */
@@ -115,10 +115,6 @@ export class RedisTransport implements SyncTransport {
       c.on('close', () => this.#setUp(false));
     }
     this.#m?.connected.set(0);
-  }
-
-  get connected(): boolean {
-    return this.#up;
   }
 
   /**

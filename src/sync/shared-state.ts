@@ -13,7 +13,7 @@
 import type { Logger } from '../log.ts';
 import type { Endpoint } from '../pool/endpoint.ts';
 import type { EndpointPool, PoolChange } from '../pool/datastore.ts';
-import type { BlockHashes } from '../prefix/hash.ts';
+import { splitHashes, type BlockHashes } from '../prefix/hash.ts';
 import { invalidBatch, type LoadRecord, type PrefixRecord, type SessionRecord, type SyncBatch, type SyncTransport } from './batch.ts';
 
 export interface SharedStateOptions {
@@ -34,13 +34,6 @@ const ZERO: Load = { inFlight: 0, tokens: 0, dispatched: 0 };
 /** What a plugin gives to receive the others' prefix records and session bindings. */
 export type PrefixApply = (endpoint: Endpoint, hashes: BlockHashes) => void;
 export type SessionApply = (session: string, endpoint: Endpoint) => void;
-
-export interface SharedStateStats {
-  batchesSent: number;
-  batchesApplied: number;
-  batchesRejected: number;
-  origins: number;
-}
 
 export class SharedState {
   readonly origin: string;
@@ -63,7 +56,7 @@ export class SharedState {
   readonly #remote = new Map<string, Load>();
   readonly #heartbeat: NodeJS.Timeout;
   readonly #onPool = (c: PoolChange) => this.#poolChanged(c);
-  readonly stats: SharedStateStats = { batchesSent: 0, batchesApplied: 0, batchesRejected: 0, origins: 0 };
+  #rejected = 0;
   #closed = false;
 
   constructor(transport: SyncTransport, pool: EndpointPool, log: Logger, opts: SharedStateOptions) {
@@ -82,10 +75,6 @@ export class SharedState {
     }, beat).unref();
   }
 
-  get transportName(): string {
-    return this.#transport.name;
-  }
-
   /** A plugin (by its config name) takes the others' prefix records. */
   onPrefix(plugin: string, apply: PrefixApply): void {
     this.#prefixApply.set(plugin, apply);
@@ -96,7 +85,7 @@ export class SharedState {
     this.#sessionApply.set(plugin, apply);
   }
 
-  /** This thread recorded new blocks for `endpoint` in plugin `plugin`'s prefix index: (hi, lo) pairs. */
+  /** This thread recorded blocks for `endpoint` in plugin `plugin`'s prefix index: (lo, hi) word pairs. */
   prefixAdded(plugin: string, endpoint: string, words: Uint32Array): void {
     if (words.length === 0) return;
     this.#prefix.push({ plugin, endpoint, words });
@@ -120,11 +109,10 @@ export class SharedState {
     if (this.#closed || b.origin === this.origin) return;
     const why = invalidBatch(b);
     if (why) {
-      this.stats.batchesRejected++;
-      if (this.stats.batchesRejected === 1 || this.stats.batchesRejected % 1000 === 0) this.#log.warn({ transport: this.#transport.name, why, rejected: this.stats.batchesRejected }, 'shared state: a batch was not applied');
+      this.#rejected++;
+      if (this.#rejected === 1 || this.#rejected % 1000 === 0) this.#log.warn({ transport: this.#transport.name, why, rejected: this.#rejected }, 'shared state: a batch was not applied');
       return;
     }
-    this.stats.batchesApplied++;
     if (b.gone) {
       this.#dropOrigin(b.origin);
       return;
@@ -132,15 +120,7 @@ export class SharedState {
     for (const r of b.prefix ?? []) {
       const apply = this.#prefixApply.get(r.plugin);
       const ep = apply && this.#pool.get(r.endpoint);
-      if (!ep) continue;
-      const n = r.words.length >> 1;
-      const hi = new Uint32Array(n);
-      const lo = new Uint32Array(n);
-      for (let i = 0; i < n; i++) {
-        hi[i] = r.words[2 * i];
-        lo[i] = r.words[2 * i + 1];
-      }
-      apply!(ep, { hi, lo, count: n });
+      if (ep) apply!(ep, splitHashes(r.words));
     }
     for (const r of b.sessions ?? []) {
       const apply = this.#sessionApply.get(r.plugin);
@@ -155,16 +135,6 @@ export class SharedState {
   ownLoad(ep: Endpoint): Load {
     const r = this.#remote.get(ep.key) ?? ZERO;
     return { inFlight: Math.max(0, ep.inFlight - r.inFlight), tokens: Math.max(0, ep.inFlightTokens - r.tokens), dispatched: Math.max(0, ep.dispatched - r.dispatched) };
-  }
-
-  /** Other origins heard from within the timeout. */
-  get origins(): number {
-    return this.#origins.size;
-  }
-
-  /** Send what is pending now (tests, shutdown). */
-  flush(): void {
-    this.#send(false);
   }
 
   async close(): Promise<void> {
@@ -206,7 +176,6 @@ export class SharedState {
     };
     this.#prefix = [];
     this.#sessions = [];
-    this.stats.batchesSent++;
     this.#transport.send(batch);
   }
 
@@ -217,7 +186,6 @@ export class SharedState {
       if (this.#origins.size >= MAX_ORIGINS) return;
       o = { seen: 0, load: new Map() };
       this.#origins.set(origin, o);
-      this.stats.origins = this.#origins.size;
     }
     o.seen = Date.now();
     const next = full ? new Map<string, Load>() : o.load;
@@ -265,7 +233,6 @@ export class SharedState {
     if (!o) return;
     for (const [key, prev] of o.load) this.#shift(key, prev, { inFlight: 0, tokens: 0, dispatched: prev.dispatched });
     this.#origins.delete(origin);
-    this.stats.origins = this.#origins.size;
     this.#log.info({ origin, transport: this.#transport.name }, 'shared state: an origin left; its in-flight load is no longer counted');
   }
 

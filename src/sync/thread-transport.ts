@@ -3,8 +3,9 @@
 // arrays copied, nothing encoded) to every other thread that opened the same
 // name. Load reports go on one, read by the workers and the control thread
 // (which counts dispatches for its scrapes); prefix blocks and session
-// bindings on the other, read by the workers — and by the control thread only
-// when it relays them to other replicas (--state-sync).
+// bindings on the other, opened by the workers — and by the control thread
+// only when it relays them to other replicas (--state-sync), so it does not
+// receive what it has no use for.
 import { BroadcastChannel } from 'node:worker_threads';
 import type { SyncBatch, SyncTransport } from './batch.ts';
 
@@ -14,13 +15,10 @@ export class ThreadTransport implements SyncTransport {
   readonly #load: BroadcastChannel;
   readonly #routing: BroadcastChannel | undefined;
 
-  /** `routing`: also receive prefix blocks and session bindings (the workers; a relaying control thread). */
+  /** `routing`: also send and receive prefix blocks and session bindings (the workers; a relaying control thread). */
   constructor(channelName: string, opts: { routing: boolean }) {
     this.#load = this.#open(`${channelName}:load`);
-    // Sending needs the channel too; a thread that only sends never reads it (no onmessage).
-    this.#routing = new BroadcastChannel(`${channelName}:routing`);
-    this.#routing.unref();
-    if (opts.routing) this.#routing.onmessage = (ev) => this.onBatch?.((ev as MessageEvent).data as SyncBatch);
+    this.#routing = opts.routing ? this.#open(`${channelName}:routing`) : undefined;
   }
 
   #open(name: string): BroadcastChannel {
@@ -34,7 +32,7 @@ export class ThreadTransport implements SyncTransport {
   send(batch: SyncBatch): void {
     const { prefix, sessions, ...load } = batch;
     if (load.load?.length || load.full || load.gone) this.#load.postMessage(load);
-    if (prefix?.length || sessions?.length) this.#routing!.postMessage({ origin: batch.origin, at: batch.at, prefix, sessions });
+    if (this.#routing && (prefix?.length || sessions?.length)) this.#routing.postMessage({ origin: batch.origin, at: batch.at, prefix, sessions });
   }
 
   async close(): Promise<void> {

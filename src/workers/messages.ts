@@ -4,6 +4,7 @@
 // port and decides on a mirror of the pool that the control thread keeps
 // current. Shared routing state between workers travels separately, on the
 // sync channel (src/sync/).
+import type { EndpointPool } from '../pool/datastore.ts';
 import type { Endpoint, EndpointSpec, ModelServerMetrics } from '../pool/endpoint.ts';
 import type { ModelRewrite, ObjectiveSpec } from '../request-control/policy.ts';
 import type { Options } from '../flags.ts';
@@ -31,7 +32,7 @@ export interface WorkerInit {
   index: number;
   options: Options;
   host: string;
-  /** The ext_proc port every worker listens on (0: the first worker picks one). */
+  /** The ext_proc port every worker listens on (probed free by the control thread). */
   port: number;
   syncChannel: string;
   origin: string;
@@ -72,8 +73,15 @@ export function stateOf(ep: Endpoint): EndpointState {
   };
 }
 
-/** Apply a scraped state to this thread's endpoint object (the worker side of stateOf). */
-export function applyState(ep: Endpoint, s: EndpointState): void {
+/** Apply scraped states to this thread's endpoints (the worker side of stateOf); unknown keys are skipped. */
+export function applyStates(pool: EndpointPool, states: readonly EndpointState[]): void {
+  for (const s of states) {
+    const ep = pool.get(s.key);
+    if (ep) applyState(ep, s);
+  }
+}
+
+function applyState(ep: Endpoint, s: EndpointState): void {
   ep.metrics = s.metrics;
   ep.metricsUpdatedAt = s.updatedAt > 0 ? s.updatedAt - performance.timeOrigin : 0;
   ep.scrapeError = s.scrapeError;

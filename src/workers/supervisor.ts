@@ -4,7 +4,7 @@
 // /metrics, and stops them in order at shutdown.
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { BroadcastChannel, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { resolveLogFormat, type Logger } from '../log.ts';
 import type { Datastore } from '../pool/datastore.ts';
@@ -25,6 +25,8 @@ export interface SupervisorOptions {
   datastore: Datastore;
   policy: RequestPolicy;
   health: () => HealthStatus;
+  /** A worker exited: the others (and other replicas) stop counting its in-flight load. */
+  onWorkerGone: (origin: string) => void;
   log: Logger;
   registry: Registry;
 }
@@ -54,7 +56,6 @@ export class WorkerSupervisor {
   #metricsId = 0;
   readonly #pending = new Map<number, { left: number; out: unknown[][]; done: () => void }>();
   readonly #restarts: Counter;
-  readonly #gone: BroadcastChannel;
   readonly #onPool = () => this.#broadcast({ t: 'pool', specs: this.#o.datastore.list().map(specOf) });
   /** Called when a worker starts or stops listening (readiness). */
   onListeningChange: (() => void) | undefined;
@@ -73,8 +74,6 @@ export class WorkerSupervisor {
         this.set({ state: 'listening' }, self.listening);
       },
     });
-    this.#gone = new BroadcastChannel(`${o.syncChannel}:load`);
-    this.#gone.unref();
     o.datastore.on('change', this.#onPool);
     o.policy.onChange = () => this.#broadcast({ t: 'policy', ...o.policy.snapshot() });
   }
@@ -169,7 +168,6 @@ export class WorkerSupervisor {
         await w.terminate();
       }),
     );
-    this.#gone.close();
   }
 
   #init(s: Slot): WorkerInit {
@@ -226,8 +224,7 @@ export class WorkerSupervisor {
         s.listening = false;
         s.worker = undefined;
         if (was) this.onListeningChange?.();
-        // Its in-flight load is no longer counted by the other workers.
-        this.#gone.postMessage({ origin: `${this.#o.replica}/${s.index}`, at: Date.now(), gone: true });
+        this.#o.onWorkerGone(`${this.#o.replica}/${s.index}`);
         if (!settled) {
           settled = true;
           reject(new Error(failure ?? `request worker ${s.index} exited (code ${code}) before it listened`));

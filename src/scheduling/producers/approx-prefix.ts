@@ -159,12 +159,12 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
   }
 }
 
-/** Block hashes as (hi, lo) word pairs, as shared state carries them. */
+/** Block hashes as (lo, hi) word pairs, as shared state carries them (splitHashes reverses it). */
 function pairs(h: BlockHashes): Uint32Array {
   const words = new Uint32Array(h.count * 2);
   for (let i = 0; i < h.count; i++) {
-    words[2 * i] = h.hi[i];
-    words[2 * i + 1] = h.lo[i];
+    words[2 * i] = h.lo[i];
+    words[2 * i + 1] = h.hi[i];
   }
   return words;
 }
