@@ -172,9 +172,11 @@ export interface App {
 export async function startApp(options: Options, deps: AppDeps = {}): Promise<App> {
   const log = deps.logger ?? createLogger(options.logLevel);
   const host = deps.host ?? '0.0.0.0';
+  /** The pool's name in metrics, the workers' and the state-sync stream's. */
+  const poolName = deps.poolName ?? (options.poolName || 'llm-epp');
   const datastore = new Datastore();
   const metrics = new EppMetrics(datastore, {
-    poolName: deps.poolName ?? (options.poolName || 'llm-epp'),
+    poolName,
     stalenessThresholdMs: options.metricsStalenessThresholdMs,
     version: VERSION,
     processMetrics: deps.processMetrics ?? true,
@@ -194,7 +196,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let threads: ThreadTransport | undefined;
   // --state-sync: the replica's Redis link (in the control thread, or the only thread); warmed before ready.
   const redis = !worker && options.stateSync
-    ? new RedisTransport(redisSyncSettings(options.stateSync, deps.poolName ?? (options.poolName || 'llm-epp')), replica, log, redisSyncMetrics(metrics.registry))
+    ? new RedisTransport(redisSyncSettings(options.stateSync, poolName), replica, log, redisSyncMetrics(metrics.registry))
     : undefined;
   if (worker) sync = new SharedState(new ThreadTransport(worker.syncChannel, { routing: true }), datastore, log, { origin: worker.origin, flushMs: 2 });
   else if (control) {
@@ -420,7 +422,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
         options,
         host,
         port: options.grpcPort,
-        poolName: deps.poolName ?? (options.poolName || 'llm-epp'),
+        poolName,
         replica,
         syncChannel,
         datastore,
