@@ -260,6 +260,29 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
       return { scenario: 'long', description: this.description, pods, phases };
     },
   },
+  'prompt-size': {
+    description: 'EPP-added latency against prompt size: completions prompts of 1 KB … 1 MB (16 KB chunks, distinct prompts), 64 pods, default scorers, 1 stream then 100 concurrent streams at each size, echo floor alongside',
+    async run(c) {
+      const pods = c.quick ? 4 : 64;
+      const sizes = c.quick ? [1 << 10, 64 << 10] : [1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20];
+      const streams = c.quick ? [1, 8] : [1, 100];
+      const phases: Phase[] = [];
+      await withProcesses(pods, [], async (_f, epp, echo) => {
+        for (const size of sizes) {
+          const reqs = longWorkload(c.quick ? 4 : 32, size);
+          warm = reqs.slice(0, 2);
+          const pick = (i: number) => reqs[i % reqs.length];
+          const label = size >= 1 << 20 ? `${size >> 20} MB` : `${size >> 10} KB`;
+          for (const n of streams) {
+            for (const [t, child] of [['echo', echo], ['epp', epp]] as const) {
+              phases.push(await measure(`${label}, ${n} stream${n > 1 ? 's' : ''}`, t, child, (l) => l.closedLoop(n, c.durationMs, pick), `closed loop, ${n} streams`));
+            }
+          }
+        }
+      });
+      return { scenario: 'prompt-size', description: this.description, pods, phases };
+    },
+  },
   scrape: {
     description: '128 pods with realistic vLLM pages (histograms, ~25 KB) scraped every 50 ms: idle scrape cost, and decision latency at 1,000 req/s against scraping every 2 s',
     async run(c) {
@@ -422,7 +445,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: ScenarioResu
   return { results, file, markdown: md };
 }
 
-const DEFAULT_SCENARIOS = ['headline', 'long', 'scrape', 'response', 'gateway', 'memory'];
+const DEFAULT_SCENARIOS = ['headline', 'long', 'prompt-size', 'scrape', 'response', 'gateway', 'memory'];
 
 const USAGE = `Usage: npm run bench:epp -- [flags]
        npx node bench/epp/run.ts [flags]

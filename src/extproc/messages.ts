@@ -212,18 +212,35 @@ export function immediateResponse(status: number, body: Buffer, details: string,
 }
 
 /**
- * Split a body into replies of at most BODY_CHUNK_LIMIT bytes, the last one
- * carrying end_of_stream. Slices are views: the bytes are echoed unchanged
- * and never copied. An empty body is one empty reply with end_of_stream.
+ * A body (one buffer, or the chunks it was received in) as replies of
+ * BODY_CHUNK_LIMIT bytes (the last one shorter, with end_of_stream). A reply
+ * that lies within one chunk is a view of it; one that spans chunks is joined
+ * (the encoder copies the bytes once more either way). An empty body is one
+ * empty reply with end_of_stream.
  */
-export function* chunkBody(kind: 'request_body' | 'response_body', body: Buffer, endOfStream: boolean): Generator<ProcessingResponse> {
-  if (body.length === 0) {
-    yield streamedBody(kind, body, endOfStream);
+export function* chunkBody(kind: 'request_body' | 'response_body', body: Buffer | readonly Buffer[], endOfStream: boolean): Generator<ProcessingResponse> {
+  const parts = Buffer.isBuffer(body) ? [body] : body;
+  let left = 0;
+  for (const p of parts) left += p.length;
+  if (left === 0) {
+    yield streamedBody(kind, Buffer.alloc(0), endOfStream);
     return;
   }
-  for (let off = 0; off < body.length; off += BODY_CHUNK_LIMIT) {
-    const end = Math.min(off + BODY_CHUNK_LIMIT, body.length);
-    yield streamedBody(kind, body.subarray(off, end), endOfStream && end === body.length);
+  let group: Buffer[] = [];
+  let size = 0;
+  for (const part of parts) {
+    for (let off = 0; off < part.length; ) {
+      const take = Math.min(BODY_CHUNK_LIMIT - size, part.length - off);
+      group.push(part.subarray(off, off + take));
+      size += take;
+      off += take;
+      left -= take;
+      if (size === BODY_CHUNK_LIMIT || left === 0) {
+        yield streamedBody(kind, group.length === 1 ? group[0] : Buffer.concat(group, size), endOfStream && left === 0);
+        group = [];
+        size = 0;
+      }
+    }
   }
 }
 

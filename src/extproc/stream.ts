@@ -13,6 +13,7 @@ import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
 import { ModelRestorer } from '../request-control/model-restorer.ts';
+import type { RequestBody } from '../openai/request-body.ts';
 import { BodyBuffer, type BufferBudget } from './body-buffer.ts';
 import { tooLargeSize } from './message-limit.ts';
 import type { StreamTracker, TrackedStream } from './stream-tracker.ts';
@@ -251,7 +252,7 @@ export class ExtProcStream implements TrackedStream {
       if (!routing) this.#body.release();
       if (!buffered && !this.#closed) {
         // Unchanged bodies are echoed as the original bytes, never re-serialised.
-        for (const msg of chunkBody('request_body', routing?.body ?? body, endOfStream)) this.#send(msg);
+        for (const msg of chunkBody('request_body', (routing?.body ?? body).chunks, endOfStream)) this.#send(msg);
       }
     });
   }
@@ -261,7 +262,7 @@ export class ExtProcStream implements TrackedStream {
    * destination, then run `after`. When a producer makes the request wait,
    * the reply goes out once it is ready; messages arriving meanwhile wait too.
    */
-  #route(body: Buffer | undefined, reply: 'headers' | 'duplex' | 'buffered', after?: (routing: Routing | undefined) => void): void {
+  #route(body: RequestBody | undefined, reply: 'headers' | 'duplex' | 'buffered', after?: (routing: Routing | undefined) => void): void {
     // In observability mode Envoy ignores replies: picking would only skew
     // in-flight counts and metrics for a destination nobody uses.
     if (this.#observeOnly) return after?.(undefined);
@@ -337,7 +338,7 @@ export class ExtProcStream implements TrackedStream {
       if (routing.rewritten) set.push(header('content-length', String(bodyLength), raw));
       this.#send({
         request_body: {
-          response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set }, ...(routing.rewritten ? { body_mutation: { body: routing.body } } : {}) },
+          response: { status: 0, clear_route_cache: true, header_mutation: { set_headers: set }, ...(routing.rewritten ? { body_mutation: { body: routing.body?.bytes() } } : {}) },
         },
         dynamic_metadata: metadata,
       });

@@ -3,6 +3,8 @@
 // the same way for every API.
 import { isUtf8 } from 'node:buffer';
 import { EppError, badRequest } from '../errors.ts';
+import type { RequestBody } from './request-body.ts';
+import type { ReadJson } from './streaming-json.ts';
 
 export type ApiKind = 'completions' | 'chat' | 'responses' | 'embeddings' | 'messages' | 'generate';
 
@@ -18,6 +20,12 @@ export interface ParsedRequest {
    * two requests sharing a prompt prefix share a prefix of this string.
    */
   routingText: string;
+  /**
+   * routingText as flat strings, in order. A long prompt read as it arrived is
+   * never joined into one string unless something reads all of routingText:
+   * prefix hashing encodes these parts one after the other instead.
+   */
+  routingParts: readonly string[];
   /** The decoded JSON body, for plugins that need other fields. */
   body: Record<string, unknown>;
 }
@@ -47,17 +55,9 @@ export function apiForPath(path: string): ApiKind {
   return claimedApi(path) ?? 'completions';
 }
 
-export function parseRequestBody(raw: Buffer, path: string, api: ApiKind = apiForPath(path)): ParsedRequest {
-  if (!isUtf8(raw)) throw badRequest('request body is not valid UTF-8');
-  let body: unknown;
-  try {
-    body = JSON.parse(raw.toString('utf8'));
-  } catch (e) {
-    // V8's message quotes the body around the error; keep only the position so
-    // no prompt text reaches logs.
-    const pos = /position (\d+)/.exec((e as Error).message)?.[1];
-    throw badRequest(`request body is not valid JSON${pos ? ` (error at byte ${pos})` : ''}`);
-  }
+export function parseRequestBody(raw: Buffer | RequestBody, path: string, api: ApiKind = apiForPath(path)): ParsedRequest {
+  const read = Buffer.isBuffer(raw) ? undefined : raw.json;
+  const body = read ? read.value : parseJson(Buffer.isBuffer(raw) ? raw : raw.bytes());
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw badRequest('request body must be a JSON object');
   }
@@ -67,7 +67,9 @@ export function parseRequestBody(raw: Buffer, path: string, api: ApiKind = apiFo
   else if (typeof b.model !== 'string' || b.model === '') throw badRequest('"model" is required and must be a non-empty string', 'model');
 
   try {
-    return finish(api, b as Record<string, unknown> & { model: string }, extractRoutingText(api, b));
+    const text = new RoutingText(read?.pieces);
+    extractRoutingText(api, b, text);
+    return finish(api, b as Record<string, unknown> & { model: string }, text);
   } catch (e) {
     // Pathologically nested parts overflow JSON.stringify: still the client's fault.
     const err = e instanceof RangeError ? badRequest('request body is nested too deeply') : e;
@@ -77,24 +79,81 @@ export function parseRequestBody(raw: Buffer, path: string, api: ApiKind = apiFo
   }
 }
 
-function extractRoutingText(api: ApiKind, b: Record<string, unknown>): string {
-  switch (api) {
-    case 'completions':
-      return promptText(b.prompt, 'prompt');
-    case 'chat':
-      return chatText(b);
-    case 'responses':
-      return responsesText(b);
-    case 'embeddings':
-      return promptText(b.input, 'input');
-    case 'messages':
-      return anthropicText(b);
-    case 'generate':
-      return generateText(b);
+function parseJson(raw: Buffer): unknown {
+  if (!isUtf8(raw)) throw badRequest('request body is not valid UTF-8');
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    // V8's message quotes the body around the error; keep only the position so
+    // no prompt text reaches logs.
+    const pos = /position (\d+)/.exec((e as Error).message)?.[1];
+    throw badRequest(`request body is not valid JSON${pos ? ` (error at byte ${pos})` : ''}`);
   }
 }
 
-function finish(api: ApiKind, b: Record<string, unknown> & { model: string }, routingText: string): ParsedRequest {
+/** Short strings are gathered into parts of about this many characters. */
+const PART_CHARS = 16 * 1024;
+
+/** The routing text as it is put together: all of it (a V8 concatenation) and its flat parts. */
+class RoutingText {
+  text = '';
+  readonly #parts: string[] = [];
+  #short = '';
+  readonly #pieces: ReadJson['pieces'] | undefined;
+
+  constructor(pieces: ReadJson['pieces'] | undefined) {
+    this.#pieces = pieces;
+  }
+
+  add(s: string): void {
+    // Concatenation, not join: V8 copies the characters only when something reads them all.
+    this.text += s;
+    if (s.length < PART_CHARS) {
+      this.#short += s;
+      if (this.#short.length >= PART_CHARS) this.#flush();
+      return;
+    }
+    this.#flush();
+    const pieces = this.#piecesOf(s);
+    if (pieces) for (const p of pieces) this.#parts.push(p);
+    else this.#parts.push(s);
+  }
+
+  parts(): string[] {
+    this.#flush();
+    return this.#parts;
+  }
+
+  #flush(): void {
+    if (this.#short.length > 0) this.#parts.push(this.#short);
+    this.#short = '';
+  }
+
+  /** A long string read as it arrived: its flat pieces (the same string object, so the comparison is immediate). */
+  #piecesOf(s: string): readonly string[] | undefined {
+    if (this.#pieces) for (const [full, pieces] of this.#pieces) if (full.length === s.length && full === s) return pieces;
+    return undefined;
+  }
+}
+
+function extractRoutingText(api: ApiKind, b: Record<string, unknown>, out: RoutingText): void {
+  switch (api) {
+    case 'completions':
+      return promptText(b.prompt, 'prompt', out);
+    case 'chat':
+      return chatText(b, out);
+    case 'responses':
+      return responsesText(b, out);
+    case 'embeddings':
+      return promptText(b.input, 'input', out);
+    case 'messages':
+      return anthropicText(b, out);
+    case 'generate':
+      return generateText(b, out);
+  }
+}
+
+function finish(api: ApiKind, b: Record<string, unknown> & { model: string }, text: RoutingText): ParsedRequest {
   const stream = b.stream === true;
   let includeUsage = false;
   if (b.stream_options !== undefined && b.stream_options !== null) {
@@ -108,7 +167,7 @@ function finish(api: ApiKind, b: Record<string, unknown> & { model: string }, ro
     if (typeof b.cache_salt !== 'string') throw badRequest('"cache_salt" must be a string', 'cache_salt');
     cacheSalt = b.cache_salt;
   }
-  return { api, model: b.model, stream, includeUsage, cacheSalt, routingText, body: b };
+  return { api, model: b.model, stream, includeUsage, cacheSalt, routingText: text.text, routingParts: text.parts(), body: b };
 }
 
 function isTokenList(v: unknown[]): boolean {
@@ -123,104 +182,126 @@ function tokensText(tokens: readonly unknown[]): string {
 }
 
 /** prompt / input: string, list of strings, token ids, or list of token-id lists. */
-function promptText(value: unknown, field: string): string {
-  if (typeof value === 'string') return value;
+function promptText(value: unknown, field: string, out: RoutingText): void {
+  if (typeof value === 'string') return out.add(value);
   if (Array.isArray(value) && value.length > 0) {
-    if (value.every((v) => typeof v === 'string')) return value.join('\n');
-    if (isTokenList(value)) return tokensText(value);
+    if (value.every((v) => typeof v === 'string')) {
+      for (let i = 0; i < value.length; i++) {
+        if (i > 0) out.add('\n');
+        out.add(value[i] as string);
+      }
+      return;
+    }
+    if (isTokenList(value)) return out.add(tokensText(value));
     if (value.every((v) => Array.isArray(v) && v.length > 0 && isTokenList(v))) {
-      return (value as unknown[][]).map(tokensText).join('\n');
+      return out.add((value as unknown[][]).map(tokensText).join('\n'));
     }
   }
   if (value === undefined || value === null) throw badRequest(`"${field}" is required`, field);
   throw badRequest(`"${field}" must be a string, a list of strings, or token ids`, field);
 }
 
-function chatText(b: Record<string, unknown>): string {
+function chatText(b: Record<string, unknown>, out: RoutingText): void {
   const messages = b.messages;
   if (!Array.isArray(messages) || messages.length === 0) {
     throw badRequest('"messages" is required and must be a non-empty list', 'messages');
   }
-  const parts: string[] = [];
   // Tools are rendered ahead of the conversation by chat templates.
-  if (Array.isArray(b.tools) && b.tools.length > 0) parts.push(JSON.stringify(b.tools));
+  if (Array.isArray(b.tools) && b.tools.length > 0) out.add(JSON.stringify(b.tools));
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Record<string, unknown> | null;
     if (m === null || typeof m !== 'object' || Array.isArray(m)) throw badRequest(`messages[${i}] must be an object`, 'messages');
     if (typeof m.role !== 'string') throw badRequest(`messages[${i}].role must be a string`, 'messages');
-    parts.push(m.role, '\n', contentText(m.content, `messages[${i}].content`, m.tool_calls !== undefined || m.role === 'assistant'), '\n');
-    if (m.tool_calls !== undefined && m.tool_calls !== null) parts.push(JSON.stringify(m.tool_calls), '\n');
+    out.add(m.role);
+    out.add('\n');
+    contentText(m.content, `messages[${i}].content`, m.tool_calls !== undefined || m.role === 'assistant', out);
+    out.add('\n');
+    if (m.tool_calls !== undefined && m.tool_calls !== null) {
+      out.add(JSON.stringify(m.tool_calls));
+      out.add('\n');
+    }
   }
-  return parts.join('');
 }
 
 /** Message content: a string, null (assistant tool calls), or a list of typed parts. */
-function contentText(content: unknown, where: string, mayBeNull: boolean): string {
-  if (typeof content === 'string') return content;
+function contentText(content: unknown, where: string, mayBeNull: boolean, out: RoutingText): void {
+  if (typeof content === 'string') return out.add(content);
   if (content === null || content === undefined) {
-    if (mayBeNull) return '';
+    if (mayBeNull) return;
     throw badRequest(`${where} is required`, 'messages');
   }
   if (!Array.isArray(content)) throw badRequest(`${where} must be a string or a list of content parts`, 'messages');
-  let out = '';
   for (let j = 0; j < content.length; j++) {
     const part = content[j] as Record<string, unknown> | null;
     if (part === null || typeof part !== 'object' || typeof part.type !== 'string') {
       throw badRequest(`${where}[${j}] must be an object with a "type"`, 'messages');
     }
-    if (typeof part.text === 'string') out += part.text;
+    if (typeof part.text === 'string') out.add(part.text);
     else if (part.type === 'image_url' && typeof (part.image_url as { url?: unknown } | undefined)?.url === 'string') {
-      out += (part.image_url as { url: string }).url;
+      out.add((part.image_url as { url: string }).url);
     } else {
       // Other media (audio, video, files): their JSON identifies them well enough.
-      out += JSON.stringify(part);
+      out.add(JSON.stringify(part));
     }
-    out += '\n';
+    out.add('\n');
   }
-  return out;
 }
 
 /** Responses API: optional instructions, then input (string or list of items). */
-function responsesText(b: Record<string, unknown>): string {
-  let out = '';
-  if (typeof b.instructions === 'string') out += 'instructions\n' + b.instructions + '\n';
+function responsesText(b: Record<string, unknown>, out: RoutingText): void {
+  if (typeof b.instructions === 'string') {
+    out.add('instructions\n');
+    out.add(b.instructions);
+    out.add('\n');
+  }
   const input = b.input;
-  if (typeof input === 'string') return out + input;
+  if (typeof input === 'string') return out.add(input);
   if (!Array.isArray(input) || input.length === 0) throw badRequest('"input" is required and must be a string or a non-empty list', 'input');
   for (let i = 0; i < input.length; i++) {
     const item = input[i] as Record<string, unknown> | null;
     if (item === null || typeof item !== 'object' || Array.isArray(item)) throw badRequest(`input[${i}] must be an object`, 'input');
     if (typeof item.role === 'string') {
-      out += item.role + '\n' + contentText(item.content, `input[${i}].content`, true) + '\n';
+      out.add(item.role);
+      out.add('\n');
+      contentText(item.content, `input[${i}].content`, true, out);
+      out.add('\n');
     } else {
       // function_call, function_call_output, reasoning, ...: keep them in order.
-      out += JSON.stringify(item) + '\n';
+      out.add(JSON.stringify(item));
+      out.add('\n');
     }
   }
-  return out;
 }
 
 /** Anthropic Messages: tools and system come first in the rendered prompt, then the turns. */
-function anthropicText(b: Record<string, unknown>): string {
+function anthropicText(b: Record<string, unknown>, out: RoutingText): void {
   const messages = b.messages;
   if (!Array.isArray(messages) || messages.length === 0) {
     throw badRequest('"messages" is required and must be a non-empty list', 'messages');
   }
-  const parts: string[] = [];
-  if (Array.isArray(b.tools) && b.tools.length > 0) parts.push(JSON.stringify(b.tools), '\n');
-  if (b.system !== undefined && b.system !== null) parts.push('system\n', contentText(b.system, '"system"', false), '\n');
+  if (Array.isArray(b.tools) && b.tools.length > 0) {
+    out.add(JSON.stringify(b.tools));
+    out.add('\n');
+  }
+  if (b.system !== undefined && b.system !== null) {
+    out.add('system\n');
+    contentText(b.system, '"system"', false, out);
+    out.add('\n');
+  }
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Record<string, unknown> | null;
     if (m === null || typeof m !== 'object' || Array.isArray(m)) throw badRequest(`messages[${i}] must be an object`, 'messages');
     if (typeof m.role !== 'string') throw badRequest(`messages[${i}].role must be a string`, 'messages');
-    parts.push(m.role, '\n', contentText(m.content, `messages[${i}].content`, false), '\n');
+    out.add(m.role);
+    out.add('\n');
+    contentText(m.content, `messages[${i}].content`, false, out);
+    out.add('\n');
   }
-  return parts.join('');
 }
 
 /** vLLM /inference/v1/generate: pre-tokenized prompt in token_ids. */
-function generateText(b: Record<string, unknown>): string {
+function generateText(b: Record<string, unknown>, out: RoutingText): void {
   const ids = b.token_ids;
   if (!Array.isArray(ids) || ids.length === 0 || !isTokenList(ids)) throw badRequest('"token_ids" is required and must be a non-empty list of token ids', 'token_ids');
-  return tokensText(ids);
+  out.add(tokensText(ids));
 }

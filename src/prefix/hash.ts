@@ -41,27 +41,44 @@ export function seedHash(model: string, cacheSalt: string | undefined): bigint {
 }
 
 /**
- * Hash up to `maxBlocks` full blocks of `text`. Only the hashable window of
- * the text is encoded, directly into WASM memory: no per-block strings,
+ * Hash up to `maxBlocks` full blocks of `text` (a string, its flat parts in
+ * order, or its UTF-8 bytes). Only the hashable window of the text is
+ * encoded, directly into WASM memory: no joined string, per-block strings,
  * copies or BigInts.
  */
-export function blockHashes(text: string | Uint8Array, model: string, cacheSalt: string | undefined, blockBytes: number, maxBlocks: number): BlockHashes {
+export function blockHashes(text: string | readonly string[] | Uint8Array, model: string, cacheSalt: string | undefined, blockBytes: number, maxBlocks: number): BlockHashes {
   const seed = seedHash(model, cacheSalt);
   const textAt = align8(blockBytes + 8); // scratch for one block + the previous hash at 0
-  const limit = Math.min(maxBlocks * blockBytes, typeof text === 'string' ? text.length * 3 : text.length);
+  const limit = Math.min(maxBlocks * blockBytes, byteBound(text));
   const outAt = align8(textAt + limit);
   let mem = wasmMemory(outAt + Math.min(maxBlocks, Math.floor(limit / blockBytes)) * 8);
-  let written: number;
+  let written = 0;
   if (typeof text === 'string') written = encoder.encodeInto(text, mem.subarray(textAt, textAt + limit)).written;
-  else {
+  else if (text instanceof Uint8Array) {
     written = limit;
     mem.set(text.subarray(0, limit), textAt);
+  } else {
+    for (const part of text) {
+      const r = encoder.encodeInto(part, mem.subarray(textAt + written, textAt + limit));
+      written += r.written;
+      // A part cut short (the window is full, or a character does not fit in what is left) ends the text.
+      if (r.read < part.length) break;
+    }
   }
   const count = Math.min(Math.floor(written / blockBytes), maxBlocks);
   if (count <= 0) return EMPTY;
   runChain(textAt, blockBytes, count, seed, outAt, 0);
   mem = wasmMemory(0);
   return splitHashes(new Uint32Array(mem.buffer, outAt, count * 2));
+}
+
+/** At least the UTF-8 length of the text (3 bytes per UTF-16 unit at most). */
+function byteBound(text: string | readonly string[] | Uint8Array): number {
+  if (typeof text === 'string') return text.length * 3;
+  if (text instanceof Uint8Array) return text.length;
+  let n = 0;
+  for (const p of text) n += p.length * 3;
+  return n;
 }
 
 /** Hashes written as (lo, hi) word pairs (the WASM chain's output) copied out as BlockHashes. */

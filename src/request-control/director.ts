@@ -11,6 +11,7 @@ import type { SharedState } from '../sync/shared-state.ts';
 import { EppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
+import { bodyOf, type RequestBody } from '../openai/request-body.ts';
 import { claimedApi, parseRequestBody } from '../openai/request.ts';
 import type { ParserTable } from '../scheduling/parsers/request-parser.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
@@ -60,7 +61,7 @@ export interface IncomingRequest {
   headers: ReadonlyMap<string, string>;
   path: string;
   /** The whole body; undefined when routing on headers alone. */
-  body: Buffer | undefined;
+  body: RequestBody | Buffer | undefined;
   /** The gateway's subset hint (endpoint addresses), if it sent one. */
   subset: readonly string[] | undefined;
   /** performance.now() of the request's first message. */
@@ -122,16 +123,16 @@ export class Director {
   }
 
   #handle(incoming: IncomingRequest, trace: RequestTrace | undefined, signal: AbortSignal): Routing | Promise<Routing> {
-    const parsed = incoming.body !== undefined ? this.#parse(incoming.body, incoming.path) : undefined;
+    let body = incoming.body !== undefined ? bodyOf(incoming.body) : undefined;
+    const parsed = body !== undefined ? this.#parse(body, incoming.path) : undefined;
     const model = parsed?.model ?? '';
     const pol = this.#policy?.resolve(incoming.headers, model);
     const targetModel = (pol?.targetModel || model);
-    let body = incoming.body;
     const rewritten = parsed !== undefined && targetModel !== model;
     if (rewritten) {
       parsed.body.model = targetModel;
       try {
-        body = Buffer.from(JSON.stringify(parsed.body));
+        body = bodyOf(Buffer.from(JSON.stringify(parsed.body)));
       } catch (e) {
         throw e instanceof RangeError ? tagged(new EppError('BadRequest', 'request body is nested too deeply'), model, targetModel, pol) : e;
       }
@@ -218,7 +219,7 @@ export class Director {
   }
 
   /** The body as the configured parser for its path reads it; undefined for a passthrough parser. */
-  #parse(body: Buffer, path: string) {
+  #parse(body: RequestBody, path: string) {
     if (!this.#parsers) return parseRequestBody(body, path);
     const api = this.#parsers.resolve(claimedApi(path));
     if (api === null) return undefined;
@@ -233,7 +234,7 @@ export class Director {
    * can serve the request, 429 when a sheddable request meets a saturated pool.
    */
   pick(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt = performance.now(), body?: Buffer, rewritten = false): Routing {
-    const r = this.route(request, subset, receivedAt, body, rewritten, NEVER);
+    const r = this.route(request, subset, receivedAt, body && bodyOf(body), rewritten, NEVER);
     if (r instanceof Promise) throw new Error('Director.pick(): a configured producer waits (prepare()); use route()');
     return r;
   }
@@ -243,7 +244,7 @@ export class Director {
    * first: a Promise only when one of them does. `signal` aborts the wait
    * when the client goes away: the request then charges nothing.
    */
-  route(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt: number, body: Buffer | undefined, rewritten: boolean, signal: AbortSignal): Routing | Promise<Routing> {
+  route(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt: number, body: RequestBody | undefined, rewritten: boolean, signal: AbortSignal): Routing | Promise<Routing> {
     const candidates = this.candidates(subset);
     if (candidates.length === 0) {
       this.#failure(request);
@@ -279,7 +280,7 @@ export class Director {
   }
 
   /** Producers, profiles, PreRequest hooks, and the in-flight charge. */
-  #decide(state: CycleState, candidates: Endpoint[], receivedAt: number, body: Buffer | undefined, rewritten: boolean): Routing {
+  #decide(state: CycleState, candidates: Endpoint[], receivedAt: number, body: RequestBody | undefined, rewritten: boolean): Routing {
     const request = state.request;
     const max = 1 + this.#opts.fallbackEndpoints;
     const start = performance.now();
@@ -397,7 +398,7 @@ export interface Routing {
   /** The request's metrics and debug lines, from routing to the end of its response. */
   readonly metrics: RequestMetrics;
   /** The body to forward: the original bytes, or re-serialised after a model rewrite. */
-  readonly body: Buffer | undefined;
+  readonly body: RequestBody | undefined;
   /** The model was rewritten (the body changed, and responses get the client's name back). */
   readonly rewritten: boolean;
 }

@@ -120,7 +120,7 @@ export class ApproxPrefixProducer implements PrefixMatchProducer, PreRequest {
     }
     const maxBlocks = p.maxPrefixTokensToMatch > 0 ? Math.max(1, Math.floor(p.maxPrefixTokensToMatch / blockTokens)) : p.maxPrefixBlocksToMatch;
     for (const ep of candidates) this.index.ensureEndpoint(ep.key, this.#capacity(ep));
-    const hashes = blockHashes(parsed.routingText, state.request.targetModel, parsed.cacheSalt, blockTokens * CHARS_PER_TOKEN, maxBlocks);
+    const hashes = blockHashes(parsed.routingParts, state.request.targetModel, parsed.cacheSalt, blockTokens * CHARS_PER_TOKEN, maxBlocks);
     const { matched, total } = this.index.match(hashes);
     let best = 0;
     for (const v of matched.values()) if (v > best) best = v;

@@ -173,7 +173,7 @@ export class PrecisePrefixProducer implements PrefixMatchProducer, PreRequest {
       result = this.#lookup(keys, candidates);
     } else {
       this.#ctx.metrics?.kvCache.fallbacks.inc({ plugin_name: this.name, reason: 'no_tokens' });
-      result = this.#fallbackMatch(parsed.routingText, req.targetModel, parsed.cacheSalt, candidates);
+      result = this.#fallbackMatch(parsed.routingParts, req.targetModel, parsed.cacheSalt, candidates);
     }
     state.set(PREFIX_MATCH, result);
     state.set(this.matchKey, result);
@@ -192,7 +192,7 @@ export class PrecisePrefixProducer implements PrefixMatchProducer, PreRequest {
     // The approximate side index learns every pick, off the reply's critical path.
     const model = state.request.targetModel;
     setImmediate(() => {
-      const hashes = fallbackHashes(parsed.routingText, model, parsed.cacheSalt);
+      const hashes = fallbackHashes(parsed.routingParts, model, parsed.cacheSalt);
       for (const ep of chosen) {
         this.#fallback.ensureEndpoint(ep.key, FALLBACK_CAPACITY);
         this.#fallback.add(ep.key, hashes);
@@ -230,7 +230,7 @@ export class PrecisePrefixProducer implements PrefixMatchProducer, PreRequest {
     return { hashes: keys, blockTokens: this.#s.blockSize, total: found.total, matched, best };
   }
 
-  #fallbackMatch(text: string, model: string, salt: string | undefined, candidates: readonly Endpoint[]): PrefixResult {
+  #fallbackMatch(text: readonly string[], model: string, salt: string | undefined, candidates: readonly Endpoint[]): PrefixResult {
     const hashes = fallbackHashes(text, model, salt);
     for (const ep of candidates) this.#fallback.ensureEndpoint(ep.key, FALLBACK_CAPACITY);
     const { matched, total } = this.#fallback.match(hashes);
@@ -262,7 +262,7 @@ export class PrecisePrefixProducer implements PrefixMatchProducer, PreRequest {
   }
 }
 
-function fallbackHashes(text: string, model: string, salt: string | undefined): BlockHashes {
+function fallbackHashes(text: readonly string[], model: string, salt: string | undefined): BlockHashes {
   return blockHashes(text, model, salt, FALLBACK_BLOCK_TOKENS * CHARS_PER_TOKEN, 8192);
 }
 
