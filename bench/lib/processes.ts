@@ -47,15 +47,24 @@ export const json = (line: string): Record<string, unknown> | undefined => {
   }
 };
 
-/** Start llm-epp (plaintext, ports chosen by the OS) on a static pool; info {port, metricsPort}. */
-/** llm-epp's command line in a benchmark: src/main.ts on free ports, plaintext, stopped at once by SIGTERM. */
-export function eppBenchArgs(endpoints: string, extra: readonly string[] = []): string[] {
+/** llm-epp's three ports, when a benchmark must know them before it starts (a replica restarted on the same ports). */
+export interface EppPorts {
+  grpc: number;
+  health: number;
+  metrics: number;
+}
+
+/**
+ * llm-epp's command line in a benchmark: src/main.ts on free ports (those of `ports` when given),
+ * plaintext, stopped at once by SIGTERM.
+ */
+export function eppBenchArgs(endpoints: string, extra: readonly string[] = [], ports?: EppPorts): string[] {
   return [
     'src/main.ts',
     `--endpoints=${endpoints}`,
-    '--grpc-port=0',
-    '--grpc-health-port=0',
-    '--metrics-port=0',
+    `--grpc-port=${ports?.grpc ?? 0}`,
+    `--grpc-health-port=${ports?.health ?? 0}`,
+    `--metrics-port=${ports?.metrics ?? 0}`,
     '--secure-serving=false',
     '--log-level=info',
     // Benchmarks stop llm-epp with SIGTERM and want it gone at once.
@@ -67,6 +76,7 @@ export function eppBenchArgs(endpoints: string, extra: readonly string[] = []): 
   ];
 }
 
+/** Start llm-epp (plaintext, ports chosen by the OS) on a static pool; info {port, metricsPort}. */
 export function startEpp(endpoints: string, extra: string[] = [], nodeArgs: string[] = [], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<Child> {
   // As `npm start` and the container run it.
   const args = ['--max-semi-space-size=4', ...nodeArgs, ...eppBenchArgs(endpoints, extra)];
