@@ -411,6 +411,9 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     // Plugins that hold sockets or threads (KV-event subscribers, tokenizer workers) start before
     // serving — in the threads that serve.
     if (!control) await Promise.all(configPlugins.map((p) => p.start?.()));
+    // --state-sync, one thread: the others' recent prefix blocks and sessions are in before the
+    // ext_proc port accepts a stream, so no stream is routed cold.
+    if (!control) await redis?.start();
     const extProcCreds = serverCredentials(tls, { minVersion: options.tlsMinVersion, cipherSuites: options.tlsCipherSuites });
     let grpcPort: number;
     if (worker) {
@@ -472,8 +475,10 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       metricsPort = typeof metricsAddr === 'object' && metricsAddr ? metricsAddr.port : options.metricsPort;
     }
 
-    // --state-sync: the others' recent prefix blocks and sessions first (never routes cold).
-    await redis?.start();
+    // --state-sync, with workers: the replay reaches the workers through the relay, so it runs once they
+    // exist; they listen meanwhile, but the replica reports ready only after it (Kubernetes sends a
+    // replica no streams before it is ready).
+    if (control) await redis?.start();
 
     // Ready: the pool has been read, the ext_proc server accepts streams (with --workers: at
     // least one worker listens), and (with leader election) this replica leads. A worker is told.
