@@ -212,11 +212,11 @@ export function immediateResponse(status: number, body: Buffer, details: string,
 }
 
 /**
- * A body (one buffer, or the chunks it was received in) as replies of
- * BODY_CHUNK_LIMIT bytes (the last one shorter, with end_of_stream). A reply
- * that lies within one chunk is a view of it; one that spans chunks is joined
- * (the encoder copies the bytes once more either way). An empty body is one
- * empty reply with end_of_stream.
+ * A body (one buffer, or the chunks it was received in) as replies of at most
+ * BODY_CHUNK_LIMIT bytes, the last one carrying end_of_stream. Replies are
+ * views of the chunks, never copies: a received chunk larger than the limit
+ * is split, smaller ones go back as they came. An empty body is one empty
+ * reply with end_of_stream.
  */
 export function* chunkBody(kind: 'request_body' | 'response_body', body: Buffer | readonly Buffer[], endOfStream: boolean): Generator<ProcessingResponse> {
   const parts = Buffer.isBuffer(body) ? [body] : body;
@@ -226,20 +226,11 @@ export function* chunkBody(kind: 'request_body' | 'response_body', body: Buffer 
     yield streamedBody(kind, Buffer.alloc(0), endOfStream);
     return;
   }
-  let group: Buffer[] = [];
-  let size = 0;
   for (const part of parts) {
-    for (let off = 0; off < part.length; ) {
-      const take = Math.min(BODY_CHUNK_LIMIT - size, part.length - off);
-      group.push(part.subarray(off, off + take));
-      size += take;
-      off += take;
-      left -= take;
-      if (size === BODY_CHUNK_LIMIT || left === 0) {
-        yield streamedBody(kind, group.length === 1 ? group[0] : Buffer.concat(group, size), endOfStream && left === 0);
-        group = [];
-        size = 0;
-      }
+    for (let off = 0; off < part.length; off += BODY_CHUNK_LIMIT) {
+      const end = Math.min(off + BODY_CHUNK_LIMIT, part.length);
+      left -= end - off;
+      yield streamedBody(kind, part.subarray(off, end), endOfStream && left === 0);
     }
   }
 }

@@ -305,7 +305,10 @@ export class StreamingJsonReader {
     const text = utf8(piece);
     if (text.length === 0 && this.#surrogate === '') return;
     // Escapes and control characters are JSON's business: the piece is parsed as a string literal.
-    let decoded = this.#surrogate + (JSON.parse('"' + text + '"') as string);
+    // A raw control character is invalid JSON (the whole-body parse reports it); escapes are JSON's
+    // to decode. Most pieces have neither: their text is their value, with no further copy.
+    if (CONTROL.test(text)) throw new Error('control character');
+    let decoded = this.#surrogate + (piece.includes(BACKSLASH) ? (JSON.parse('"' + text + '"') as string) : text);
     this.#surrogate = '';
     // Pieces are encoded one by one later: a pair must not be split between two.
     const lastUnit = decoded.charCodeAt(decoded.length - 1);
@@ -367,3 +370,4 @@ function utf8(b: Buffer): string {
 }
 
 const EMPTY = Buffer.alloc(0);
+const CONTROL = /[\u0000-\u001f]/;
