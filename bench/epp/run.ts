@@ -50,7 +50,7 @@ function words(seed: number, chars: number): string {
 }
 
 /** 8k-token chat request bodies: one of `groups` shared ~6k-token system prompts + a unique ~2k-token question. */
-function chatBodies(count: number, groups: number, systemChars = 24_000, questionChars = 8_000): Buffer[] {
+export function chatBodies(count: number, groups: number, systemChars = 24_000, questionChars = 8_000): Buffer[] {
   const systems = Array.from({ length: groups }, (_, g) => `System prompt ${g}. ` + words(g + 1, systemChars));
   return Array.from({ length: count }, (_, i) =>
     Buffer.from(

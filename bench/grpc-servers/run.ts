@@ -19,6 +19,7 @@ import { parseFlags, runMain, UsageError } from '../lib/cli-flags.ts';
 import { ROOT, rssMB, stop } from '../lib/processes.ts';
 import { round, summarize } from '../lib/stats.ts';
 import { ExtProcLoad, requestShape, type RequestShape } from '../epp/load.ts';
+import { chatBodies } from '../epp/run.ts';
 import { SERVERS, startServer, type ServerKind } from './servers.ts';
 
 interface Round {
@@ -59,31 +60,9 @@ function cpuSince(pid: number, t0: { user: number; sys: number }): { total: numb
 
 // ---------- workload: bench:epp's headline bodies (bench/epp/run.ts chatBodies) ----------
 
-function words(seed: number, chars: number): string {
-  let s = '';
-  for (let i = 0; s.length < chars; i++) s += `w${(seed * 7919 + i * 104729) % 50021} `;
-  return s.slice(0, chars);
-}
-
 /** 8k-token chat requests: one of `groups` shared ~6k-token system prompts + a unique ~2k-token question, in 16 KB chunks. */
 function chatWorkload(count: number, groups: number): RequestShape[] {
-  const systems = Array.from({ length: groups }, (_, g) => `System prompt ${g}. ` + words(g + 1, 24_000));
-  return Array.from({ length: count }, (_, i) =>
-    requestShape(
-      '/v1/chat/completions',
-      Buffer.from(
-        JSON.stringify({
-          model: 'meta-llama/Llama-3.1-8B-Instruct',
-          stream: true,
-          stream_options: { include_usage: true },
-          messages: [
-            { role: 'system', content: systems[i % groups] },
-            { role: 'user', content: `Question ${i}: ` + words(100_000 + i, 8_000) },
-          ],
-        }),
-      ),
-    ),
-  );
+  return chatBodies(count, groups).map((b) => requestShape('/v1/chat/completions', b));
 }
 
 // ---------- one server, one round ----------
