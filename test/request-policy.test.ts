@@ -22,6 +22,8 @@ describe('request policy', () => {
     expect(p.resolve(h({ 'x-gateway-inference-objective': 'critical' }), 'm')).toMatchObject({ priority: 10, objective: 'critical', fairnessId: 'default-flow' });
     expect(p.resolve(h({ 'x-llm-d-inference-objective': 'batch', 'x-gateway-inference-fairness-id': 'team-a' }), 'm')).toMatchObject({ priority: -1, fairnessId: 'team-a' });
     expect(p.resolve(h({ 'x-gateway-inference-objective': 'nope' }), 'm').priority).toBe(0);
+    // Both names sent: llm-d Router's own header wins, GAIE's is the fallback (as in llm-d v0.10).
+    expect(p.resolve(h({ 'x-gateway-inference-objective': 'batch', 'x-llm-d-inference-objective': 'critical', 'x-gateway-inference-fairness-id': 'old', 'x-llm-d-inference-fairness-id': 'new' }), 'm')).toMatchObject({ priority: 10, fairnessId: 'new' });
     expect(p.resolve(h(), 'm')).toMatchObject({ priority: 0, objective: undefined, targetModel: 'm', rewriteName: undefined });
   });
 
@@ -53,6 +55,7 @@ describe('request policy', () => {
     p.setRewrites(REWRITES);
     expect(p.resolve(h({ 'x-gateway-model-name-rewrite': 'pinned' }), 'food-review')).toMatchObject({ targetModel: 'pinned', rewriteName: undefined });
     expect(p.resolve(h({ 'x-llm-d-model-name-rewrite': 'pinned' }), 'food-review')).toMatchObject({ targetModel: 'pinned', rewriteName: undefined });
+    expect(p.resolve(h({ 'x-gateway-model-name-rewrite': 'old', 'x-llm-d-model-name-rewrite': 'new' }), 'food-review').targetModel).toBe('new');
   });
 
   it('splits traffic by weight (canary), uniformly when all weights are 0', () => {

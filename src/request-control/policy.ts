@@ -35,9 +35,11 @@ export interface RequestPolicyResult {
   rewriteName: string | undefined;
 }
 
-export const OBJECTIVE_HEADERS = ['x-gateway-inference-objective', 'x-llm-d-inference-objective'] as const;
-export const FAIRNESS_HEADERS = ['x-gateway-inference-fairness-id', 'x-llm-d-inference-fairness-id'] as const;
-export const REWRITE_HEADERS = ['x-gateway-model-name-rewrite', 'x-llm-d-model-name-rewrite'] as const;
+// llm-d Router v0.10 reads its own header first and GAIE's name as the deprecated fallback
+// (pkg/epp/metadata/consts.go, headerAliases).
+export const OBJECTIVE_HEADERS = ['x-llm-d-inference-objective', 'x-gateway-inference-objective'] as const;
+export const FAIRNESS_HEADERS = ['x-llm-d-inference-fairness-id', 'x-gateway-inference-fairness-id'] as const;
+export const REWRITE_HEADERS = ['x-llm-d-model-name-rewrite', 'x-gateway-model-name-rewrite'] as const;
 export const DEFAULT_FAIRNESS_ID = 'default-flow';
 
 function firstHeader(headers: ReadonlyMap<string, string>, names: readonly string[]): string | undefined {
