@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { demoPlanFromArgs, runDemo, type DemoPlan } from './demo.ts';
+import { demoPlanFromArgs, runDemo, startSimFleet, type DemoPlan } from './demo.ts';
 import { figuresOf, type Figures } from './precise-routing.bench.ts';
 import { ROOT, eppBenchArgs, freePort, json, startRedisServer, waitReady, type EppPorts } from './lib/processes.ts';
 import { killChildrenSync, startChild, stopChildren, type StartedChild } from './load/children.ts';
@@ -65,6 +65,22 @@ interface Row {
 
 const pct = (x: number | undefined) => (x === undefined ? '–' : `${(x * 100).toFixed(1)} %`);
 
+/** The demo's command line for one run: approximate routing, `replicas` llm-epp replicas, --state-sync when `stateSync` is given. */
+function demoArgs(v: { pods: string; rate: string; duration: string; warmup: string }, replicas: number | string, out: string, title: string, stateSync: string | undefined): string[] {
+  return [
+    '--strategies=approximate',
+    `--pods=${v.pods}`,
+    `--rates=${v.rate}`,
+    `--duration=${v.duration}`,
+    `--warmup=${v.warmup}`,
+    `--epp-replicas=${replicas}`,
+    '--progress=false',
+    `--out=${ROOT}bench/results/active-active-${out}`,
+    `--title=${title}`,
+    ...(stateSync ? [`--epp-args=--state-sync=${stateSync}`] : []),
+  ];
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
@@ -97,19 +113,8 @@ async function main(argv: string[]): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   try {
     for (const [i, r] of runs.entries()) {
-      const args = [
-        '--strategies=approximate',
-        `--pods=${v.pods}`,
-        `--rates=${v.rate}`,
-        `--duration=${v.duration}`,
-        `--warmup=${v.warmup}`,
-        `--epp-replicas=${r.replicas}`,
-        '--progress=false',
-        `--out=${ROOT}bench/results/active-active-${stamp}-${i}`,
-        `--title=active-active: ${r.label}`,
-        // A stream of its own per run: no run warms from another's history.
-        ...(r.sync ? [`--epp-args=--state-sync=redis://127.0.0.1:${port}?key=llm-epp:bench:${stamp}:${i}`] : []),
-      ];
+      // A stream of its own per run: no run warms from another's history.
+      const args = demoArgs(v, r.replicas, `${stamp}-${i}`, `active-active: ${r.label}`, r.sync ? `redis://127.0.0.1:${port}?key=llm-epp:bench:${stamp}:${i}` : undefined);
       const plan = demoPlanFromArgs(args);
       if (plan === 'help') continue;
       process.stderr.write(`\n=== ${r.label}: npm run demo -- ${args.join(' ')}\n`);
@@ -547,21 +552,7 @@ async function killRestartRun(c: KillRestartCase, log: (s: string) => void, sign
   process.once('exit', onExit);
   const monitor = new HealthMonitor();
   try {
-    let endpoints = '';
-    let podNames: string[] = [];
-    const fleet = await startChild({
-      label: 'the simulated fleet (bench/sim/fleet.ts)',
-      args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...plan.simArgs],
-      ready: (l) => {
-        const j = json(l) as { endpoints?: string; pods?: Array<{ name: string }> } | undefined;
-        if (!j?.endpoints) return undefined;
-        endpoints = j.endpoints;
-        podNames = (j.pods ?? []).map((p) => p.name);
-        return {};
-      },
-    });
-    children.push(fleet);
-    monitor.add({ name: 'simulated fleet', pid: fleet.pid, lag: fleet.lag });
+    const { endpoints, podNames } = await startSimFleet(plan, [], children, monitor);
     // Ports fixed up front: the restart gets exactly the command line the replica first had.
     const ports = await freePorts(3 * c.replicas);
     const replicas: Replica[] = [];
@@ -674,18 +665,7 @@ async function killRestartMain(
     for (const sync of [true, false]) {
       if (interrupt.signal.aborted) break;
       const label = `${v.replicas} replicas, ${sync ? '--state-sync' : 'no sync'}`;
-      const args = [
-        '--strategies=approximate',
-        `--pods=${v.pods}`,
-        `--rates=${v.rate}`,
-        `--duration=${v.duration}`,
-        `--warmup=${v.warmup}`,
-        `--epp-replicas=${v.replicas}`,
-        '--progress=false',
-        `--out=${ROOT}bench/results/active-active-${stamp}-kill-restart-${sync ? 'sync' : 'nosync'}`,
-        `--title=active-active kill/restart: ${label}`,
-        ...(sync ? [`--epp-args=--state-sync=redis://127.0.0.1:${port}?key=llm-epp:bench:${stamp}:kill-restart`] : []),
-      ];
+      const args = demoArgs(v, v.replicas, `${stamp}-kill-restart-${sync ? 'sync' : 'nosync'}`, `active-active kill/restart: ${label}`, sync ? `redis://127.0.0.1:${port}?key=llm-epp:bench:${stamp}:kill-restart` : undefined);
       const plan = demoPlanFromArgs(args);
       if (plan === 'help') continue;
       log(`\n=== ${label}, replica ${v.replicas} killed and restarted (the demo's workload: npm run demo -- ${args.join(' ')})`);

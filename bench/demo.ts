@@ -277,6 +277,26 @@ function restartPods(restart: { pods: number; afterMs: number }, podUrls: string
  * Run the demo. `signal` stops it early: the report then holds what completed. Throws, with the
  * child's own first error lines, when a process does not start.
  */
+/** The simulated fleet of a plan, started, tracked in `children` and watched by `monitor`: its endpoints and pod names. */
+export async function startSimFleet(plan: DemoPlan, extraArgs: readonly string[], children: StartedChild[], monitor: HealthMonitor): Promise<{ endpoints: string; podNames: string[] }> {
+  let endpoints = '';
+  let podNames: string[] = [];
+  const fleet = await startChild({
+    label: 'the simulated fleet (bench/sim/fleet.ts)',
+    args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...extraArgs, ...plan.simArgs],
+    ready: (l) => {
+      const j = json(l) as { endpoints?: string; pods?: Array<{ name: string }> } | undefined;
+      if (!j?.endpoints) return undefined;
+      endpoints = j.endpoints;
+      podNames = (j.pods ?? []).map((p) => p.name);
+      return {};
+    },
+  });
+  children.push(fleet);
+  monitor.add({ name: 'simulated fleet', pid: fleet.pid, lag: fleet.lag });
+  return { endpoints, podNames };
+}
+
 export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), signal?: AbortSignal): Promise<DemoResult> {
   const environment = describeEnvironment({ plan, llmEppConfig: eppConfig(plan.eppArgs) }, ['node', 'bench/demo.ts', ...plan.argv]);
   const children: StartedChild[] = [];
@@ -288,22 +308,11 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
   let runs: RunResult[] = [];
   let podNames: string[] = [];
   try {
-    let endpoints = '';
     // Precise routing reads the pods' KV events: every pod publishes on its own address, one port.
     const kv = plan.strategies.includes('precise') ? await kvEventsPort(plan.simArgs) : undefined;
-    const fleet = await startChild({
-      label: 'the simulated fleet (bench/sim/fleet.ts)',
-      args: ['bench/sim/fleet.ts', `--pods=${plan.pods}`, '--port=0', '--enable-prompt-tokens-details=true', ...(kv?.fleetArgs ?? []), ...plan.simArgs],
-      ready: (l) => {
-        const j = json(l) as { endpoints?: string; pods?: Array<{ name: string }> } | undefined;
-        if (!j?.endpoints) return undefined;
-        endpoints = j.endpoints;
-        podNames = (j.pods ?? []).map((p) => p.name);
-        return {};
-      },
-    });
-    children.push(fleet);
-    monitor.add({ name: 'simulated fleet', pid: fleet.pid, lag: fleet.lag });
+    const fleet = await startSimFleet(plan, kv?.fleetArgs ?? [], children, monitor);
+    const endpoints = fleet.endpoints;
+    podNames = fleet.podNames;
     const urls = endpoints.split(',');
     log(`fleet: ${plan.pods} simulated pods on ${urls[0]}…  (${plan.simArgs.join(' ')})`);
     const gateways = new Map<DemoStrategy, string>();

@@ -93,3 +93,13 @@ export function splitHashes(words: Uint32Array): BlockHashes {
   }
   return { hi, lo, count };
 }
+
+/** BlockHashes as (lo, hi) word pairs, as shared state carries them: splitHashes reversed. */
+export function pairHashes(h: BlockHashes): Uint32Array {
+  const words = new Uint32Array(h.count * 2);
+  for (let i = 0; i < h.count; i++) {
+    words[2 * i] = h.lo[i];
+    words[2 * i + 1] = h.hi[i];
+  }
+  return words;
+}
