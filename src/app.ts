@@ -26,7 +26,7 @@ import { DEFAULT_CONFIG, loadConfig, parseConfigText, type DataLayerSettings, ty
 import { PipelineScheduler } from './scheduling/pipeline.ts';
 import type { Scheduler } from './scheduling/types.ts';
 import type { ParserTable } from './scheduling/parsers/request-parser.ts';
-import type { Plugin } from './scheduling/framework.ts';
+import type { Plugin, SaturationDetector } from './scheduling/framework.ts';
 import { RequestPolicy } from './request-control/policy.ts';
 import { CertWatcher, loadTlsMaterial, serverCredentials } from './tls.ts';
 import { loadMetricsTls } from './observability/metrics-tls.ts';
@@ -43,6 +43,11 @@ import { applyStates, type HealthStatus, type WorkerInit } from './workers/messa
 import { applyHealth } from './workers/worker-health.ts';
 import { replicaId } from './sync/replica-id.ts';
 import { createMetricsAuth } from './observability/metrics-auth.ts';
+import { flowControlOf, type FlowControlConfig } from './flowcontrol/config.ts';
+import { FlowController } from './flowcontrol/controller.ts';
+import { InFlightRequests } from './flowcontrol/eviction.ts';
+import { poolGate } from './flowcontrol/gate.ts';
+import { FlowControlMetrics } from './flowcontrol/metrics.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -100,6 +105,9 @@ async function scrapeTls(dl: DataLayerSettings): Promise<{ ca?: string; cert?: s
   return { ca: await read(dl.tls.caCertPath, 'caCertPath'), cert: await read(dl.tls.clientCertPath, 'clientCertPath'), key: await read(dl.tls.clientKeyPath, 'clientKeyPath') };
 }
 
+/** A loaded config and, with the flowControl feature gate on, its flowControl section as read. */
+export type BuiltConfig = LoadedConfig & { readonly flowControlSettings: FlowControlConfig | undefined };
+
 export async function buildScheduler(
   options: Pick<Options, 'configFile' | 'configText' | 'maxConfigBytes'> & { allowExperimentalPlugins?: boolean; tokenizerWorkers?: number },
   pool: Datastore,
@@ -107,7 +115,7 @@ export async function buildScheduler(
   metrics: EppMetrics | undefined,
   random: () => number = Math.random,
   sync?: SharedState,
-): Promise<PipelineScheduler<LoadedConfig>> {
+): Promise<PipelineScheduler<BuiltConfig>> {
   let text = DEFAULT_CONFIG;
   let source = 'default config';
   if (options.configFile) {
@@ -120,7 +128,8 @@ export async function buildScheduler(
     text = options.configText;
     if (Buffer.byteLength(text) > options.maxConfigBytes) throw new Error(`--config-text: larger than --max-config-bytes (${options.maxConfigBytes} bytes)`);
   }
-  const config = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random, allowExperimental: options.allowExperimentalPlugins, tokenizerWorkers: options.tokenizerWorkers, sync }, source);
+  const loaded = loadConfig(parseConfigText(text, source), createRegistry(), { pool, log, metrics, random, allowExperimental: options.allowExperimentalPlugins, tokenizerWorkers: options.tokenizerWorkers, sync }, source);
+  const config: BuiltConfig = { ...loaded, flowControlSettings: flowControlOf(loaded, source) };
   log.info(
     {
       source,
@@ -132,6 +141,7 @@ export async function buildScheduler(
       })),
       profileHandler: config.profileHandler.name,
       saturationDetector: config.saturationDetector.name,
+      flowControl: config.flowControlSettings ? [...config.flowControlSettings.bands.keys()].sort((a, b) => b - a).map((p) => `band ${p}`) : 'off',
     },
     'scheduling config loaded',
   );
@@ -160,6 +170,8 @@ export interface App {
   readonly bufferBudget: { readonly used: number; readonly limit: number };
   /** ext_proc streams open now. */
   readonly streams: StreamTracker;
+  /** Flow control's queues in this thread (the flowControl feature gate); undefined when off. */
+  readonly flow: FlowController | undefined;
   /**
    * Shut down as on SIGTERM: health NOT_SERVING at once; ext_proc keeps
    * accepting for `delayMs` (default --shutdown-delay); then it stops
@@ -213,6 +225,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   let requestPlugins: RequestPlugins | undefined;
   /** The config's plugins: some start (sockets, workers) before serving and stop at shutdown. */
   let configPlugins: Plugin[] = [];
+  /** Flow control's settings and dispatch gate (the config's saturation detector), when its gate is on. */
+  let flowSettings: { config: FlowControlConfig; detector: SaturationDetector } | undefined;
   if (deps.scheduler) scheduler = deps.scheduler;
   else {
     // The control thread's plugins never serve: they validate the config and give its data layer.
@@ -224,6 +238,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     // request hooks, timed like the scheduler's plugins.
     requestPlugins = new RequestPlugins(built.config.plugins.values(), built.timer, built.config.saturationDetector);
     configPlugins = [...built.config.plugins.values()];
+    const fc = built.config.flowControlSettings;
+    if (fc) flowSettings = { config: fc, detector: built.config.saturationDetector };
   }
 
   const bufferBudget = { used: 0, limit: options.maxBufferedRequestBytes };
@@ -298,8 +314,24 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       datastore.replaceAll(parseEndpointList(options.endpoints));
       log.info({ endpoints: datastore.list().length }, 'static endpoint pool loaded');
     }
+    if (options.objectivesFile) {
+      // InferenceObjectives (priorities) and model rewrites outside Kubernetes.
+      const { FilePolicySource } = await import('./request-control/file-policy-source.ts');
+      const ps = new FilePolicySource(options.objectivesFile, undefined, policy, log, options.maxConfigBytes);
+      await ps.start().catch((err: Error) => {
+        throw new Error(`--objectives-file ${options.objectivesFile}: ${err.message}`);
+      });
+      policySource = ps;
+    }
   }
 
+  // Flow control (the flowControl gate) in each thread that serves requests: requests wait here by
+  // priority and fairness id until the saturation detector, over the whole pool, lets them go. With
+  // --workers each worker keeps its own queues.
+  const flow = flowSettings && !control ? startFlowControl(flowSettings.config, flowSettings.detector, datastore, policy, metrics, poolName, options.metricsStalenessThresholdMs, dataLayer.intervalMs ?? options.refreshMetricsIntervalMs, log) : undefined;
+
+  // New metrics may let queued requests go.
+  const flowWake = flow ? () => flow.controller.wake() : undefined;
   const collector = new MetricsCollector(
     datastore,
     {
@@ -311,7 +343,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       insecureSkipVerify: dataLayer.insecureSkipVerify ?? options.modelServerMetricsHttpsInsecureSkipVerify,
       tls: await scrapeTls(dataLayer),
       engines: dataLayer.engines,
-      onUpdate: control ? (ep) => supervisor?.endpointUpdated(ep) : undefined,
+      onUpdate: control ? (ep) => supervisor?.endpointUpdated(ep) : flowWake,
     },
     log,
     metrics,
@@ -332,7 +364,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
               port: source.port,
               insecureSkipVerify: source.insecureSkipVerify,
               reader: new DcgmPage(source.useNodeAddress, log),
-              onUpdate: control ? (ep) => supervisor?.endpointUpdated(ep) : undefined,
+              onUpdate: control ? (ep) => supervisor?.endpointUpdated(ep) : flowWake,
             },
             log,
             metrics,
@@ -364,6 +396,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
     metrics,
     log,
     sync,
+    flow: flow?.controller,
+    inFlight: flow?.inFlight,
   });
 
   const streams = new StreamTracker({ maxStreams: options.maxConcurrentStreams, idleTimeoutMs: options.streamIdleTimeoutMs });
@@ -549,6 +583,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       certPem: tls?.cert,
       bufferBudget,
       streams,
+      flow: flow?.controller,
       stop(drainMs = options.drainTimeoutMs, delayMs = options.shutdownDelayMs) {
         stopping ??= (async () => {
           // 1. Health NOT_SERVING on both ports (liveness stays SERVING); the
@@ -560,6 +595,8 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
           // 2. Keep accepting and serving while gateways notice.
           if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
           if (!worker) log.info({ openStreams: streams.size }, 'draining: no longer accepting ext_proc streams');
+          // Requests still queued in flow control are answered now (503, shutting down), not at their TTL.
+          flow?.controller.shutdown();
           if (supervisor) {
             // 3. Each worker stops accepting; its open streams get up to drainMs to finish.
             await supervisor.stop(drainMs, 0);
@@ -589,6 +626,7 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
       },
     };
   } catch (err) {
+    flow?.controller.shutdown();
     streams.close();
     for (const s of servers) s.forceShutdown();
     await Promise.all([supervisor?.stop(0, 0), listener?.close(), sync?.close()]);
@@ -616,4 +654,48 @@ async function bindFlag<T>(flag: string, port: number, bindIt: () => Promise<T>)
 /** host:port for gRPC's bind, with IPv6 addresses bracketed. */
 function hostPort(host: string, port: number): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Flow control for one request thread: the controller, its dispatch gate
+ * (`detector` over the whole pool), its metrics on llm-epp's registry, woken
+ * when the pool changes; the InferenceObjectives' priorities keep their bands.
+ */
+function startFlowControl(
+  config: FlowControlConfig,
+  detector: SaturationDetector,
+  datastore: Datastore,
+  policy: RequestPolicy,
+  metrics: EppMetrics,
+  poolName: string,
+  defaultStalenessMs: number,
+  scrapeIntervalMs: number,
+  log: Logger,
+): { controller: FlowController; inFlight: InFlightRequests | undefined } {
+  const fcMetrics = new FlowControlMetrics(metrics.registry, { poolName, fairnessLabel: (id) => metrics.fairnessLabel(id), modelLabel: (m) => metrics.modelLabel(m) });
+  // The utilization detector's own staleness threshold says which endpoints count as stale.
+  const detectorStaleness = (detector as { params?: { metricsStalenessThresholdMs?: unknown } }).params?.metricsStalenessThresholdMs;
+  const stalenessMs = typeof detectorStaleness === 'number' ? detectorStaleness : defaultStalenessMs;
+  const gate = poolGate(datastore, detector, { stalenessMs, staleEndpoints: (d, n) => fcMetrics.recordStaleEndpoints(d, n) });
+  const inFlight = config.enableEviction ? new InFlightRequests() : undefined;
+  const controller = new FlowController(config, {
+    gate,
+    metrics: fcMetrics,
+    log: log.child({ component: 'flow-control' }),
+    evictor: inFlight,
+    // How long an evicted request's freed capacity takes to show (llm-d's derivation): at once for the
+    // concurrency detector's own counts; a scrape interval, the staleness window and 250 ms for the
+    // engine to reclaim it, for scraped metrics.
+    eviction: { confirmationGraceMs: detector.type === 'concurrency-detector' ? 10 : scrapeIntervalMs + stalenessMs + 250 },
+  });
+  datastore.on('change', () => controller.wake());
+  const priorities = () => controller.setDesiredPriorities(policy.snapshot().objectives.map((o) => o.priority));
+  priorities();
+  const previous = policy.onChange;
+  policy.onChange = () => {
+    previous?.();
+    priorities();
+  };
+  log.info({ bands: [...config.bands.keys()].sort((a, b) => b - a), detector: detector.name, eviction: config.enableEviction }, 'flow control on');
+  return { controller, inFlight };
 }

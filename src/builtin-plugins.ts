@@ -37,6 +37,7 @@ import { burstPrefixCacheProducer } from './scheduling/producers/burst-prefix.ts
 import { dcgmDataSource } from './scheduling/data-layer/dcgm-data-source.ts';
 import { dcgmExtractor } from './scheduling/data-layer/dcgm-extractor.ts';
 import { endpointAttributeFilter } from './scheduling/filters/endpoint-attribute.ts';
+import { FLOW_CONTROL_PLUGINS } from './flowcontrol/plugins.ts';
 
 export function createRegistry(): PluginRegistry {
   const r = new PluginRegistry();
@@ -74,5 +75,7 @@ export function createRegistry(): PluginRegistry {
   r.register(dcgmDataSource);
   r.register(dcgmExtractor);
   r.register(endpointAttributeFilter);
+  // Flow control's policies (src/flowcontrol/policies/) and the probabilistic-admitter.
+  for (const def of FLOW_CONTROL_PLUGINS) r.register(def);
   return r;
 }

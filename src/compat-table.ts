@@ -10,6 +10,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRegistry } from './builtin-plugins.ts';
 import { FLAGS } from './flags.ts';
 import { createLogger } from './log.ts';
+import { FlowControlMetrics } from './flowcontrol/metrics.ts';
+import { programAwareGauges } from './flowcontrol/policies/program-aware.ts';
 import { EppMetrics } from './observability/metrics.ts';
 import { Datastore } from './pool/datastore.ts';
 import { FEATURE_GATES, loadConfig, parseConfigText } from './scheduling/config.ts';
@@ -63,7 +65,7 @@ const SOURCES =
 
 /** A config using each section: whether it loads decides the row; `same` says what llm-epp does with it (a refusal speaks for itself). */
 const CONFIG_PROBES: Record<string, { yaml: string; same?: string }> = {
-  featureGates: { yaml: BASE + 'featureGates: [haPopulateNonLeaderDatastore]\n', same: 'gates llm-epp has accepted; flowControl=true refused (see feature gates)' },
+  featureGates: { yaml: BASE + 'featureGates: [haPopulateNonLeaderDatastore]\n', same: 'flowControl; haPopulateNonLeaderDatastore=false refused (see feature gates)' },
   plugins: { yaml: BASE, same: 'name, type, strict parameters' },
   'plugins[].parameters': { yaml: 'plugins:\n- type: queue-scorer\n- type: prefix-cache-scorer\n  parameters:\n    blockSizeTokens: 16\n- type: max-score-picker\n', same: 'unknown parameters fail, naming plugin and field' },
   schedulingProfiles: { yaml: BASE, same: 'profiles of filters, weighted scorers, picker' },
@@ -75,7 +77,7 @@ const CONFIG_PROBES: Record<string, { yaml: string; same?: string }> = {
   'dataLayer.peerDiscovery': { yaml: BASE + 'dataLayer:\n  peerDiscovery:\n    pluginRef: x\n' },
   'dataLayer.crossReplicaSyncerPluginRef': { yaml: BASE + 'dataLayer:\n  crossReplicaSyncerPluginRef: x\n' },
   'dataLayer.crossReplicaSyncInterval': { yaml: BASE + 'dataLayer:\n  crossReplicaSyncInterval: 1s\n' },
-  flowControl: { yaml: BASE + 'featureGates: [flowControl]\nflowControl:\n  maxRequests: 10\n' },
+  flowControl: { yaml: BASE + 'featureGates: [flowControl]\nflowControl:\n  maxRequests: 10\n', same: 'with the flowControl gate: bands, TTLs, limits, policies and in-flight eviction (src/flowcontrol/README.md says where llm-epp differs)' },
   'requestHandler.parsers': { yaml: BASE + 'requestHandler:\n  parsers:\n  - pluginRef: openai-parser\n', same: 'openai, anthropic, vllmhttp, passthrough parsers (classify requests)' },
   saturationDetector: { yaml: withPlugins('- type: utilization-detector\n') + 'saturationDetector:\n  pluginRef: utilization-detector\n', same: 'utilization-detector, concurrency-detector' },
   parser: { yaml: BASE + 'parser:\n  pluginRef: openai-parser\n', same: 'deprecated in llm-d; accepted with a warning' },
@@ -102,6 +104,11 @@ function gateRows(s: Surface): Row[] {
   });
 }
 
+/** Registered plugins whose behaviour differs from llm-d Router's, and how. */
+const PLUGIN_DIFFERENCES: Record<string, string> = {
+  'probabilistic-admitter': 'a shed request gets 429 with x-llm-d-request-dropped-reason: rejected-saturated; llm-d wraps an admission plugin\'s refusal as 500',
+};
+
 function pluginRows(): Row[] {
   const inventory = fixture<{ plugins: { type: string; stability: string; deprecated: boolean }[] }>('plugins.json').plugins;
   const defs = createRegistry().definitions();
@@ -110,7 +117,8 @@ function pluginRows(): Row[] {
     const def = defs.find((d) => d.type === type || d.aliases?.includes(type) || d.deprecatedAliases?.includes(type));
     if (def) {
       const as = def.type === type ? '' : `as \`${def.type}\``;
-      return { item: tag, status: 'same', note: [as, def.deprecated ? 'deprecated: warned at load' : ''].filter(Boolean).join('; ') };
+      const differs = PLUGIN_DIFFERENCES[type];
+      return { item: tag, status: differs ? 'differs' : 'same', note: [as, def.deprecated ? 'deprecated: warned at load' : '', differs ?? ''].filter(Boolean).join('; ') };
     }
     const u = UNSUPPORTED_PLUGINS.get(type);
     if (u) return { item: tag, status: 'not yet', note: `refused: ${u.why}` };
@@ -148,6 +156,8 @@ export const EVIDENCE: Record<string, { file: string; note?: string }> = {
   'x-gateway-model-name-rewrite': { file: 'src/request-control/policy.ts', note: 'only with --allow-client-model-rewrite' },
   'x-llm-d-model-name-rewrite': { file: 'src/request-control/policy.ts', note: 'only with --allow-client-model-rewrite' },
   'x-request-id': { file: 'src/extproc/stream.ts' },
+  'x-llm-d-request-dropped-reason': { file: 'src/errors.ts', note: 'flow control\'s outcomes, no endpoints, in-flight eviction and the probabilistic-admitter' },
+  'x-llm-d-slo-ttft-ms': { file: 'src/flowcontrol/policies/slo-deadline.ts', note: 'slo-deadline-ordering-policy; predicted-latency routing is not implemented' },
   'x-session-token': { file: 'src/scheduling/session/affinity.ts' },
   'x-session-id': { file: 'src/scheduling/session/affinity.ts' },
   'x-data-parallel-host-port': { file: 'src/scheduling/profile-handlers/data-parallel.ts' },
@@ -167,12 +177,10 @@ const MISSING_FEATURE: Record<string, string> = {
   'x-prefiller-host-port': 'P/D disaggregation is not implemented yet',
   'x-encoder-hosts-ports': 'encode disaggregation is not implemented yet',
   'x-kv-cache-source-host-port': 'KV-cache transfer routing is not implemented',
-  'x-llm-d-slo-ttft-ms': 'flow control (slo-deadline) and predicted-latency routing are not implemented yet',
   'x-llm-d-slo-tpot-ms': 'predicted-latency routing is not implemented',
-  'x-llm-d-request-dropped-reason': 'flow control is not implemented yet',
-  'x-gateway-inference-request-cost': 'flow control usage limits are not implemented yet',
+  'x-gateway-inference-request-cost': 'llm-epp\'s usage-limit policies gate by pool saturation only; a request\'s cost is not read',
   'x-llm-d-video-fps': 'multimodal routing hints are not implemented',
-  'x-claude-code-session-id': 'agent-identity (fairness ids for flow control) is not implemented yet',
+  'x-claude-code-session-id': 'agent-identity (fairness ids from agent session headers) is not implemented; set x-llm-d-inference-fairness-id at the gateway',
 };
 
 function evidenceRows(items: { name: string; note?: string }[]): Row[] {
@@ -186,23 +194,24 @@ function evidenceRows(items: { name: string; note?: string }[]): Row[] {
 }
 
 const FAMILY_GAPS: Record<string, string> = {
-  'flow control': 'flow control is not implemented yet',
   disaggregation: 'P/D disaggregation is not implemented yet',
   'predicted latency and SLO': 'predicted-latency routing is not implemented',
   'multimodal encoder cache': 'multimodal encoder-cache routing is not implemented',
-  'program-aware fairness': 'flow control (program-aware fairness) is not implemented yet',
   'KV-cache index and events (precise prefix)': 'precise prefix-cache routing is not implemented yet',
   'plugin data scope': 'llm-epp plugins read request data through declared StateKeys, checked at config load; there is no run-time scope to violate',
 };
 
 function metricRows(s: Surface): Row[] {
   const m = new EppMetrics(new Datastore(), { poolName: 'p', stalenessThresholdMs: 1000, version: 'v', processMetrics: false, streamMetrics: true });
+  // Registered when flow control starts, and by a program-aware-fairness plugin.
+  new FlowControlMetrics(m.registry, { poolName: 'p' });
+  programAwareGauges(m.registry);
   const registered = new Set(m.registry.getMetricsAsArray().map((x) => x.name));
   const rows: Row[] = [];
   for (const { family, names } of s.metricFamilies) {
     const have = names.filter((n) => registered.has(`llm_d_epp_${n}`));
     const item = `${family}: ${names.map((n) => '`' + n + '`').join(', ')}`;
-    if (have.length === names.length) rows.push({ item, status: 'same', note: family === 'ext_proc streams' ? 'with --enable-grpc-stream-metrics' : family === 'in-flight load' ? 'with an inflight-load-producer in the config' : '' });
+    if (have.length === names.length) rows.push({ item, status: 'same', note: family === 'ext_proc streams' ? 'with --enable-grpc-stream-metrics' : family === 'in-flight load' ? 'with an inflight-load-producer in the config' : family === 'flow control' ? 'with the flowControl feature gate' : family === 'program-aware fairness' ? 'with a program-aware-fairness policy' : '' });
     else if (have.length === 0) {
       const why = FAMILY_GAPS[family];
       if (!why) throw new Error(`metric family "${family}" is not emitted by llm-epp and has no reason in FAMILY_GAPS`);

@@ -36,6 +36,8 @@ export class EppError extends Error {
   /** Its fairness id and priority, when resolved (for error metrics). */
   fairnessId: string | undefined;
   priority: number | undefined;
+  /** Headers for the client with the error (llm-d's x-llm-d-request-dropped-reason). */
+  headers: readonly (readonly [string, string])[] | undefined;
 
   constructor(code: ErrorCode, message: string, param: string | null = null) {
     super(message);
@@ -47,7 +49,17 @@ export class EppError extends Error {
     this.targetModel = undefined;
     this.fairnessId = undefined;
     this.priority = undefined;
+    this.headers = undefined;
   }
+}
+
+/** llm-d Router's header saying why a request was not served (pkg/common/error). */
+export const DROPPED_REASON_HEADER = 'x-llm-d-request-dropped-reason';
+
+/** `err` with x-llm-d-request-dropped-reason set to `reason`. */
+export function dropped<E extends EppError>(err: E, reason: string): E {
+  err.headers = [[DROPPED_REASON_HEADER, reason]];
+  return err;
 }
 
 export function badRequest(message: string, param: string | null = null): EppError {

@@ -14,6 +14,7 @@ export interface Options {
   certPath: string;
   endpoints: string;
   endpointsFile: string;
+  objectivesFile: string;
   poolName: string;
   poolNamespace: string;
   poolGroup: string;
@@ -124,6 +125,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'endpoints-file', group: 'pool', key: 'endpointsFile', kind: 'string', def: '', help: 'Pool from a YAML file (address, port, name, labels), reloaded when it changes.' },
   { name: 'endpoints-file-max-shrink', group: 'pool', key: 'endpointsFileMaxShrink', kind: 'fraction', def: '0.5', help: 'An endpoints-file reload that empties the pool, or removes more than this fraction of its endpoints at once, is held back until the file has stayed the same for --endpoints-file-settle (a half-written file never empties the pool). 1 = only an empty file is held back.' },
   { name: 'endpoints-file-settle', group: 'pool', key: 'endpointsFileSettleMs', kind: 'duration', def: '10s', help: 'How long a held-back endpoints file must stay unchanged before it is applied.' },
+  { name: 'objectives-file', group: 'pool', key: 'objectivesFile', kind: 'string', def: '', help: 'InferenceObjective (and InferenceModelRewrite) manifests from a YAML file instead of the Kubernetes API, reloaded when it changes: priorities (and flow control\'s bands) outside Kubernetes. One or more documents, each a manifest or a List; spec.poolRef is not checked. Not with --pool-name, which watches them in the cluster.' },
   { name: 'pool-name', group: 'pool', key: 'poolName', kind: 'string', def: '', help: 'Kubernetes: the InferencePool whose selected Ready pods are the endpoints (one per target port), watched live.' },
   { name: 'pool-namespace', group: 'pool', key: 'poolNamespace', kind: 'string', def: '', help: 'Namespace of the pool (or of --endpoint-selector pods); default: env NAMESPACE, then "default".' },
   { name: 'pool-group', group: 'pool', key: 'poolGroup', kind: 'string', def: 'inference.networking.k8s.io', help: 'API group of the InferencePool (inference.networking.x-k8s.io for the v1alpha2 pools).' },
@@ -310,6 +312,7 @@ function validate(o: Options): void {
   if (sources.length === 0 && !o.configFile && !o.configText && !o.checkConfig && !o.help && !o.version) {
     throw new FlagError(NO_ENDPOINT_SOURCE);
   }
+  if (o.objectivesFile && o.poolName) throw new FlagError('--objectives-file and --pool-name both give the InferenceObjectives (--pool-name watches them in the cluster): keep one');
   validateLlmdFlags(o);
   if (o.endpointSelector && o.endpointTargetPorts.length === 0) throw new FlagError('--endpoint-selector needs --endpoint-target-ports');
   if (!o.poolNamespace) o.poolNamespace = process.env.NAMESPACE || 'default';

@@ -19,6 +19,11 @@ async function checkConfig(options: Options): Promise<number> {
       lines.push(`  profile ${p.name}: filters [${p.filters.map((f) => f.name).join(', ')}], scorers [${scorers}], picker ${p.picker.name}`);
     }
     lines.push(`  profile handler ${config.profileHandler.name}; saturation detector ${config.saturationDetector.name}; ${config.plugins.size} plugins`);
+    const fc = config.flowControlSettings;
+    if (fc) {
+      const bands = [...fc.bands.values()].sort((a, b) => b.priority - a.priority).map((b) => `${b.priority} (${b.fairness.name}, ${b.ordering.name}, ${b.maxRequests} requests)`);
+      lines.push(`  flow control on: bands ${bands.join(', ')}; usage limit ${fc.usageLimit.name}; request TTL ${fc.defaultRequestTtlMs / 1000}s, no-endpoint TTL ${fc.noEndpointRequestTtlMs / 1000}s${fc.enableEviction ? '; in-flight eviction on' : ''}`);
+    }
     process.stdout.write(lines.join('\n') + '\n');
     await flushLogger(quiet);
     return 0;

@@ -27,6 +27,8 @@ try {
         break;
       case 'states':
         applyStates(app.datastore, m.states);
+        // New metrics may let queued requests go.
+        app.flow?.wake();
         break;
       case 'policy':
         app.policy.setObjectives(m.objectives);

@@ -60,8 +60,8 @@ describe('metric names of an expression', () => {
 describe('verdicts', () => {
   it("fails any EMPTY panel of llm-epp's dashboard, and llm-d's only for features llm-epp has", () => {
     expect(verdict('own', 'OK', []).pass).toBe(true);
-    expect(verdict('own', 'EMPTY', ['llm_d_epp_flow_control_queue_size'])).toEqual({ pass: false, note: "not on llm-epp's page: llm_d_epp_flow_control_queue_size" });
-    expect(verdict('llm-d', 'EMPTY', ['llm_d_epp_flow_control_request_queue_duration_seconds_bucket'])).toEqual({ pass: true, note: 'feature llm-epp lacks: flow control' });
+    expect(verdict('own', 'EMPTY', ['llm_d_epp_pd_decision_total'])).toEqual({ pass: false, note: "not on llm-epp's page: llm_d_epp_pd_decision_total" });
+    expect(verdict('llm-d', 'EMPTY', ['llm_d_epp_pd_decision_total'])).toEqual({ pass: true, note: 'feature llm-epp lacks: P/D disaggregation' });
     expect(verdict('llm-d', 'EMPTY', ['llm_d_epp_inflight_tokens', 'llm_d_epp_request_totl']).pass).toBe(false);
     expect(verdict('llm-d', 'EMPTY', []).note).toBe("every metric is on llm-epp's page, but no data");
     expect(verdict('llm-d', 'ERROR', [], 'bad_data: parse error').pass).toBe(false);
@@ -72,9 +72,8 @@ describe('verdicts', () => {
     expect(unsupportedFeature('llm_d_epp_request_predicted_ttft_seconds_count')).toBe('predicted latency / SLO');
     expect(unsupportedFeature('llm_d_epp_kv_cache_index_lookup_latency_seconds_sum')).toBe('KV-cache index');
     expect(unsupportedFeature('llm_d_epp_encoder_cache_hit_ratio_bucket')).toBe('encoder cache');
-    expect(unsupportedFeature('llm_d_epp_program_aware_jains_fairness_index')).toBe('program-aware fairness');
     expect(unsupportedFeature('llm_d_epp_inflight_requests')).toBe('per-endpoint in-flight load');
-    for (const m of ['llm_d_epp_request_total', 'llm_d_epp_request_duration_seconds_bucket', 'llm_d_epp_per_endpoint_queue_size', 'llm_d_epp_flow_control']) {
+    for (const m of ['llm_d_epp_request_total', 'llm_d_epp_request_duration_seconds_bucket', 'llm_d_epp_per_endpoint_queue_size', 'llm_d_epp_flow_control_queue_size', 'llm_d_epp_program_aware_jains_fairness_index']) {
       expect(unsupportedFeature(m), m).toBeUndefined();
     }
   });
@@ -103,7 +102,7 @@ describe('npm run check:dashboards', () => {
         'has data': 'sum by (fairness_id) (llm_d_epp_request_total{namespace="$ns"})',
       }, [ns]),
     },
-    { name: 'probe (own role)', role: 'own', file: probe('probe-own', { 'lacked feature': 'llm_d_epp_flow_control_queue_size' }) },
+    { name: 'probe (own role)', role: 'own', file: probe('probe-own', { 'lacked feature': 'llm_d_epp_pd_decision_total' }) },
   ];
 
   let report: CheckReport | undefined;
@@ -114,7 +113,7 @@ describe('npm run check:dashboards', () => {
   };
   const rowsOf = (r: CheckReport, name: string) => r.rows.filter((x) => x.dashboard === name);
 
-  it("runs every expression of llm-epp's dashboard with data, and of llm-d's all but the features llm-epp lacks", async () => {
+  it("runs every expression of llm-epp's dashboard and of llm-d's with data", async () => {
     const r = await run();
     const [own, llmd] = DASHBOARDS;
     const ownRows = rowsOf(r, own.name);
@@ -122,13 +121,9 @@ describe('npm run check:dashboards', () => {
     expect(ownRows.length).toBe(26);
     expect(llmdRows.length).toBe(35);
     expect(ownRows.filter((x) => x.status !== 'OK').map((x) => `${x.panel}: ${x.note}`), r.text).toEqual([]);
-    // llm-d's flow-control row is the only part of its dashboard that stays empty.
-    expect(llmdRows.filter((x) => x.status !== 'OK').map((x) => x.panel.split(' / ')[0])).toEqual(Array(15).fill('Flow Control Layer'));
-    for (const x of llmdRows.filter((x) => x.status === 'EMPTY')) {
-      expect(x.pass, x.panel).toBe(true);
-      expect(x.note).toBe('feature llm-epp lacks: flow control');
-      expect(x.absent.length).toBeGreaterThan(0);
-    }
+    // Every panel of llm-d's, its flow-control row included (the scenario runs with flow control on).
+    expect(llmdRows.filter((x) => x.status !== 'OK').map((x) => `${x.panel}: ${x.note}`), r.text).toEqual([]);
+    expect(llmdRows.filter((x) => x.panel.startsWith('Flow Control Layer')).length).toBe(15);
     // Template variables were resolved from Prometheus, as Grafana resolves them.
     expect(ownRows.find((x) => x.panel === 'Ready pods')!.query).toBe('max by (name) (inference_pool_ready_pods{namespace="llm-epp-check", name=~".*"})');
     for (const x of [...ownRows, ...llmdRows]) expect(x.query, x.panel).not.toMatch(/\$/);

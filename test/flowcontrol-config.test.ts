@@ -28,7 +28,8 @@ const FIXTURES = new URL('./fixtures/llm-d-router-v0.10/flowcontrol/', import.me
 
 function registry(): PluginRegistry {
   const r = createRegistry();
-  for (const def of FLOW_CONTROL_PLUGINS) r.register(def);
+  // src/builtin-plugins.ts registers every flow-control plugin type.
+  for (const def of FLOW_CONTROL_PLUGINS) expect(r.get(def.type)).toBe(def);
   return r;
 }
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimPod, type SimPod } from '../bench/sim/server.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import { createRegistry } from '../src/builtin-plugins.ts';
+import { flowControlOf } from '../src/flowcontrol/config.ts';
 import { createLogger } from '../src/log.ts';
 import { loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { ConfigError } from '../src/scheduling/params.ts';
@@ -17,7 +18,6 @@ import { thrown } from './helpers/thrown.ts';
 const DIR = new URL('./fixtures/llm-d-router-v0.10/deploy-config/', import.meta.url);
 
 const DISAGG = 'is not supported by llm-epp: prefill/decode (and encode) disaggregation is not implemented in llm-epp yet; use one profile (single-profile-handler with decode-filter)';
-const FLOW = 'featureGates: flowControl: flow control (queuing by priority band and fairness) is not implemented in llm-epp yet; without it, sheddable requests (priority < 0) are rejected with 429 while the saturation detector reports saturation, as llm-d Router does with the gate off';
 
 /** What each sample does in llm-epp: 'loads', 'alpha' (loads with --allow-experimental-plugins only), or the exact refusal. */
 const EXPECTED: Record<string, 'loads' | 'alpha' | string> = {
@@ -42,10 +42,10 @@ const EXPECTED: Record<string, 'loads' | 'alpha' | string> = {
   'sim-pd-epp-config.yaml': `plugin "prefix-based-pd-decider": type "prefix-based-pd-decider" (llm-d Router) ${DISAGG}`,
   'pd-topology-epp-config.yaml':
     'plugin "topology-extractor": type "topology-extractor" (llm-d Router) is not supported by llm-epp: topology-aware routing (zone/rack/host affinity) is not implemented in llm-epp; by-label or label-selector-filter can keep a zone by pod label',
-  'probabilistic-admitter-epp-config.yaml':
-    'plugin "probabilistic-admitter": type "probabilistic-admitter" (llm-d Router) is not supported by llm-epp: probabilistic admission (shedding low-priority requests by saturation tier) is not implemented in llm-epp; sheddable requests are rejected with 429 while the saturation detector reports saturation',
-  'sim-program-aware-config.yaml': `sim-program-aware-config.yaml: ${FLOW}`,
-  'soft-reflective-ceiling-epp-config.yaml': `soft-reflective-ceiling-epp-config.yaml: ${FLOW}`,
+  // Flow control (src/flowcontrol/): each flowControl section is read as well (flowControlOf).
+  'probabilistic-admitter-epp-config.yaml': 'loads',
+  'sim-program-aware-config.yaml': 'loads',
+  'soft-reflective-ceiling-epp-config.yaml': 'alpha',
 };
 
 function load(file: string, allowExperimental: boolean) {
@@ -67,6 +67,9 @@ describe('llm-d Router v0.10 sample configs (deploy/config/)', () => {
       it(`${file} loads${want === 'alpha' ? ' with --allow-experimental-plugins (alpha plugins, as in llm-d Router)' : ''} and picks an endpoint`, () => {
         if (want === 'alpha') expect(thrown(() => load(file, false), ConfigError).message).toMatch(/an alpha \(experimental\) plugin; start llm-epp with --allow-experimental-plugins/);
         const config = load(file, want === 'alpha');
+        // With the flowControl gate on, its section reads too (as llm-epp does at start-up).
+        const flow = flowControlOf(config, file);
+        expect(flow !== undefined).toBe(config.featureGates.flowControl);
         const { endpoints } = makePool([{ waitingQueueSize: 3, kvCacheUsage: 0.5 }, { waitingQueueSize: 0, kvCacheUsage: 0.1 }]);
         const result = runCycle(new PipelineScheduler(config, createLogger('silent')), request({ model: 'm', prompt: 'hello' }), endpoints, 1);
         expect(result.endpoints).toHaveLength(1);

@@ -93,7 +93,7 @@ describe('EndpointPickerConfig', () => {
     ['a required parameter missing', head + 'plugins:\n- type: by-label\n', /parameter "label" is required/],
     ['a bad label selector', head + 'plugins:\n- type: label-selector-filter\n  parameters: {matchExpressions: [{key: a, operator: Near}]}\n', /operator" must be In, NotIn, Exists or DoesNotExist/],
     ['an unknown feature gate', head + 'featureGates: [turbo]\n', /unknown gate "turbo"/],
-    ['flow control', head + 'featureGates: [flowControl]\n', /featureGates: flowControl: flow control .* is not implemented/],
+    ['a flowControl section with an unknown field', head + 'featureGates: [flowControl]\nflowControl:\n  maxQueue: 10\n', /flowControl: unknown field "maxQueue"/],
     ['a saturationDetector naming no plugin', head + 'saturationDetector: {pluginRef: sat}\n', /saturationDetector: pluginRef "sat" names no plugin/],
     ['a saturationDetector that is no detector', head + 'plugins:\n- type: queue-scorer\nsaturationDetector: {pluginRef: queue-scorer}\n', /saturationDetector: "queue-scorer" \(queue-scorer\) is not a saturation detector/],
     ['a parser llm-epp lacks', head + 'plugins:\n- type: queue-scorer\nparser: {pluginRef: queue-scorer}\n', /parser: "queue-scorer" \(queue-scorer\) is not a request parser \(openai-parser, anthropic-parser, vllmhttp-parser, passthrough-parser\)/],
@@ -113,6 +113,14 @@ describe('EndpointPickerConfig', () => {
     const c = loadConfig(parseConfigText(head + 'plugins:\n- type: concurrency-detector\nflowControl:\n  maxRequests: 10\n  saturationDetector: {pluginRef: concurrency-detector}\n', 'test.yaml'), createRegistry(), { ...ctx(), log: cap.logger }, 'test.yaml');
     expect(c.saturationDetector.type).toBe('concurrency-detector');
     expect(cap.lines().some((l) => String(l.msg).includes('flowControl feature gate is off') && JSON.stringify(l.ignored) === '["maxRequests"]')).toBe(true);
+  });
+
+  it('with the flowControl gate on, keeps the section for flow control and does not warn', () => {
+    const cap = captureLogger('warn');
+    const c = loadConfig(parseConfigText(head + 'featureGates: [flowControl]\nflowControl:\n  maxRequests: 10\n', 'test.yaml'), createRegistry(), { ...ctx(), log: cap.logger }, 'test.yaml');
+    expect(c.featureGates.flowControl).toBe(true);
+    expect(c.flowControl).toEqual({ maxRequests: 10 });
+    expect(cap.lines().some((l) => String(l.msg).includes('flowControl feature gate is off'))).toBe(false);
   });
 
   it('the deprecated prefix blockSize needs blockSizeTokens', () => {

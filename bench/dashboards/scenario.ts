@@ -4,12 +4,14 @@
 // of it doing Envoy's part. round() sends one mix of traffic through the
 // gateway: streamed chat and completions (SSE with usage), non-streaming
 // ones, a model no pod serves (the pod answers 404: a counted request
-// error), several fairness ids and none, prompts sharing a prefix.
+// error), several fairness ids and none, prompts sharing a prefix; flow
+// control holds some of them for a moment.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startApp, type App } from '../../src/app.ts';
 import { parseFlags } from '../../src/flags.ts';
 import { createLogger } from '../../src/log.ts';
+import { DEFAULT_CONFIG } from '../../src/scheduling/config.ts';
 import { startGateway, type Gateway } from '../gateway/gateway.ts';
 import { startFleet, type Fleet } from '../sim/fleet.ts';
 
@@ -18,6 +20,13 @@ const FAIRNESS_HEADER = 'x-llm-d-inference-fairness-id';
 const SIM_PODS = 3;
 // A long shared system prompt: later requests find its blocks in the prefix index.
 const SYSTEM = 'You answer questions about the inventory of a hardware store, briefly and precisely. '.repeat(24);
+
+// GAIE's default scorers, with flow control on: one request in flight per endpoint saturates the
+// pool, so each round's five requests queue for a moment (flow control's panels get data).
+const FLOW_CONTROL_CONFIG = `${DEFAULT_CONFIG.replace('- type: single-profile-handler\n', '- type: single-profile-handler\n- {name: saturated-at-one, type: concurrency-detector, parameters: {maxConcurrency: 1}}\n')}featureGates: [flowControl]
+flowControl:
+  saturationDetector: {pluginRef: saturated-at-one}
+`;
 
 export interface Scenario {
   readonly app: App;
@@ -80,6 +89,7 @@ export async function startScenario(): Promise<Scenario> {
 
     const options = parseFlags([
       `--endpoints=${fleet.endpoints},127.0.0.1:${brokenPort}`,
+      `--config-text=${FLOW_CONTROL_CONFIG}`,
       '--grpc-port=0',
       '--grpc-health-port=0',
       '--metrics-port=0',

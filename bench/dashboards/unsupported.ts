@@ -6,21 +6,6 @@
 const P = 'llm_d_epp_';
 
 export const UNSUPPORTED_FEATURES: Readonly<Record<string, readonly string[]>> = {
-  'flow control': [
-    'flow_control_request_queue_duration_seconds',
-    'flow_control_dispatch_cycle_duration_seconds',
-    'flow_control_request_enqueue_duration_seconds',
-    'flow_control_queue_size',
-    'flow_control_queue_bytes',
-    'flow_control_pool_saturation',
-    'flow_control_stale_endpoints',
-    'flow_control_requests_total',
-    'flow_control_pending_reclaim',
-    'flow_control_reclaim_target',
-    'flow_control_revocation_confirmation_seconds',
-    'flow_control_revocations_issued_total',
-    'flow_control_revocations_total',
-  ].map((n) => P + n),
   'P/D disaggregation': [
     P + 'disagg_decision_total',
     P + 'pd_decision_total',
@@ -56,7 +41,6 @@ export const UNSUPPORTED_FEATURES: Readonly<Record<string, readonly string[]>> =
     'kv_cache_events_zmq_errors_total',
   ].map((n) => P + n),
   'encoder cache': ['encoder_cache_queries_total', 'encoder_cache_hits_total', 'encoder_cache_hit_ratio'].map((n) => P + n),
-  'program-aware fairness': ['program_aware_jains_fairness_index', 'program_aware_avg_wait_time_milliseconds', 'program_aware_attained_service_tokens'].map((n) => P + n),
   'per-endpoint in-flight load': [P + 'inflight_requests', P + 'inflight_tokens'],
 };
 

@@ -200,11 +200,13 @@ export function trailersResponse(kind: 'request_trailers' | 'response_trailers')
 }
 
 /** `raw`: the request's headers came as raw_value (see readHeaders); answer in the same field. */
-export function immediateResponse(status: number, body: Buffer, details: string, raw = true): ProcessingResponse {
+export function immediateResponse(status: number, body: Buffer, details: string, raw = true, extra?: readonly (readonly [string, string])[]): ProcessingResponse {
+  const set = [header('content-type', 'application/json', raw)];
+  if (extra) for (const [k, v] of extra) set.push(header(k, v, raw));
   return {
     immediate_response: {
       status: { code: status },
-      headers: { set_headers: [header('content-type', 'application/json', raw)] },
+      headers: { set_headers: set },
       body,
       details,
     },

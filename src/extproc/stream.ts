@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { asEppError, type Director, type Routing } from '../request-control/director.ts';
-import { EppError, openAIErrorBody } from '../errors.ts';
+import { EppError, dropped, openAIErrorBody } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
 import type { EppMetrics } from '../observability/metrics.ts';
@@ -320,6 +320,10 @@ export class ExtProcStream implements TrackedStream {
   /** The reply that carries the destination (headers or, BUFFERED, the body reply). */
   #answer(routing: Routing, reply: 'headers' | 'duplex' | 'buffered'): void {
     this.#routing = routing;
+    // Flow control's in-flight eviction (enableEviction) ends the request with 429, as llm-d does.
+    routing.onEvict = () => {
+      if (!this.#closed) this.#fail(dropped(new EppError('ResourceExhausted', 'request evicted by flow control'), 'evicted'));
+    };
     const bodyLength = routing.body?.length ?? 0;
     const destination = routing.destinations.join(',');
 
@@ -436,7 +440,7 @@ export class ExtProcStream implements TrackedStream {
     // after routing should not happen) is released, its response path gone.
     this.#ctx.director.rejected(this.#routing, e);
     this.#endSpan(e);
-    this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`, this.#rawHeaders));
+    this.#send(immediateResponse(e.status, openAIErrorBody(e), `llm_epp_${e.code}`, this.#rawHeaders, e.headers));
     this.#end();
   }
 

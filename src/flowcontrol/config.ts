@@ -4,6 +4,7 @@
 // defaults and checks, and the policy plugins each reference names. Every
 // error names the field.
 import type { Plugin } from '../scheduling/framework.ts';
+import { FLOW_CONTROL_FIELDS, flowControlSettingsSet, type LoadedConfig } from '../scheduling/config.ts';
 import { ConfigError } from '../scheduling/params.ts';
 import { FcfsOrderingPolicy, FCFS_ORDERING_POLICY } from './policies/fcfs.ts';
 import { GlobalStrictFairnessPolicy, GLOBAL_STRICT_FAIRNESS_POLICY } from './policies/global-strict.ts';
@@ -13,19 +14,6 @@ import { isFairnessPolicy, isOrderingPolicy, isUsageLimitPolicy, type FairnessPo
 
 /** The feature gate that turns flow control on. */
 export const FLOW_CONTROL_GATE = 'flowControl';
-/** flowControl fields (llm-d Router v0.10). */
-export const FLOW_CONTROL_FIELDS = [
-  'maxBytes',
-  'maxRequests',
-  'defaultRequestTTL',
-  'noEndpointRequestTTL',
-  'defaultPriorityBand',
-  'defaultNegativePriorityBand',
-  'priorityBands',
-  'usageLimitPolicyPluginRef',
-  'saturationDetector',
-  'enableEviction',
-] as const;
 /** A priority band's fields. */
 export const BAND_FIELDS = ['priority', 'maxBytes', 'maxRequests', 'fairnessPolicyRef', 'orderingPolicyRef'] as const;
 
@@ -218,11 +206,14 @@ export function parseFlowControl(section: unknown, plugins: ReadonlyMap<string, 
   };
 }
 
+export { FLOW_CONTROL_FIELDS, flowControlSettingsSet };
+
 /**
- * The flowControl fields besides saturationDetector that are set: what llm-d
- * warns it ignores when the flowControl gate is off.
+ * The flow control a loaded config asks for: its flowControl section read
+ * against its plugins when the flowControl feature gate is on, else
+ * undefined (legacy admission). Throws ConfigError naming `source`.
  */
-export function flowControlSettingsSet(section: unknown): string[] {
-  if (!isMap(section)) return [];
-  return Object.keys(section).filter((k) => k !== 'saturationDetector' && k !== 'enableEviction' && section[k] !== undefined && section[k] !== null);
+export function flowControlOf(config: Pick<LoadedConfig, 'featureGates' | 'flowControl' | 'plugins'>, source = 'config'): FlowControlConfig | undefined {
+  if (!config.featureGates[FLOW_CONTROL_GATE]) return undefined;
+  return parseFlowControl(config.flowControl, config.plugins, source);
 }

@@ -210,6 +210,24 @@ export class FlowController {
     return n;
   }
 
+  /**
+   * A dispatched request is over (its response ended, or it failed after
+   * dispatch): its band's fairness policy learns the tokens it used
+   * (program-aware fairness), and capacity may have freed.
+   */
+  completed(fairnessId: string, priority: number, promptTokens = 0, completionTokens = 0): void {
+    const band = this.#registry.band(priority);
+    const fairness = band?.fairness;
+    if (fairness?.completed) {
+      try {
+        fairness.completed(fairnessId, promptTokens, completionTokens, this.#now());
+      } catch (e) {
+        this.#log?.error({ err: e, policy: fairness.name }, 'fairness policy failed on completion');
+      }
+    }
+    this.wake();
+  }
+
   /** The priorities InferenceObjectives name: their bands exist and are never collected while named. */
   setDesiredPriorities(priorities: Iterable<number>): void {
     const now = this.#now();

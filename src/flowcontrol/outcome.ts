@@ -4,7 +4,7 @@
 // request was shed (queue full, queue wait budget spent), 503 when the pool
 // has none, when the client went away, or at shutdown. Each is a constant, so
 // ending a request allocates nothing.
-import { EppError } from '../errors.ts';
+import { EppError, dropped } from '../errors.ts';
 import type { FlowOutcome } from './types.ts';
 
 function outcome(o: FlowOutcome): FlowOutcome {
@@ -88,5 +88,6 @@ export const EVICTED_DISPLACED = outcome({
 /** The error to answer a request that was not dispatched with; undefined when it was. */
 export function outcomeError(o: FlowOutcome): EppError | undefined {
   if (o.code === undefined) return undefined;
-  return new EppError(o.code, o.message);
+  const err = new EppError(o.code, o.message);
+  return o.reason === undefined ? err : dropped(err, o.reason);
 }

@@ -102,6 +102,8 @@ export interface FairnessPolicy extends Plugin {
   pick(band: BandView, now: number): FlowQueueView | undefined;
   /** Told of each request dispatched from a band it governs, after `waitMs` in flow control. */
   dispatched?(request: FlowRequest, waitMs: number, now: number): void;
+  /** Told when a request it was told of as dispatched is over, with the tokens it used (0 when unknown). */
+  completed?(fairnessId: string, promptTokens: number, completionTokens: number, now: number): void;
 }
 
 /**

@@ -57,15 +57,16 @@ export interface EppMetricsOptions {
 
 /**
  * Labels whose values come from what clients send. Every one of them is set
- * through modelLabel() or fairnessLabel(); test/client-labels.test.ts fails
+ * through modelLabel() or fairnessLabel() (program_id: a fairness id); test/client-labels.test.ts fails
  * when a metric gains a label that is in neither this list nor OPERATOR_LABELS.
  */
-export const CLIENT_LABELS = ['model_name', 'target_model_name', 'target_model', 'fairness_id'] as const;
+export const CLIENT_LABELS = ['model_name', 'target_model_name', 'target_model', 'fairness_id', 'program_id'] as const;
 /** Labels whose values come from the operator (config, pool, objectives) or from llm-epp itself. */
 export const OPERATOR_LABELS = [
   'priority', 'error_code', 'status', 'pod_name', 'endpoint_name', 'namespace', 'port', 'extension_point', 'plugin_type', 'plugin_name',
   'model_server_pod', 'model_server_endpoint', 'model_rewrite_name', 'commit', 'build_ref', 'name', 'label', 'reason', 'version', 'major', 'minor',
   'patch', 'space', 'kind', 'type', 'streaming', 'code', 'source_type', 'extractor_type', 'producer_name',
+  'outcome', 'inference_pool', 'detector',
 ] as const;
 
 /** The labels of llm-d's request and latency series. */

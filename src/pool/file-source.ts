@@ -3,11 +3,9 @@
 // that is valid but empties the pool or drops more than --endpoints-file-max-shrink
 // of it at once (a truncated write looks like that) is held back until it has
 // stayed the same for --endpoints-file-settle; only then is it believed.
-import { watch, type FSWatcher } from 'node:fs';
-import { readBoundedFile } from '../bounded-file.ts';
-import { basename, dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Logger } from '../log.ts';
+import { WatchedFile } from '../watched-file.ts';
 import type { Datastore } from './datastore.ts';
 import { checkAddress, checkPort, type EndpointSpec } from './endpoint.ts';
 
@@ -76,23 +74,23 @@ export interface FileSourceOptions {
 export const DEFAULT_FILE_SOURCE_OPTIONS: FileSourceOptions = { maxBytes: 4 << 20, maxShrink: 0.5, settleMs: 10_000 };
 
 export class FileSource {
-  readonly #file: string;
+  readonly #file: WatchedFile;
   readonly #store: Datastore;
   readonly #log: Logger;
   readonly #opts: FileSourceOptions;
-  #watcher: FSWatcher | undefined;
-  #timer: NodeJS.Timeout | undefined;
   #settleTimer: NodeJS.Timeout | undefined;
-  #lastText: string | undefined;
   /** A shrinking file waiting to prove it is stable. */
   #held: { text: string; since: number } | undefined;
-  #loading: Promise<void> = Promise.resolve();
 
   constructor(file: string, store: Datastore, log: Logger, opts: FileSourceOptions = DEFAULT_FILE_SOURCE_OPTIONS) {
-    this.#file = resolve(file);
     this.#store = store;
     this.#log = log;
     this.#opts = opts;
+    this.#file = new WatchedFile(file, { maxBytes: opts.maxBytes, what: 'endpoints file', watch: opts.watch }, log, (text, initial) => this.#apply(text, initial));
+    this.#file.onUnchanged = () => {
+      if (this.#held) this.#log.info({ file: this.#file.path }, 'endpoints file is back to the pool being served; nothing held back');
+      this.#held = undefined;
+    };
   }
 
   /** A file held back now (for tests and the log). */
@@ -101,65 +99,31 @@ export class FileSource {
   }
 
   /** First load: errors are fatal so a bad file never starts an empty picker. */
-  async start(): Promise<void> {
-    const text = await readBoundedFile(this.#file, this.#opts.maxBytes);
-    this.#apply(text, true);
-    if (this.#opts.watch === false) return;
-    // Watch the directory: editors and Kubernetes ConfigMap updates replace the
-    // file (rename / symlink swap), which a watch on the file itself misses.
-    const name = basename(this.#file);
-    this.#watcher = watch(dirname(this.#file), (_event, changed) => {
-      if (changed === null || changed === name || changed.startsWith('..')) this.#schedule();
-    });
-    this.#watcher.on('error', (err) => this.#log.warn({ err, file: this.#file }, 'endpoints file watch error'));
+  start(): Promise<void> {
+    return this.#file.start();
   }
 
   /** Re-read now (also used by tests). Resolves when the reload is done. */
   reload(): Promise<void> {
-    this.#loading = this.#loading.then(async () => {
-      let text: string;
-      try {
-        text = await readBoundedFile(this.#file, this.#opts.maxBytes);
-      } catch (err) {
-        this.#log.error({ err: (err as Error).message, file: this.#file }, 'cannot read endpoints file; keeping the last good pool');
-        return;
-      }
-      if (text === this.#lastText) {
-        if (this.#held) this.#log.info({ file: this.#file }, 'endpoints file is back to the pool being served; nothing held back');
-        this.#held = undefined;
-        return;
-      }
-      try {
-        this.#apply(text, false);
-      } catch (err) {
-        this.#log.error({ err: (err as Error).message, file: this.#file }, 'invalid endpoints file; keeping the last good pool');
-      }
-    });
-    return this.#loading;
+    return this.#file.reload();
   }
 
   stop(): void {
-    this.#watcher?.close();
-    this.#watcher = undefined;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#file.stop();
     if (this.#settleTimer) clearTimeout(this.#settleTimer);
   }
 
-  #schedule(): void {
-    // Editors write in several steps; settle before reading.
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.reload(), 50);
-  }
-
-  #apply(text: string, initial: boolean): void {
-    const specs = parseEndpointsYaml(text, this.#file);
+  /** Apply a file's pool; false when a shrinking file is held back. */
+  #apply(text: string, initial: boolean): boolean {
+    const file = this.#file.path;
+    const specs = parseEndpointsYaml(text, file);
     const current = this.#store.list().length;
     if (!initial && this.#shrinksTooFar(current, specs.length)) {
       const now = performance.now();
       if (this.#held?.text !== text) {
         this.#held = { text, since: now };
         this.#log.warn(
-          { file: this.#file, endpoints: current, fileEndpoints: specs.length, settleMs: this.#opts.settleMs },
+          { file, endpoints: current, fileEndpoints: specs.length, settleMs: this.#opts.settleMs },
           specs.length === 0
             ? 'endpoints file is empty; holding it back until it stays unchanged (the pool keeps serving)'
             : 'endpoints file drops too many endpoints at once; holding it back until it stays unchanged (the pool keeps serving)',
@@ -170,17 +134,14 @@ export class FileSource {
         // Look again once it could have settled.
         if (this.#settleTimer) clearTimeout(this.#settleTimer);
         this.#settleTimer = setTimeout(() => void this.reload(), this.#opts.settleMs - waited + 1);
-        return;
+        return false;
       }
-      this.#log.warn({ file: this.#file, endpoints: specs.length }, 'held-back endpoints file stayed unchanged; applying it');
+      this.#log.warn({ file, endpoints: specs.length }, 'held-back endpoints file stayed unchanged; applying it');
     }
     this.#held = undefined;
     const change = this.#store.replaceAll(specs);
-    this.#lastText = text;
-    this.#log.info(
-      { file: this.#file, endpoints: specs.length, added: change.added.length, removed: change.removed.length },
-      'endpoint pool loaded',
-    );
+    this.#log.info({ file, endpoints: specs.length, added: change.added.length, removed: change.removed.length }, 'endpoint pool loaded');
+    return true;
   }
 
   #shrinksTooFar(current: number, next: number): boolean {

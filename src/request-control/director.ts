@@ -8,7 +8,11 @@
 // ResponseComplete hooks and the request's metrics. The scheduler only ranks;
 // the stream only speaks ext_proc.
 import type { SharedState } from '../sync/shared-state.ts';
-import { EppError } from '../errors.ts';
+import { EppError, dropped } from '../errors.ts';
+import type { FlowController } from '../flowcontrol/controller.ts';
+import type { InFlightRequests } from '../flowcontrol/eviction.ts';
+import { outcomeError } from '../flowcontrol/outcome.ts';
+import type { FlowOutcome } from '../flowcontrol/types.ts';
 import type { Logger } from '../log.ts';
 import { bounded } from '../observability/bounded.ts';
 import { bodyOf, type RequestBody } from '../openai/request-body.ts';
@@ -51,6 +55,15 @@ export interface DirectorDeps {
   maxResponseUsageBytes?: number;
   /** Shared routing state (--workers, --state-sync): told of every load change this thread makes. */
   sync?: SharedState;
+  /**
+   * Flow control (the flowControl feature gate): requests wait here by
+   * priority and fairness id before scheduling, instead of the legacy
+   * admission (sheddable requests shed while saturated). Woken by the
+   * director when a routed request completes.
+   */
+  flow?: FlowController;
+  /** flowControl.enableEviction: the routed requests flow control may evict (sheddable ones). */
+  inFlight?: InFlightRequests;
 }
 
 /** A request as the ext_proc stream has read it. */
@@ -80,6 +93,8 @@ export class Director {
   readonly #policy: RequestPolicy | undefined;
   readonly #parsers: ParserTable | undefined;
   readonly #log: Logger;
+  readonly #flow: FlowController | undefined;
+  readonly #inFlight: InFlightRequests | undefined;
   readonly #recording: { metrics: EppMetrics; log: Logger; maxResponseUsageBytes: number };
 
   constructor(deps: DirectorDeps) {
@@ -92,6 +107,8 @@ export class Director {
     this.#policy = deps.policy;
     this.#parsers = deps.parsers;
     this.#log = deps.log;
+    this.#flow = deps.flow;
+    this.#inFlight = deps.inFlight;
     this.#recording = { metrics: deps.metrics, log: deps.log, maxResponseUsageBytes: deps.maxResponseUsageBytes ?? 4 << 20 };
   }
 
@@ -245,18 +262,72 @@ export class Director {
    * when the client goes away: the request then charges nothing.
    */
   route(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt: number, body: RequestBody | undefined, rewritten: boolean, signal: AbortSignal): Routing | Promise<Routing> {
+    const flow = this.#flow;
+    if (flow === undefined) return this.#schedule(request, subset, receivedAt, body, rewritten, signal, true);
+    // Flow control first (llm-d's admission controller): the request may wait for capacity, even
+    // while the pool has no endpoints (scale from zero); the candidates are read once it goes.
+    const outcome = flow.enqueue({
+      id: request.requestId,
+      fairnessId: request.fairnessId,
+      priority: request.priority,
+      byteSize: body?.length ?? 0,
+      receivedAt,
+      headers: request.headers,
+      model: request.model,
+      targetModel: request.targetModel,
+      signal,
+    });
+    if (outcome instanceof Promise) return outcome.then((o) => this.#admitted(o, request, subset, receivedAt, body, rewritten, signal));
+    return this.#admitted(outcome, request, subset, receivedAt, body, rewritten, signal);
+  }
+
+  /** Flow control's answer: an error, or scheduling now (the request counts as dispatched until it completes). */
+  #admitted(outcome: FlowOutcome, request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt: number, body: RequestBody | undefined, rewritten: boolean, signal: AbortSignal): Routing | Promise<Routing> {
+    const err = outcomeError(outcome);
+    if (err) throw err;
+    const flow = this.#flow!;
+    // Dispatched but not routed after all (no candidates, the client went away): over at once.
+    const unrouted = (e: unknown): never => {
+      flow.completed(request.fairnessId, request.priority);
+      throw e;
+    };
+    let r: Routing | Promise<Routing>;
+    try {
+      r = this.#schedule(request, subset, receivedAt, body, rewritten, signal, false);
+    } catch (e) {
+      return unrouted(e);
+    }
+    return r instanceof Promise ? r.then((routing) => this.#flowRouted(routing), unrouted) : this.#flowRouted(r);
+  }
+
+  #flowRouted(routing: Routing): Routing {
+    routing.flowControlled = true;
+    const inFlight = this.#inFlight;
+    if (inFlight) {
+      const { requestId, priority } = routing.request;
+      // Eviction ends the request through its stream, on a later turn (after the eviction is recorded).
+      routing.untrack = inFlight.track(requestId, priority, performance.now(), () => {
+        routing.evicted = true;
+        setImmediate(() => routing.onEvict?.());
+      });
+    }
+    return routing;
+  }
+
+  /** Candidates, legacy admission (without flow control), the producers' wait, then the decision. */
+  #schedule(request: SchedulingRequest, subset: readonly string[] | undefined, receivedAt: number, body: RequestBody | undefined, rewritten: boolean, signal: AbortSignal, legacyAdmission: boolean): Routing | Promise<Routing> {
     const candidates = this.candidates(subset);
     if (candidates.length === 0) {
       this.#failure(request);
-      if (this.#pool.list().length === 0) throw new EppError('ServiceUnavailable', 'no endpoints in the pool');
+      if (this.#pool.list().length === 0) throw noEndpoints('no endpoints in the pool');
       if (subset !== undefined && !this.#opts.disableEndpointSubsetFilter) {
-        throw new EppError('ServiceUnavailable', 'failed to find endpoint candidates: no ready endpoint in the subset hint');
+        throw noEndpoints('failed to find endpoint candidates: no ready endpoint in the subset hint');
       }
-      throw new EppError('ServiceUnavailable', 'no ready endpoints: every endpoint\'s metrics are missing or stale');
+      throw noEndpoints('no ready endpoints: every endpoint\'s metrics are missing or stale');
     }
     // GAIE's admission without flow control: sheddable requests (priority < 0)
     // are dropped with 429 while the pool is saturated.
-    if (request.priority < 0 && (this.#plugins?.saturation(candidates) ?? 0) >= 1) {
+    if (legacyAdmission && request.priority < 0 && (this.#plugins?.saturation(candidates) ?? 0) >= 1) {
       this.#failure(request);
       throw new EppError('ResourceExhausted', 'the pool is saturated: sheddable request (priority < 0) rejected');
     }
@@ -269,7 +340,7 @@ export class Director {
       const still = candidates.filter((ep) => this.#pool.get(ep.key) === ep);
       if (still.length === 0) {
         this.#failure(request);
-        throw new EppError('ServiceUnavailable', 'every candidate endpoint left the pool while the request was being prepared');
+        throw noEndpoints('every candidate endpoint left the pool while the request was being prepared');
       }
       return this.#decide(state, still, receivedAt, body, rewritten);
     });
@@ -287,6 +358,12 @@ export class Director {
     let result: SchedulingResult;
     try {
       this.#plugins?.produce(state, candidates);
+      // Admission plugins read what the producers wrote (llm-d runs them after the producers).
+      const denied = this.#plugins?.admit(request.priority, candidates);
+      if (denied !== undefined) {
+        this.#failure(request);
+        throw dropped(new EppError('ResourceExhausted', `request cannot be admitted: ${denied}`), 'rejected-saturated');
+      }
       result = this.#scheduler.schedule(state, candidates, max);
     } finally {
       // Failed decisions count too, as in GAIE.
@@ -307,7 +384,25 @@ export class Director {
     const metrics = new RequestMetrics(this.#recording, request, receivedAt);
     const destinations = result.rewrite?.destinations ?? result.endpoints.map((e) => e.key);
     const upstreamHeaders = result.rewrite?.headers ?? [];
-    return { request, state, result, endpoints: result.endpoints, destinations, upstreamHeaders, primary, tokens, charged: primary, released: false, metrics, body, rewritten };
+    return {
+      request,
+      state,
+      result,
+      endpoints: result.endpoints,
+      destinations,
+      upstreamHeaders,
+      primary,
+      tokens,
+      charged: primary,
+      released: false,
+      metrics,
+      body,
+      rewritten,
+      flowControlled: false,
+      untrack: undefined,
+      evicted: false,
+      onEvict: undefined,
+    };
   }
 
   /**
@@ -350,7 +445,14 @@ export class Director {
     charge(routing.charged, routing.tokens, -1);
     this.#sync?.loadChanged(routing.charged);
     this.#plugins?.responseComplete(routing.state, routing.charged);
-    routing.metrics.end(finished, routing.primary.key);
+    const usage = routing.metrics.end(finished, routing.primary.key);
+    routing.untrack?.();
+    const flow = this.#flow;
+    if (flow && routing.flowControlled) {
+      if (routing.evicted) flow.evictionConfirmed(routing.request.requestId);
+      // Capacity freed (queued requests may go) and the tokens used, for program-aware fairness.
+      flow.completed(routing.request.fairnessId, routing.request.priority, usage?.promptTokens, usage?.completionTokens);
+    } else flow?.wake();
   }
 }
 
@@ -369,6 +471,11 @@ function tagged(err: EppError, model: string, targetModel: string, pol: RequestP
   err.fairnessId ??= pol?.fairnessId;
   err.priority ??= pol?.priority;
   return err;
+}
+
+/** 503 with llm-d's dropped reason: nothing can serve the request. */
+function noEndpoints(message: string): EppError {
+  return dropped(new EppError('ServiceUnavailable', message), 'rejected-no-endpoints');
 }
 
 /** Add (+1) or remove (−1) one request and its prompt tokens from an endpoint's in-flight load. */
@@ -401,4 +508,12 @@ export interface Routing {
   readonly body: RequestBody | undefined;
   /** The model was rewritten (the body changed, and responses get the client's name back). */
   readonly rewritten: boolean;
+  /** It went through flow control, which is told when it completes. */
+  flowControlled: boolean;
+  /** Stop tracking it for in-flight eviction (flowControl.enableEviction). */
+  untrack: (() => void) | undefined;
+  /** Flow control evicted it (its stream is being ended with 429). */
+  evicted: boolean;
+  /** How its stream ends it when flow control evicts it; set by the stream. */
+  onEvict: (() => void) | undefined;
 }

@@ -7,12 +7,12 @@
 import { CustomObjectsApi, KubeConfig, ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { supervise, type Supervision } from '../pool/k8s-informer.ts';
-import type { ModelRewrite, ObjectiveSpec, RequestPolicy } from './policy.ts';
+import type { RequestPolicy } from './policy.ts';
+import { LEGACY_POLICY_GROUP, objectivesFor, POLICY_GROUP, rewritesFor, type Objective, type Rewrite } from './policy-manifests.ts';
 
-/** llm-d Router's group, preferred. */
-export const POLICY_GROUP = 'llm-d.ai';
-/** GAIE's group, read when only its CRDs are installed. */
-export const LEGACY_POLICY_GROUP = 'inference.networking.x-k8s.io';
+// Re-exported for callers that read them from here.
+export { LEGACY_POLICY_GROUP, objectivesFor, POLICY_GROUP, rewritesFor };
+
 export const POLICY_VERSION = 'v1alpha2';
 
 /** Whether `kind` is served in group/version (API discovery); false when the group is not installed. */
@@ -39,37 +39,6 @@ export async function chooseGroup(api: CustomObjectsApi, kind: string, log: Logg
   }
   log.info({ kind, group: LEGACY_POLICY_GROUP }, `reading ${kind} from the legacy group ${LEGACY_POLICY_GROUP} (only it is installed)`);
   return LEGACY_POLICY_GROUP;
-}
-
-interface Objective extends KubernetesObject {
-  spec?: { priority?: number; poolRef?: { name?: string } };
-}
-interface Rewrite extends KubernetesObject {
-  spec?: {
-    poolRef?: { name?: string };
-    rules?: { matches?: { model?: { type?: string; value?: string } }[]; targets?: { modelRewrite?: string; weight?: number }[] }[];
-  };
-}
-
-export function objectivesFor(pool: string, items: readonly Objective[]): ObjectiveSpec[] {
-  return items
-    .filter((o) => o.spec?.poolRef?.name === pool && o.metadata?.name)
-    .map((o) => ({ name: o.metadata!.name!, priority: Number.isInteger(o.spec?.priority) ? o.spec!.priority! : 0 }));
-}
-
-export function rewritesFor(pool: string, items: readonly Rewrite[]): ModelRewrite[] {
-  return items
-    .filter((r) => r.spec?.poolRef?.name === pool && r.metadata?.name)
-    .map((r) => ({
-      name: r.metadata!.name!,
-      createdAt: r.metadata?.creationTimestamp ? new Date(r.metadata.creationTimestamp).getTime() : 0,
-      rules: (r.spec?.rules ?? []).map((rule) => ({
-        matches: (rule.matches ?? []).map((m) => m.model?.value).filter((v): v is string => typeof v === 'string' && v !== ''),
-        targets: (rule.targets ?? [])
-          .filter((t) => typeof t.modelRewrite === 'string' && t.modelRewrite !== '')
-          .map((t) => ({ modelRewrite: t.modelRewrite!, weight: typeof t.weight === 'number' ? t.weight : 1 })),
-      })),
-    }));
 }
 
 export class KubePolicySource {
@@ -111,8 +80,8 @@ export class KubePolicySource {
       if (!this.#stopped) await sup.start();
     };
     await Promise.all([
-      make<Objective>('InferenceObjective', 'inferenceobjectives', (items) => this.#policy.setObjectives(objectivesFor(this.#pool, items))),
-      make<Rewrite>('InferenceModelRewrite', 'inferencemodelrewrites', (items) => this.#policy.setRewrites(rewritesFor(this.#pool, items))),
+      make<Objective & KubernetesObject>('InferenceObjective', 'inferenceobjectives', (items) => this.#policy.setObjectives(objectivesFor(this.#pool, items))),
+      make<Rewrite & KubernetesObject>('InferenceModelRewrite', 'inferencemodelrewrites', (items) => this.#policy.setRewrites(rewritesFor(this.#pool, items))),
     ]);
   }
 

@@ -106,18 +106,18 @@ export class RequestMetrics {
   /**
    * The request is over. `finished`: its response passed whole, so latency
    * and usage are recorded; otherwise (cancelled, reset) it only stops running.
-   * Only the first call counts.
+   * Only the first call counts. Returns the usage the response reported, if it was read.
    */
-  end(finished: boolean, primary: string): void {
-    if (this.#done) return;
+  end(finished: boolean, primary: string): Usage | undefined {
+    if (this.#done) return undefined;
     this.#done = true;
     const l = this.#labels;
-    if (!l) return;
+    if (!l) return undefined;
     const m = this.#o.metrics;
     m.runningRequests.dec(l);
     if (!finished) {
       this.#chunks = undefined;
-      return;
+      return undefined;
     }
     const now = performance.now();
     if (this.#headersAt > 0) m.responseProcessing.observe((this.#sse ? this.#handledMs : now - this.#headersAt) / 1000);
@@ -167,6 +167,7 @@ export class RequestMetrics {
         'request completed',
       );
     }
+    return usage;
   }
 }
 

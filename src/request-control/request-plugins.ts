@@ -1,6 +1,6 @@
 // The request-control extension points of the configured plugins, in the
 // order a request meets them: the saturation detector (admission), data
-// producers (before scheduling), PreRequest
+// producers (before scheduling), admission plugins, PreRequest
 // (after the pick, before the request is forwarded), ResponseReceived (the
 // response's headers) and ResponseComplete (the request is over). Each call
 // is guarded — a throwing plugin is logged and skipped, never failing the
@@ -24,6 +24,7 @@ import {
 import type { PluginTimer } from '../scheduling/plugin-timer.ts';
 import { producerOrder } from '../scheduling/producer-order.ts';
 import { isInflightLoadProducer, type InflightLoadProducer } from '../scheduling/producers/inflight-load.ts';
+import { isAdmitter, type Admitter } from '../flowcontrol/policies/probabilistic-admitter.ts';
 
 export class RequestPlugins {
   readonly #producers: DataProducer[];
@@ -34,6 +35,7 @@ export class RequestPlugins {
   readonly #timer: PluginTimer;
   readonly #saturation: SaturationDetector | undefined;
   readonly #inflight: InflightLoadProducer | undefined;
+  readonly #admitters: Admitter[];
 
   constructor(plugins: Iterable<Plugin>, timer: PluginTimer, saturation?: SaturationDetector) {
     this.#saturation = saturation;
@@ -44,6 +46,7 @@ export class RequestPlugins {
     this.#received = all.filter(isResponseReceived);
     this.#complete = all.filter(isResponseComplete);
     this.#inflight = all.find(isInflightLoadProducer);
+    this.#admitters = all.filter(isAdmitter);
     this.#timer = timer;
   }
 
@@ -83,6 +86,19 @@ export class RequestPlugins {
   /** Data producers write the request's CycleState before the profiles read it. */
   produce(state: CycleState, candidates: readonly Endpoint[]): void {
     for (const p of this.#producers) this.#timer.guarded('PrepareData', p, () => p.produce(state, candidates), undefined);
+  }
+
+  /**
+   * Admission plugins (probabilistic-admitter), after the producers: the
+   * first reason one gives to refuse the request, or undefined. A throwing
+   * admitter is logged and admits.
+   */
+  admit(priority: number, candidates: readonly Endpoint[]): string | undefined {
+    for (const a of this.#admitters) {
+      const reason = this.#timer.guarded('AdmitRequest', a, () => a.admit(priority, candidates), undefined);
+      if (reason !== undefined) return reason;
+    }
+    return undefined;
   }
 
   /** Tokens a request charges to its endpoint while in flight: the prompt's, unless an inflight-load-producer tunes it. */

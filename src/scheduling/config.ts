@@ -43,9 +43,9 @@ schedulingProfiles:
 // EndpointPickerConfig fields (llm-d Router v0.10's types, plus GAIE v1.5's `data`).
 const TOP_LEVEL = ['apiVersion', 'kind', 'featureGates', 'plugins', 'schedulingProfiles', 'dataLayer', 'data', 'flowControl', 'requestHandler', 'saturationDetector', 'parser'];
 const DATA_LAYER_FIELDS = ['injectDefaults', 'sources', 'discovery', 'peerDiscovery', 'crossReplicaSyncerPluginRef', 'crossReplicaSyncInterval'];
-const FLOW_CONTROL_FIELDS = ['maxBytes', 'maxRequests', 'defaultRequestTTL', 'noEndpointRequestTTL', 'defaultPriorityBand', 'defaultNegativePriorityBand', 'priorityBands', 'usageLimitPolicyPluginRef', 'saturationDetector', 'enableEviction'];
+/** flowControl fields (llm-d Router v0.10); src/flowcontrol/config.ts reads them when the gate is on. */
+export const FLOW_CONTROL_FIELDS = ['maxBytes', 'maxRequests', 'defaultRequestTTL', 'noEndpointRequestTTL', 'defaultPriorityBand', 'defaultNegativePriorityBand', 'priorityBands', 'usageLimitPolicyPluginRef', 'saturationDetector', 'enableEviction'];
 const ACTIVE_ACTIVE = 'llm-d Router\'s peer discovery and cross-replica syncer are not implemented in llm-epp; active-active replicas share prefix, in-flight load and session state with --state-sync=redis://… instead (or run active-passive with --ha-enable-leader-election)';
-const FLOW_CONTROL = 'flow control (queuing by priority band and fairness) is not implemented in llm-epp yet; without it, sheddable requests (priority < 0) are rejected with 429 while the saturation detector reports saturation, as llm-d Router does with the gate off';
 
 /**
  * Feature gates llm-d Router v0.10 registers (flowControl off, haPopulateNonLeaderDatastore
@@ -58,11 +58,25 @@ interface Gate {
   readonly removed?: string;
 }
 export const FEATURE_GATES: Readonly<Record<string, Gate>> = {
-  flowControl: { default: false, refuse: { value: true, why: FLOW_CONTROL } },
+  flowControl: { default: false },
   haPopulateNonLeaderDatastore: { default: true, refuse: { value: false, why: 'llm-epp replicas always keep their datastore populated (a standby that gets a request routes it); leader-only population is not offered' } },
   dataLayer: { default: true, removed: 'removed in llm-d Router v0.10: the data layer is always on' },
   enableLegacyMetrics: { default: false, removed: 'removed in llm-d Router v0.9: metrics always come from the data layer' },
 };
+
+/**
+ * The flowControl fields set besides saturationDetector and enableEviction:
+ * what llm-d warns it ignores when the flowControl gate is off (the legacy
+ * admission path honours the detector; an empty priorityBands list sets nothing).
+ */
+export function flowControlSettingsSet(section: unknown): string[] {
+  if (!isMap(section)) return [];
+  return Object.keys(section).filter((k) => {
+    const v = section[k];
+    if (k === 'saturationDetector' || k === 'enableEviction' || v === undefined || v === null || v === '') return false;
+    return !(Array.isArray(v) && v.length === 0);
+  });
+}
 
 function isMap(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -114,6 +128,11 @@ export interface LoadedConfig extends PipelineConfig {
   readonly dataLayer: DataLayerSettings;
   /** requestHandler.parsers in order (default: openai, anthropic, vllmhttp). */
   readonly parsers: ParserTable;
+  /**
+   * The flowControl section as written (undefined when absent), for
+   * src/flowcontrol/config.ts to read when the flowControl gate is on.
+   */
+  readonly flowControl: unknown;
 }
 
 /**
@@ -228,8 +247,10 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   if (fc !== undefined && fc !== null) {
     if (!isMap(fc)) throw new ConfigError(`${source}: flowControl must be a mapping`);
     strictKeys(fc, FLOW_CONTROL_FIELDS, `${source}: flowControl`);
-    const ignored = Object.keys(fc).filter((k) => k !== 'saturationDetector' && fc[k] !== undefined && fc[k] !== null);
-    if (ignored.length) log.warn({ source, ignored }, 'the flowControl section is set but the flowControl feature gate is off; its settings other than saturationDetector are ignored');
+    const ignored = flowControlSettingsSet(fc);
+    if (ignored.length && !featureGates.flowControl) {
+      log.warn({ source, ignored }, 'the flowControl section is set but the flowControl feature gate is off; its settings other than saturationDetector are ignored');
+    }
   }
   if (doc.saturationDetector !== undefined && doc.saturationDetector !== null) {
     log.warn({ source }, 'DEPRECATION: top-level saturationDetector is deprecated; use flowControl.saturationDetector (if both are set, the new field is used)');
@@ -396,7 +417,7 @@ export function loadConfig(doc: Record<string, unknown>, registry: PluginRegistr
   addDefaultProducers(plugins, registry, addPlugin);
   checkDataDependencies(plugins, source);
   for (const p of plugins.values()) p.checkConfig?.(plugins);
-  return { plugins, profiles, profileHandler, featureGates, apiVersion, saturationDetector, dataLayer, parsers };
+  return { plugins, profiles, profileHandler, featureGates, apiVersion, saturationDetector, dataLayer, parsers, flowControl: fc ?? undefined };
 }
 
 /** requestHandler.parsers (or the deprecated top-level parser); default openai, anthropic and vllmhttp, as llm-d Router. */

@@ -11,7 +11,7 @@ export interface Unsupported {
 }
 
 const PD = 'prefill/decode (and encode) disaggregation is not implemented in llm-epp yet; use one profile (single-profile-handler with decode-filter)';
-const FLOW = 'flow control (queuing by priority band and fairness) is not implemented in llm-epp yet; without it, sheddable requests (priority < 0) are rejected with 429 while the saturation detector reports saturation';
+const EVICTION = 'in-flight eviction (flowControl.enableEviction) always evicts sheddable requests (priority < 0), lowest priority and most recently dispatched first, as llm-d Router\'s defaults do; its victim policies are not declared as plugins in llm-epp';
 const LATENCY = 'predicted-latency routing (the latency predictor sidecar) is not implemented in llm-epp';
 const MULTICLUSTER = 'multi-cluster routing is not implemented in llm-epp';
 const MM = 'multimodal encoder-cache routing is not implemented in llm-epp';
@@ -29,20 +29,10 @@ export const UNSUPPORTED_PLUGINS: ReadonlyMap<string, Unsupported> = new Map(
       ['always-disagg-multimodal-decider', PD],
       ['p2p-source-producer', PD],
       ['disaggregatedset-rollout-screener', PD],
-      // Flow control policies and admission built on it.
-      ['global-strict-fairness-policy', FLOW],
-      ['round-robin-fairness-policy', FLOW],
-      ['program-aware-fairness', FLOW],
-      ['fcfs-ordering-policy', FLOW],
-      ['edf-ordering-policy', FLOW],
-      ['slo-deadline-ordering-policy', FLOW],
-      ['static-usage-limit-policy', FLOW],
-      ['priority-holdback-policy', FLOW],
-      ['soft-reflective-ceiling-policy', FLOW],
-      ['sheddable-eviction-filter', FLOW],
-      ['priority-then-time-eviction-order-policy', FLOW],
-      ['probabilistic-admitter', 'probabilistic admission (shedding low-priority requests by saturation tier) is not implemented in llm-epp; sheddable requests are rejected with 429 while the saturation detector reports saturation'],
-      ['agent-identity', 'agent-identity (fairness ids from agent session headers) feeds flow control, which llm-epp does not have yet'],
+      // In-flight eviction's victim policies are built in (flowControl.enableEviction), not declared.
+      ['sheddable-eviction-filter', EVICTION],
+      ['priority-then-time-eviction-order-policy', EVICTION],
+      ['agent-identity', 'agent-identity (fairness ids from agent session headers) is not implemented in llm-epp; set x-llm-d-inference-fairness-id at the gateway instead'],
       // Latency prediction.
       ['predicted-latency-producer', LATENCY],
       ['latency-scorer', LATENCY],

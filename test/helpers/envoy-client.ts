@@ -30,6 +30,8 @@ export interface EnvoyRequest {
   response?: EnvoyResponse;
   /** Cancel the stream after sending this many body chunks (client gone mid-body). */
   cancelAfterChunks?: number;
+  /** Cancel the stream when this aborts (a client gone while its request waits). */
+  cancel?: AbortSignal;
   /** Send header values in `value` (Envoy with send_header_raw_value off) instead of raw_value. */
   useValue?: boolean;
   /**
@@ -96,6 +98,7 @@ export class EnvoyClient {
   async send(req: EnvoyRequest, timeoutMs = 10_000): Promise<EnvoyResult> {
     const call = (this.#client as unknown as { Process(): ClientDuplexStream<ProcessingRequest, ProcessingResponse> }).Process();
     const inbox = new Inbox(call);
+    req.cancel?.addEventListener('abort', () => call.cancel(), { once: true });
     const result: EnvoyResult = {
       setHeaders: new Map(),
       headerFields: new Map(),

@@ -54,7 +54,8 @@ interface ProgramGauges {
 }
 const gaugesByRegistry = new WeakMap<Registry, ProgramGauges>();
 
-function gaugesOn(registry: Registry): ProgramGauges {
+/** The plugin's series on `registry` (registered once per registry). */
+export function programAwareGauges(registry: Registry): ProgramGauges {
   let g = gaugesByRegistry.get(registry);
   if (!g) {
     const registers = [registry];
@@ -98,7 +99,7 @@ export class ProgramAwareFairness implements FairnessPolicy {
     this.name = name;
     this.params = params;
     this.#now = opts.now ?? (() => performance.now());
-    this.#gauges = opts.registry ? gaugesOn(opts.registry) : undefined;
+    this.#gauges = opts.registry ? programAwareGauges(opts.registry) : undefined;
     this.#label = opts.label ?? ((id) => bounded(id));
   }
 
