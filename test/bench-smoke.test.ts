@@ -1,6 +1,7 @@
 // The EPP benchmark end to end in miniature: it must start its processes,
 // drive real ext_proc streams and report sane figures. Timings are not
 // asserted (the machine is shared); only that the numbers exist and make sense.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +12,13 @@ describe('bench:epp smoke', () => {
   it('runs the headline and long scenarios briefly and reports sane numbers', async () => {
     // Its JSON goes to a temp dir: npm test leaves nothing in bench/results/.
     const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
-    const { results, file } = await runBench({ scenarios: ['headline', 'long'], durationMs: 400, rates: [50], quick: true, append: false, resultsDir: dir });
+    const { results, file } = await runBench({ scenarios: ['headline', 'long', 'flow-control'], durationMs: 400, rates: [50], quick: true, append: false, resultsDir: dir });
     expect(file.startsWith(dir)).toBe(true);
     expect(readdirSync(dir)).toHaveLength(1);
     rmSync(dir, { recursive: true, force: true });
-    expect(results.map((r) => r.scenario)).toEqual(['headline', 'long']);
+    expect(results.map((r) => r.scenario)).toEqual(['headline', 'long', 'flow-control']);
+    // The flowControl gate off and on, both measured.
+    expect(results[2].phases.filter((p) => p.target === 'epp').map((p) => p.name)).toEqual(['saturation, gate off', '50 req/s, gate off', 'saturation, gate on', '50 req/s, gate on']);
     for (const r of results) {
       expect(r.phases.length).toBeGreaterThan(0);
       for (const p of r.phases) {
@@ -30,5 +33,12 @@ describe('bench:epp smoke', () => {
       // Both the EPP and the floor were measured.
       expect(new Set(r.phases.map((p) => p.target))).toEqual(new Set(['echo', 'epp']));
     }
+  }, 120_000);
+
+  it('bench:flow-control-path routes every request straight through with the gate open, and drains a queue of 1,000', () => {
+    const out = execFileSync(process.execPath, ['bench/flow-control-path.bench.ts', '--rounds', '1', '--requests', '20'], { cwd: new URL('..', import.meta.url), encoding: 'utf8', timeout: 120_000 });
+    expect(out).toMatch(/\| flowControl gate off \(floor\) \| [\d.]+ \| 1\.00 \|/);
+    expect(out).toMatch(/\| gate on, nothing queued \(gate open\) \| [\d.]+ \| [\d.]+ \|/);
+    expect(out).toMatch(/\| queued, then drained \| [\d.]+ \| [\d.]+ \|/);
   }, 120_000);
 });

@@ -10,6 +10,7 @@
 //   npm run bench:epp -- --duration 2s --no-append
 //   npm run bench:epp -- --help
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { DEFAULT_CONFIG } from '../../src/scheduling/config.ts';
 import { parseDuration } from '../../src/units.ts';
 import { parseFlags, runMain, UsageError } from '../lib/cli-flags.ts';
 import { runMeta } from '../lib/run-meta.ts';
@@ -208,6 +209,36 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
         }
       });
       return { scenario: 'headline', description: this.description, pods, phases };
+    },
+  },
+  'flow-control': {
+    description:
+      'headline workload with the flowControl feature gate off, then on (GAIE\'s default scorers; a saturation detector the pool never reaches, so nothing waits): what the gate costs a request that goes straight through',
+    async run(c) {
+      const { pods, pick } = headlineWorkload(c);
+      const phases: Phase[] = [];
+      // The fake pods' queues drift up to 20 whatever the load, which GAIE's detector would read as
+      // saturation: thresholds no pod reaches keep the gate open, so this measures the gate's cost
+      // to a request that goes straight through (the staleness window is the --metrics-staleness-threshold default).
+      const detector = '- {name: never-saturated, type: utilization-detector, parameters: {queueDepthThreshold: 1000, kvCacheUtilThreshold: 100, metricsStalenessThreshold: 2s}}\n';
+      const gated = DEFAULT_CONFIG.replace('- type: single-profile-handler\n', `- type: single-profile-handler\n${detector}`);
+      const withGate = `--config-text=${gated}featureGates: [flowControl]\nflowControl:\n  saturationDetector: {pluginRef: never-saturated}\n`;
+      const withoutGate = `--config-text=${gated}flowControl:\n  saturationDetector: {pluginRef: never-saturated}\n`;
+      for (const [label, args] of [['gate off', [withoutGate]], ['gate on', [withGate]]] as const) {
+        await withProcesses(pods, [...args], async (_f, epp, echo) => {
+          const targets = label === 'gate off' ? ([['echo', echo], ['epp', epp]] as const) : ([['epp', epp]] as const);
+          for (const [t, child] of targets) {
+            const tag = (p: Phase) => (t === 'epp' ? { ...p, name: `${p.name}, ${label}` } : p);
+            phases.push(tag(await measure('saturation', t, child, (l) => l.closedLoop(64, c.durationMs, pick), 'closed loop, 64 streams')));
+            for (const rate of c.rates) phases.push(tag(await measure(`${rate} req/s`, t, child, (l) => l.openLoop(rate, c.durationMs, pick), `open loop ${rate}/s`)));
+          }
+          if (label === 'gate on') {
+            const [queued, outcomes] = await Promise.all([eppMetric(epp.info.metricsPort, 'llm_d_epp_flow_control_queue_size'), eppMetric(epp.info.metricsPort, 'llm_d_epp_flow_control_requests_total')]);
+            log(`  flow control: ${outcomes} requests decided (first outcome series), queue size ${Number.isNaN(queued) ? 'never set: nothing ever waited' : queued}`);
+          }
+        });
+      }
+      return { scenario: 'flow-control', description: this.description, pods, phases };
     },
   },
   scaling: {
