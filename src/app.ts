@@ -330,8 +330,10 @@ export async function startApp(options: Options, deps: AppDeps = {}): Promise<Ap
   // --workers each worker keeps its own queues.
   const flow = flowSettings && !control ? startFlowControl(flowSettings.config, flowSettings.detector, datastore, policy, metrics, poolName, options.metricsStalenessThresholdMs, dataLayer.intervalMs ?? options.refreshMetricsIntervalMs, log) : undefined;
 
-  // New metrics may let queued requests go.
+  // New metrics may let queued requests go; so may the other workers' and replicas' requests ending
+  // (with --workers or --state-sync the concurrency detector reads the fleet's in-flight counts).
   const flowWake = flow ? () => flow.controller.wake() : undefined;
+  if (sync && flowWake) sync.onLoadApplied = flowWake;
   const collector = new MetricsCollector(
     datastore,
     {

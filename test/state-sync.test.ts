@@ -7,6 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
+import type { Routing } from '../src/request-control/director.ts';
 import { createLogger } from '../src/log.ts';
 import { Datastore } from '../src/pool/datastore.ts';
 import { SharedState } from '../src/sync/shared-state.ts';
@@ -57,6 +58,51 @@ describe('--state-sync with a real redis-server', () => {
     }
     await stopRedis(redis);
     await Promise.all(pods.map((p) => p.stop()));
+  });
+
+  it('holds flow control\'s capacity fleet-wide: a replica queues while another fills the pods, and dispatches when that one\'s request ends', async () => {
+    // One request in flight per pod saturates the pool (4 pods); the concurrency detector reads the fleet's counts.
+    const config = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+featureGates: [flowControl]
+plugins:
+- {name: one-each, type: concurrency-detector, parameters: {maxConcurrency: 1}}
+- {type: queue-scorer}
+- {type: max-score-picker}
+schedulingProfiles:
+- {name: default, plugins: [{pluginRef: queue-scorer}, {pluginRef: max-score-picker}]}
+flowControl:
+  saturationDetector: {pluginRef: one-each}
+  defaultRequestTTL: 10s
+`;
+    const start = async () => {
+      // Scrapes far apart: what wakes b's queue is a's load arriving, not a scrape.
+      const r = await startTestApp([`--endpoints=${pods.map((p) => p.key).join(',')}`, `--config-text=${config}`, `--state-sync=redis://127.0.0.1:${redisPort}?key=test-flow`, '--refresh-metrics-interval=20s', '--metrics-staleness-threshold=60s']);
+      mine.push(r);
+      await waitFor(() => r.app.datastore.list().every((e) => e.metrics !== undefined));
+      return r.app;
+    };
+    // Kept apart from `apps`, which the other tests index.
+    const mine: { app: App; client: EnvoyClient }[] = [];
+    const [a, b] = [await start(), await start()];
+    const incoming = (id: string) => ({ requestId: id, headers: new Map<string, string>(), path: '/v1/chat/completions', body: Buffer.from(chat('s', id)), subset: undefined, receivedAt: performance.now() });
+    const held: Routing[] = [];
+    for (let i = 0; i < 4; i++) held.push((await a.director.handleRequest(incoming(`a${i}`))) as Routing);
+    // b learns a's load through Redis, and its gate shuts.
+    await waitFor(() => b.datastore.list().every((e) => e.inFlight === 1));
+    const waiting = b.director.handleRequest(incoming('b0'));
+    expect(waiting).toBeInstanceOf(Promise);
+    await waitFor(() => b.flow!.stats().queued === 1);
+    // One of a's requests ends: b hears of it and dispatches.
+    a.director.responseComplete(held.pop()!);
+    const routed = (await waiting) as Routing;
+    expect(b.flow!.stats().queued).toBe(0);
+    b.director.responseComplete(routed);
+    for (const h of held) a.director.responseComplete(h);
+    for (const { app, client } of mine) {
+      client.close();
+      await app.stop(100, 0);
+    }
   });
 
   it('routes a conversation another replica started to the pod that holds its prefix', async () => {

@@ -75,6 +75,13 @@ export class SharedState {
     }, beat).unref();
   }
 
+  /**
+   * Told after the others' load was applied (their requests started or
+   * ended): flow control's gate may open (the concurrency detector reads the
+   * fleet's in-flight counts).
+   */
+  onLoadApplied: (() => void) | undefined;
+
   /** A plugin (by its config name) takes the others' prefix records. */
   onPrefix(plugin: string, apply: PrefixApply): void {
     this.#prefixApply.set(plugin, apply);
@@ -115,6 +122,7 @@ export class SharedState {
     }
     if (b.gone) {
       this.#dropOrigin(b.origin);
+      this.onLoadApplied?.();
       return;
     }
     for (const r of b.prefix ?? []) {
@@ -128,7 +136,10 @@ export class SharedState {
       if (ep) apply!(r.session, ep);
     }
     // Liveness is judged by local receive time (replicas' clocks may differ); replayed history carries no load.
-    if (b.load) this.#applyLoad(b.origin, b.load, b.full === true);
+    if (b.load) {
+      this.#applyLoad(b.origin, b.load, b.full === true);
+      this.onLoadApplied?.();
+    }
   }
 
   /** Load this thread charged itself on `ep` (its counts minus the others'). */
@@ -237,7 +248,13 @@ export class SharedState {
   }
 
   #expire(now: number): void {
-    for (const [origin, o] of this.#origins) if (now - o.seen > this.#timeoutMs) this.#dropOrigin(origin);
+    let dropped = false;
+    for (const [origin, o] of this.#origins) {
+      if (now - o.seen <= this.#timeoutMs) continue;
+      this.#dropOrigin(origin);
+      dropped = true;
+    }
+    if (dropped) this.onLoadApplied?.();
   }
 
   /** An endpoint that joins the pool gets the others' load on it (reported before it was known here). */
