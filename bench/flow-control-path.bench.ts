@@ -81,6 +81,8 @@ function freshen(pool: Datastore): void {
 }
 
 const bodies = chatBodies(512, 32);
+/** Heap bytes per queued request (with --expose-gc). */
+const heapPerQueued: number[] = [];
 const headers = new Map([['x-llm-d-inference-fairness-id', 'tenant-a']]);
 
 /** Route and complete PER_ROUND requests; µs per request. */
@@ -111,12 +113,20 @@ async function queuedRound(s: Setup): Promise<{ straight: number; queued: number
   const straight = ((performance.now() - t0) * 1000) / 1000;
   for (const ep of eps) ep.inFlight = 1_000_000;
   const pending: Promise<Routing>[] = [];
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
   const t1 = performance.now();
   for (let i = 0; i < 1000; i++) pending.push(s.director.handleRequest(incoming(i)) as Promise<Routing>);
+  const enqueuedAt = performance.now();
+  gc?.();
+  // What 1,000 waiting requests hold besides their bodies (which the test's Buffers keep anyway).
+  heapPerQueued.push(gc ? (process.memoryUsage().heapUsed - heapBefore) / 1000 : NaN);
+  const gcMs = performance.now() - enqueuedAt;
   for (const ep of eps) ep.inFlight = 0;
   flow.wake();
   const routed = await Promise.all(pending);
-  const queued = ((performance.now() - t1) * 1000) / 1000;
+  const queued = ((performance.now() - t1 - gcMs) * 1000) / 1000;
   for (const r of routed) s.director.responseComplete(r);
   if (flow.stats().queued !== 0) throw new Error('the queue did not drain');
   return { straight, queued };
@@ -163,6 +173,8 @@ const lines = [
   '|---|---:|---:|',
   `| straight through | ${mStraight.toFixed(1)} | 1.00 |`,
   `| queued, then drained | ${mQueued.toFixed(1)} | ${(mQueued / mStraight).toFixed(3)} |`,
+  '',
+  `Heap held per queued request beyond its body (parsed request, policy, queue entry, promise): ${Number.isNaN(median(heapPerQueued)) ? 'not measured (run with --expose-gc)' : `${(median(heapPerQueued) / 1024).toFixed(1)} KiB`} — a queued request's body counts against --max-buffered-request-bytes and its band's maxBytes; the rest is bounded by maxRequests.`,
   '',
   `Rounds (µs/request), off: ${offUs.map((x) => x.toFixed(1)).join(', ')}; on: ${onUs.map((x) => x.toFixed(1)).join(', ')}; 1,000 straight: ${straight.map((x) => x.toFixed(1)).join(', ')}; 1,000 queued: ${queued.map((x) => x.toFixed(1)).join(', ')}.`,
   '',
