@@ -175,7 +175,7 @@ describe('flowControl section: errors name the field', () => {
     ['duplicate priority', { priorityBands: [{ priority: 7 }, { priority: 7 }] }, 'test.yaml: flowControl: priorityBands[1]: duplicate priority level 7'],
     ['unknown band field', { priorityBands: [{ priority: 1, maxRequest: 3 }] }, 'test.yaml: flowControl: priorityBands[0]: unknown field "maxRequest" (allowed: priority, maxBytes, maxRequests, fairnessPolicyRef, orderingPolicyRef)'],
     ['band limit negative', { defaultPriorityBand: { maxRequests: -3 } }, 'test.yaml: flowControl: defaultPriorityBand: maxRequests must be non-negative, got -3'],
-    ['missing policy', { priorityBands: [{ priority: 100, orderingPolicyRef: 'non-existent-policy' }] }, 'test.yaml: flowControl: priorityBands[0]: orderingPolicyRef: plugin "non-existent-policy" not found (declare it under plugins; an ordering policy plugins declared: edf)'],
+    ['missing policy', { priorityBands: [{ priority: 100, orderingPolicyRef: 'non-existent-policy' }] }, 'test.yaml: flowControl: priorityBands[0]: orderingPolicyRef: plugin "non-existent-policy" not found (declare it under plugins; ordering policy plugins declared: edf)'],
     ['wrong policy kind', { priorityBands: [{ priority: 100, orderingPolicyRef: 'rr' }] }, 'test.yaml: flowControl: priorityBands[0]: orderingPolicyRef: plugin "rr" (round-robin-fairness-policy) is not an ordering policy'],
     ['fairness ref to an ordering policy', { defaultPriorityBand: { fairnessPolicyRef: 'edf' } }, 'test.yaml: flowControl: defaultPriorityBand: fairnessPolicyRef: plugin "edf" (edf-ordering-policy) is not a fairness policy'],
     ['usage limit ref to a scorer', { usageLimitPolicyPluginRef: 'queue-scorer' }, 'test.yaml: flowControl: usageLimitPolicyPluginRef: plugin "queue-scorer" (queue-scorer) is not a usage limit policy'],
@@ -289,7 +289,7 @@ describe("llm-d's sample flow-control configs load unchanged", () => {
 
   it("the loader's missing-policy config is refused, naming the policy", () => {
     expect(errorOf(() => load('loader-error-missing-policy.yaml')).message).toBe(
-      'loader-error-missing-policy.yaml: flowControl: priorityBands[0]: orderingPolicyRef: plugin "non-existent-policy" not found (declare it under plugins; an ordering policy plugins declared: none)',
+      'loader-error-missing-policy.yaml: flowControl: priorityBands[0]: orderingPolicyRef: plugin "non-existent-policy" not found (declare it under plugins; ordering policy plugins declared: none)',
     );
   });
 

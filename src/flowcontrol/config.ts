@@ -97,7 +97,7 @@ function policyRef<T extends Plugin>(ref: unknown, where: string, plugins: Reado
   const p = plugins.get(ref);
   if (!p) {
     const known = [...plugins.values()].filter(is).map((x) => x.name);
-    throw new ConfigError(`${where}: plugin "${ref}" not found (declare it under plugins; ${kind} plugins declared: ${known.join(', ') || 'none'})`);
+    throw new ConfigError(`${where}: plugin "${ref}" not found (declare it under plugins; ${kind.replace(/^an? /, '')} plugins declared: ${known.join(', ') || 'none'})`);
   }
   if (!is(p)) throw new ConfigError(`${where}: plugin "${ref}" (${p.type}) is not ${kind}`);
   return p;
