@@ -41,7 +41,7 @@ describe('bench:epp gateway scenario', () => {
     expect(help.stdout).toContain('gateway ');
     const bad = spawnSync(process.execPath, ['bench/epp/run.ts', '--scenario', 'nope'], { cwd: ROOT, encoding: 'utf8' });
     expect(bad.status).toBe(2);
-    expect(bad.stderr.trim().split('\n')).toEqual(['bench:epp: unknown --scenario "nope" (known: headline, scaling, long, prompt-size, scrape, response, gateway, memory) (see --help)']);
+    expect(bad.stderr.trim().split('\n')).toEqual(['bench:epp: unknown --scenario "nope" (known: headline, flow-control, scaling, long, prompt-size, scrape, response, gateway, memory) (see --help)']);
   });
 });
 
