@@ -23,7 +23,7 @@ import { once } from 'node:events';
 import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { demoPlanFromArgs, runDemo, startSimFleet, type DemoPlan } from './demo.ts';
+import { demoPlanFromArgs, runDemo, startGatewayChild, startSimFleet, type DemoPlan } from './demo.ts';
 import { figuresOf, type Figures } from './precise-routing.bench.ts';
 import { ROOT, eppBenchArgs, freePort, json, startRedisServer, waitReady, type EppPorts } from './lib/processes.ts';
 import { killChildrenSync, startChild, stopChildren, type StartedChild } from './load/children.ts';
@@ -571,16 +571,7 @@ async function killRestartRun(c: KillRestartCase, log: (s: string) => void, sign
     const other = replicas[0];
     // The killed replica's CPU is not followed across its two processes; its lag is read from its /metrics.
     for (const r of replicas) monitor.add({ name: `llm-epp ${r.name}`, ...(r === victim ? {} : { pid: r.child.pid }), lag: promLagSource(`http://127.0.0.1:${r.ports.metrics}/metrics`) });
-    const gw = await startChild({
-      label: 'the gateway (bench/gateway/gateway.ts)',
-      args: ['bench/gateway/gateway.ts', '--port=0', '--strategy=epp', `--epp=${replicas.map((r) => `127.0.0.1:${r.ports.grpc}`).join(',')}`],
-      ready: (l) => {
-        const j = json(l) as { port?: number; metricsPort?: number } | undefined;
-        return j?.port ? { port: j.port, ...(j.metricsPort ? { metricsPort: j.metricsPort } : {}) } : undefined;
-      },
-    });
-    children.push(gw);
-    monitor.add({ name: 'gateway', pid: gw.pid, lag: gw.info.metricsPort ? promLagSource(`http://127.0.0.1:${gw.info.metricsPort}/metrics`) : gw.lag });
+    const gw = await startGatewayChild('the gateway (bench/gateway/gateway.ts)', ['--strategy=epp', `--epp=${replicas.map((r) => `127.0.0.1:${r.ports.grpc}`).join(',')}`], children, monitor, 'gateway');
     const url = `http://127.0.0.1:${gw.info.port}`;
     // One request per replica's turn: a broken path fails here, with its reason.
     for (let i = 0; i < c.replicas; i++) await preflight(url, { model: plan.workload.model ?? 'sim-model' });

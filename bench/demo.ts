@@ -23,7 +23,7 @@ import { resetPods } from './load/fleet-reset.ts';
 import { HEALTH_HELP, HEALTH_OPTIONS, thresholdsFromFlags, type HealthThresholds } from './load/health.ts';
 import { onInterrupt } from './load/interrupt.ts';
 import { cacheScraper } from './load/metrics.ts';
-import { EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, budgetMessage, parseErrorRate, stagesOverBudget } from './load/outcome.ts';
+import { EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_OK, budgetMessage, parseErrorRate, planOrExit, stagesOverBudget } from './load/outcome.ts';
 import { preflight } from './load/preflight.ts';
 import { HealthMonitor, promLagSource } from './load/probes.ts';
 import { buildReport, toMarkdown, writeReports, type Report } from './load/report.ts';
@@ -273,12 +273,8 @@ function restartPods(restart: { pods: number; afterMs: number }, podUrls: string
   };
 }
 
-/**
- * Run the demo. `signal` stops it early: the report then holds what completed. Throws, with the
- * child's own first error lines, when a process does not start.
- */
 /** The simulated fleet of a plan, started, tracked in `children` and watched by `monitor`: its endpoints and pod names. */
-export async function startSimFleet(plan: DemoPlan, extraArgs: readonly string[], children: StartedChild[], monitor: HealthMonitor): Promise<{ endpoints: string; podNames: string[] }> {
+export async function startSimFleet(plan: Pick<DemoPlan, 'pods' | 'simArgs'>, extraArgs: readonly string[], children: StartedChild[], monitor: HealthMonitor): Promise<{ endpoints: string; podNames: string[] }> {
   let endpoints = '';
   let podNames: string[] = [];
   const fleet = await startChild({
@@ -297,6 +293,48 @@ export async function startSimFleet(plan: DemoPlan, extraArgs: readonly string[]
   return { endpoints, podNames };
 }
 
+/**
+ * llm-epp (src/main.ts with `args`, as `npm start` and the container run it), tracked in `children`,
+ * its lag read from its own /metrics by `monitor`; resolves once it has scraped `pods` pods.
+ * info: {port (ext_proc), metricsPort}.
+ */
+export async function startLlmEpp(name: string, args: string[], children: StartedChild[], monitor: HealthMonitor, pods: number): Promise<StartedChild> {
+  const epp = await startChild({
+    label: `${name} (src/main.ts)`,
+    nodeArgs: ['--max-semi-space-size=4'],
+    probe: false,
+    args,
+    ready: (l) => {
+      const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
+      return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
+    },
+  });
+  children.push(epp);
+  monitor.add({ name, pid: epp.pid, lag: promLagSource(`http://127.0.0.1:${epp.info.metricsPort}/metrics`) });
+  await waitReady(epp.info.metricsPort, pods);
+  return epp;
+}
+
+/** A benchmark gateway (bench/gateway/gateway.ts --port=0 with `args`), tracked in `children` and watched by `monitor` as `name`. info: {port[, metricsPort]}. */
+export async function startGatewayChild(label: string, args: string[], children: StartedChild[], monitor: HealthMonitor, name: string): Promise<StartedChild> {
+  const g = await startChild({
+    label,
+    args: ['bench/gateway/gateway.ts', '--port=0', ...args],
+    ready: (l) => {
+      const j = json(l) as { port?: number; metricsPort?: number } | undefined;
+      return j?.port ? { port: j.port, ...(j.metricsPort ? { metricsPort: j.metricsPort } : {}) } : undefined;
+    },
+  });
+  children.push(g);
+  // A gateway that serves prom-client metrics is read there; else through the lag probe.
+  monitor.add({ name, pid: g.pid, lag: g.info.metricsPort ? promLagSource(`http://127.0.0.1:${g.info.metricsPort}/metrics`) : g.lag });
+  return g;
+}
+
+/**
+ * Run the demo. `signal` stops it early: the report then holds what completed. Throws, with the
+ * child's own first error lines, when a process does not start.
+ */
 export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), signal?: AbortSignal): Promise<DemoResult> {
   const environment = describeEnvironment({ plan, llmEppConfig: eppConfig(plan.eppArgs) }, ['node', 'bench/demo.ts', ...plan.argv]);
   const children: StartedChild[] = [];
@@ -317,18 +355,7 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
     log(`fleet: ${plan.pods} simulated pods on ${urls[0]}…  (${plan.simArgs.join(' ')})`);
     const gateways = new Map<DemoStrategy, string>();
     const gateway = async (strategy: DemoStrategy, extra: string[]) => {
-      const g = await startChild({
-        label: `the ${strategy} gateway (bench/gateway/gateway.ts)`,
-        args: ['bench/gateway/gateway.ts', '--port=0', ...extra],
-        ready: (l) => {
-          const j = json(l) as { port?: number; metricsPort?: number } | undefined;
-          return j?.port ? { port: j.port, ...(j.metricsPort ? { metricsPort: j.metricsPort } : {}) } : undefined;
-        },
-      });
-      children.push(g);
-      // A gateway that serves prom-client metrics is read there; else through the lag probe.
-      const lag = g.info.metricsPort ? promLagSource(`http://127.0.0.1:${g.info.metricsPort}/metrics`) : g.lag;
-      monitor.add({ name: `gateway ${strategy}`, pid: g.pid, lag });
+      const g = await startGatewayChild(`the ${strategy} gateway (bench/gateway/gateway.ts)`, extra, children, monitor, `gateway ${strategy}`);
       gateways.set(strategy, `http://127.0.0.1:${g.info.port}`);
     };
     for (const s of plan.strategies) {
@@ -339,20 +366,7 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
         for (let r = 0; r < plan.eppReplicas && !stopped(); r++) {
           // "llm-epp", "llm-epp precise", "llm-epp approximate replica 2"…
           const name = [s === 'llm-epp' ? '' : ` ${s}`, plan.eppReplicas > 1 ? ` replica ${r + 1}` : ''].join('');
-          const epp = await startChild({
-            label: `llm-epp${name} (src/main.ts)`,
-            // As `npm start` and the container run it; the lag comes from its own /metrics.
-            nodeArgs: ['--max-semi-space-size=4'],
-            probe: false,
-            args: eppBenchArgs(endpoints, args),
-            ready: (l) => {
-              const j = json(l) as { msg?: string; grpcPort?: number; metricsPort?: number } | undefined;
-              return j?.msg === 'llm-epp serving' ? { port: j.grpcPort!, metricsPort: j.metricsPort! } : undefined;
-            },
-          });
-          children.push(epp);
-          monitor.add({ name: `llm-epp${name}`, pid: epp.pid, lag: promLagSource(`http://127.0.0.1:${epp.info.metricsPort}/metrics`) });
-          await waitReady(epp.info.metricsPort, plan.pods);
+          const epp = await startLlmEpp(`llm-epp${name}`, eppBenchArgs(endpoints, args), children, monitor, plan.pods);
           log(`llm-epp${name}: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}${s === 'llm-epp' && plan.eppArgs.length ? ' (' + plan.eppArgs.join(' ') + ')' : ''}`);
           addresses.push(`127.0.0.1:${epp.info.port}`);
         }
@@ -401,17 +415,8 @@ export async function runDemo(plan: DemoPlan, log: (s: string) => void = (s) => 
 
 /** `npm run demo`: returns the exit status. */
 export async function demoMain(argv: string[]): Promise<number> {
-  let plan: DemoPlan | 'help';
-  try {
-    plan = demoPlanFromArgs(argv);
-  } catch (e) {
-    process.stderr.write(`error: ${(e as Error).message}\nRun with --help for the options.\n`);
-    return EXIT_USAGE;
-  }
-  if (plan === 'help') {
-    process.stdout.write(DEMO_HELP);
-    return EXIT_OK;
-  }
+  const plan = planOrExit(demoPlanFromArgs, argv, DEMO_HELP);
+  if (typeof plan === 'number') return plan;
   const t0 = performance.now();
   const interrupt = onInterrupt((l) => process.stderr.write(l + '\n'));
   let r: DemoResult;

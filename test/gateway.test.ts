@@ -2,6 +2,7 @@
 // destination header, fallback walk, response through the EPP), and the
 // baselines without one.
 import { EventEmitter } from 'node:events';
+import { Server as GrpcServer, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { createServer, type Server } from 'node:http';
 import type { ClientHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -9,8 +10,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EppStream } from '../bench/gateway/epp-channel.ts';
 import { encodeBody, encodeHeaders, readStreamedBody } from '../bench/gateway/ext-proc-wire.ts';
 import { GatewayError, startGateway, type GatewayStats } from '../bench/gateway/gateway.ts';
-import { continueResponse, header, requestHeadersResponse, streamedBody } from '../src/extproc/messages.ts';
-import { decodeRequest, encodeResponse } from '../src/extproc/proto.ts';
+import { continueResponse, header, immediateResponse, requestHeadersResponse, streamedBody, type ProcessingRequest, type ProcessingResponse } from '../src/extproc/messages.ts';
+import { decodeRequest, encodeResponse, externalProcessorService } from '../src/extproc/proto.ts';
+import { buildReport } from '../bench/load/report.ts';
+import { DROPPED_REASON_HEADER, runStages } from '../bench/load/runner.ts';
+import { FAIRNESS_HEADER, OBJECTIVE_HEADER, makeWorkload } from '../bench/load/workloads.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { startSimPod } from '../bench/sim/server.ts';
@@ -330,5 +334,73 @@ describe('benchmark gateway: oracle and EPP replicas', () => {
 
   it('refuses a malformed replica address', async () => {
     await expect(startGateway({ strategy: 'epp', epp: '127.0.0.1:1,nonsense' })).rejects.toThrow(/--epp must be host:port/);
+  });
+});
+
+describe('benchmark gateway: tenants and the EPP\'s immediate answers', () => {
+  /**
+   * An ext_proc server that answers every request's headers at once: 429 with
+   * x-llm-d-request-dropped-reason for fairness id "noisy", 503 without a reason otherwise,
+   * keeping the request headers it was sent.
+   */
+  async function sheddingEpp(seen: Array<Map<string, string>>): Promise<{ port: number; stop: () => Promise<void> }> {
+    const server = new GrpcServer();
+    server.addService(externalProcessorService, {
+      process: (call: ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => {
+        call.on('data', (m: ProcessingRequest) => {
+          const hs = m.request_headers?.headers?.headers;
+          if (!hs) return;
+          const headers = new Map(hs.map((h) => [h.key, h.raw_value ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '')]));
+          seen.push(headers);
+          const noisy = headers.get(FAIRNESS_HEADER) === 'noisy';
+          const extra: Array<[string, string]> = noisy ? [[DROPPED_REASON_HEADER, 'rejected-saturated']] : [];
+          call.write(immediateResponse(noisy ? 429 : 503, Buffer.from('{"error":"shed"}'), 'shed', true, extra));
+          call.end();
+        });
+        call.on('error', () => {});
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    return { port, stop: () => new Promise<void>((r) => server.tryShutdown(() => r())) };
+  }
+
+  it("passes the client's tenant headers to the EPP and its 429's dropped reason back; the load generator counts both per tenant", async () => {
+    const seen: Array<Map<string, string>> = [];
+    const epp = await sheddingEpp(seen);
+    const gw = await startGateway({ strategy: 'epp', epp: `127.0.0.1:${epp.port}` });
+    cleanup.push(async () => {
+      await gw.stop();
+      await epp.stop();
+    });
+    const run = await runStages({
+      url: `http://127.0.0.1:${gw.port}`,
+      workload: makeWorkload('tenants', {
+        tenants: [
+          { name: 'quiet', objective: 'critical', rate: 20 },
+          { name: 'noisy', objective: 'standard', rate: 40 },
+        ],
+        promptTokens: 10,
+        outputTokens: 2,
+      }),
+      stages: [{ name: 'tenants', durationMs: 500 }],
+      progress: false,
+    });
+    const records = run.stages[0].records;
+    const noisy = records.filter((r) => r.tenant === 'noisy');
+    const quiet = records.filter((r) => r.tenant === 'quiet');
+    expect(noisy.length).toBeGreaterThan(0);
+    expect(quiet.length).toBeGreaterThan(0);
+    expect(noisy.every((r) => r.status === 429 && r.droppedReason === 'rejected-saturated' && !r.ok)).toBe(true);
+    expect(quiet.every((r) => r.status === 503 && r.droppedReason === undefined)).toBe(true);
+    // What the EPP saw: each request with its tenant's fairness id and objective.
+    expect(seen).toHaveLength(records.length);
+    const pairs = new Set(seen.map((h) => `${h.get(FAIRNESS_HEADER)} ${h.get(OBJECTIVE_HEADER)}`));
+    expect([...pairs].sort()).toEqual(['noisy standard', 'quiet critical']);
+    const stage = buildReport([run]).stages[0];
+    const byName = Object.fromEntries((stage.tenants ?? []).map((t) => [t.tenant, [t.requests, t.completed, t.rejected429, t.otherErrors, t.droppedReasons]]));
+    expect(byName).toEqual({
+      quiet: [quiet.length, 0, 0, quiet.length, {}],
+      noisy: [noisy.length, 0, noisy.length, 0, { 'rejected-saturated': noisy.length }],
+    });
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { percentile, summarize } from '../bench/lib/stats.ts';
 import { goodput, podSpread, prefixCacheHitRate, tpotOf, buildReport, toMarkdown, writeReports } from '../bench/load/report.ts';
-import { makeWorkload, parseTrace, type ChatRequest } from '../bench/load/workloads.ts';
+import { FAIRNESS_HEADER, OBJECTIVE_HEADER, makeWorkload, nextArrival, parseTenant, parseTrace, type ChatRequest, type TenantSpec, type WorkItem } from '../bench/load/workloads.ts';
 import { parseDuration, planFromArgs } from '../bench/load/cli.ts';
 import { parseCacheCounters, cacheScraper } from '../bench/load/metrics.ts';
 import { runStages } from '../bench/load/runner.ts';
@@ -103,6 +103,75 @@ describe('workloads', () => {
     expect(y.at).toBe(1);
     expect(() => parseTrace('{"timestamp": -1, "input": "x"}')).toThrow(/line 1: bad timestamp/);
     expect(() => parseTrace('nope')).toThrow(/line 1: invalid JSON/);
+  });
+});
+
+describe('multi-tenant workload', () => {
+  const quiet: TenantSpec = { name: 'quiet', objective: 'critical', rate: 2 };
+  const noisy: TenantSpec = { name: 'noisy', objective: 'standard', rate: 1, burst: { rate: 50, fromS: 10, toS: 20 } };
+  /** Every item up to `untilS` seconds. */
+  const upTo = (tenants: TenantSpec[], untilS: number, seed = 3): WorkItem[] => {
+    const w = makeWorkload('tenants', { tenants, seed, promptTokens: 20, outputTokens: 2 });
+    const out: WorkItem[] = [];
+    for (let it = w.next(); it && it.at! < untilS; it = w.next()) out.push(it);
+    return out;
+  };
+
+  it('reads tenants from the command line and rejects what cannot be a header or a rate', () => {
+    expect(parseTenant('noisy,rate=3,objective=standard,burst=40@5s-25s')).toEqual({ name: 'noisy', rate: 3, objective: 'standard', burst: { rate: 40, fromS: 5, toS: 25 } });
+    expect(parseTenant('batch,burst=10@1m-2m,kind=shared-prefix')).toEqual({ name: 'batch', rate: 0, burst: { rate: 10, fromS: 60, toS: 120 }, kind: 'shared-prefix' });
+    expect(() => parseTenant('bad name,rate=1')).toThrow(/tenant name "bad name"/);
+    expect(() => parseTenant('x,rate=1,objective=a\nb')).toThrow(/objective/);
+    expect(() => parseTenant('x')).toThrow(/give rate=R/);
+    expect(() => parseTenant('x,rate=-1')).toThrow(/rate must be a number >= 0/);
+    expect(() => parseTenant('x,rate=1,burst=5@9s-3s')).toThrow(/TO > FROM/);
+    expect(() => parseTenant('x,rate=1,burst=5')).toThrow(/RATE@FROM-TO/);
+    expect(() => parseTenant('x,rate=1,colour=red')).toThrow(/unknown setting "colour"/);
+    expect(() => makeWorkload('tenants', { tenants: [quiet, quiet] })).toThrow(/given twice/);
+    expect(() => makeWorkload('tenants', { tenants: Array.from({ length: 17 }, (_, i) => ({ name: `t${i}`, rate: 1 })) })).toThrow(/at most 16 tenants/);
+    const plan = planFromArgs(['--url', 'http://a:1', '--workload', 'tenants', '--tenant', 'quiet,rate=1,objective=critical', '--tenant', 'noisy,rate=2', '--duration', '5s', '--prompt-tokens', '64']);
+    expect(plan).toMatchObject({ kind: 'tenants', workloadOptions: { tenants: [{ name: 'quiet', rate: 1, objective: 'critical' }, { name: 'noisy', rate: 2 }], promptTokens: 64 } });
+    expect(plan !== 'help' && plan.stages).toEqual([{ name: 'tenants', durationMs: 5000, warmupMs: 0 }]);
+    expect(() => planFromArgs(['--url', 'http://a:1', '--workload', 'tenants'])).toThrow(/needs --tenant/);
+    expect(() => planFromArgs(['--url', 'http://a:1', '--rates', '1', '--tenant', 'x,rate=1'])).toThrow(/--tenant goes with --workload tenants/);
+  });
+
+  it("each tenant's requests carry its fairness id and objective, in arrival order, at its own rate and burst", () => {
+    const items = upTo([quiet, noisy], 30);
+    expect(items[0].at).toBe(0);
+    for (let i = 1; i < items.length; i++) expect(items[i].at!).toBeGreaterThanOrEqual(items[i - 1].at!);
+    for (const it of items) {
+      const t = it.tenant === 'quiet' ? quiet : noisy;
+      expect(it.headers).toEqual({ [FAIRNESS_HEADER]: t.name, [OBJECTIVE_HEADER]: t.objective });
+      expect(it.id.startsWith(`${t.name}/`)).toBe(true);
+    }
+    expect(new Set(items.map((i) => i.id)).size).toBe(items.length);
+    const count = (tenant: string, from: number, to: number) => items.filter((i) => i.tenant === tenant && i.at! >= from && i.at! < to).length;
+    // Poisson counts (seeded): about rate × window, the burst's rate inside its window only.
+    expect(count('noisy', 10, 20)).toBeGreaterThan(400);
+    expect(count('noisy', 10, 20)).toBeLessThan(600);
+    expect(count('noisy', 0, 10) + count('noisy', 20, 30)).toBeLessThan(40);
+    expect(count('quiet', 0, 30)).toBeGreaterThan(40);
+    expect(count('quiet', 0, 30)).toBeLessThan(80);
+    // Another tenant's presence changes neither a tenant's arrivals nor its text.
+    const alone = upTo([quiet], 30);
+    expect(alone.map((i) => [i.at, i.id, i.body.messages[0].content])).toEqual(items.filter((i) => i.tenant === 'quiet').map((i) => [i.at, i.id, i.body.messages[0].content]));
+    // Different tenants' prompts share nothing.
+    const q = items.find((i) => i.tenant === 'quiet')!.body.messages[0].content;
+    const n = items.find((i) => i.tenant === 'noisy')!.body.messages[0].content;
+    expect(q.slice(0, 16)).not.toBe(n.slice(0, 16));
+  });
+
+  it('a piecewise Poisson process: nothing while the rate is 0, the burst from its start, never after an empty tail', () => {
+    const burstOnly: TenantSpec = { name: 'b', rate: 0, burst: { rate: 5, fromS: 4, toS: 6 } };
+    const items = upTo([burstOnly], 100);
+    expect(items.length).toBeGreaterThan(0);
+    expect(items[0].at).toBe(4);
+    expect(items.every((i) => i.at! >= 4 && i.at! < 6)).toBe(true);
+    let r = 0;
+    const fixed = () => (r = (r + 0.37) % 1);
+    expect(nextArrival(burstOnly, 6, fixed)).toBe(Infinity);
+    expect(nextArrival({ name: 'c', rate: 2 }, 1, () => 0.5)).toBeCloseTo(1 + Math.log(2) / 2, 12);
   });
 });
 

@@ -140,6 +140,50 @@ describe('HTML report in headless Chromium', () => {
     expect(csv).toMatch(/\nround-robin,qps=15,0,15,UNRELIABLE,/);
   }, 60_000);
 
+  it('a multi-tenant run: TTFT and outcome by tenant for each strategy, TTFT over time by tenant, the tenant table; no console errors', async () => {
+    const tenantRuns: RunResult[] = [];
+    for (const [i, strategy] of STRATEGIES.entries()) {
+      fleet.reset();
+      tenantRuns.push(
+        await runStages({
+          url: `http://127.0.0.1:${gateways[i].port}`,
+          strategy,
+          workload: makeWorkload('tenants', {
+            tenants: [
+              { name: 'quiet', objective: 'critical', rate: 8 },
+              { name: 'noisy', objective: 'standard', rate: 4, burst: { rate: 30, fromS: 0.5, toS: 1.5 } },
+            ],
+            promptTokens: 100,
+            outputTokens: 6,
+          }),
+          stages: [{ name: 'tenants', durationMs: 1600, warmupMs: 300 }],
+          progress: false,
+        }),
+      );
+    }
+    const report = buildReport(tenantRuns, { pods: fleet.pods.map((p) => p.name), title: 'Tenant report' });
+    const files = writeReports(report, join(dir, 'tenants'), tenantRuns);
+    mkdirSync(shots, { recursive: true });
+    const shot = join(shots, 'tenants.png');
+    const r = await renderPage(files.html, { screenshot: shot });
+    process.stderr.write(`report-html: screenshot ${shot} (page ${files.html})\n`);
+    expect(r.console, 'console messages of the page').toEqual([]);
+    expect(r.probeConsole, 'console messages while probing').toEqual([]);
+    const titles = r.facts.svgs.map((x) => x.title);
+    const tenantCharts = ['TTFT by tenant — tenants', 'Outcome by tenant — tenants', ...STRATEGIES.map((s) => `TTFT over time by tenant — ${s} · tenants`)];
+    for (const t of tenantCharts) expect(titles).toContain(t);
+    for (const x of r.facts.svgs) {
+      expect(x.marks, `${x.title}: something drawn`).toBeGreaterThan(0);
+      expect(x.outside, `${x.title}: marks outside the chart`).toBe(0);
+    }
+    // The tenant table under the stage's charts, beside the full table.
+    expect(r.facts.tables).toBeGreaterThanOrEqual(2);
+    for (const s of report.stages) expect(s.tenants?.map((t) => t.tenant).sort()).toEqual(['noisy', 'quiet']);
+    const html = readFileSync(files.html, 'utf8');
+    expect(html).toContain('<caption>Per tenant, tenants');
+    expect(readFileSync(files.csv, 'utf8').split('\n')[0]).toContain(',quiet requests,quiet ok,quiet 429,');
+  }, 60_000);
+
   it('a two-rate sweep: lines against the offered rate, per-stage sections, no banner when every stage is reliable', async () => {
     // Thresholds no busy test machine reaches: every stage reliable, so no banner.
     const thresholds = { scheduleDelayP99Ms: 1e9, loopLagP99Ms: 1e9, loadPerCore: 1e9, stealFraction: 1 };

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assessHealth } from '../bench/load/health.ts';
 import { cdfPoints, overTime, toCsv, toHtml } from '../bench/load/report-html.ts';
-import { buildReport, writeReports, type Report } from '../bench/load/report.ts';
+import { buildReport, toMarkdown, writeReports, type Report } from '../bench/load/report.ts';
 import type { RequestRecord, RunResult, StageResult } from '../bench/load/runner.ts';
 
 /** A deterministic run: `n` requests per stage at `rate`, TTFT around `ttft` ms, the first quarter of each stage warm-up. */
@@ -131,6 +131,92 @@ describe('HTML report', () => {
     const big = [recordedRun('llm-epp', [{ rate: 200, n: 20_000, ttft: 40 }]), recordedRun('round-robin', [{ rate: 200, n: 20_000, ttft: 900 }])];
     const page = toHtml(buildReport(big), { runs: big });
     expect(page.length).toBeLessThan(200_000);
+  });
+});
+
+/**
+ * A two-tenant run from `recordedRun`: every third request the quiet tenant's, the others the noisy
+ * one's; with `shed`, every other noisy request answered 429 with a dropped reason (one a reason
+ * no report should keep), the rest served slower.
+ */
+function tenantRun(strategy: string, shed: boolean): RunResult {
+  const run = recordedRun(strategy, [{ rate: 10, n: 90, ttft: 40 }]);
+  run.workload = 'tenants';
+  run.stages[0].name = 'tenants';
+  run.stages[0].records.forEach((r, i) => {
+    r.tenant = i % 3 === 0 ? 'quiet' : 'noisy';
+    if (r.tenant === 'noisy' && shed && i % 2 === 0) {
+      Object.assign(r, { ok: false, status: 429, error: 'HTTP 429: shed', droppedReason: i === 32 ? 'other' : 'rejected-saturated', ttftMs: undefined });
+    } else if (!shed && r.ok && r.ttftMs !== undefined) r.ttftMs *= 10;
+  });
+  return run;
+}
+
+describe('per-tenant report', () => {
+  const runs = [tenantRun('flow control off', false), tenantRun('flow control on', true)];
+  const report = buildReport(runs);
+
+  it("counts each tenant's requests, 429s with their dropped reasons, other errors, TTFT and goodput; the tenants add up to the stage", () => {
+    for (const s of report.stages) {
+      const ts = s.tenants!;
+      // In the order of their first measured arrival (the first quarter is warm-up: request 23, noisy's, comes first).
+      expect(ts.map((t) => t.tenant)).toEqual(['noisy', 'quiet']);
+      expect(ts.reduce((a, t) => a + t.requests, 0)).toBe(s.requests);
+      expect(ts.reduce((a, t) => a + t.completed, 0)).toBe(s.completed);
+      expect(ts.reduce((a, t) => a + t.goodput.met, 0)).toBe(s.goodput.met);
+      for (const t of ts) expect(t.rejected429 + t.otherErrors).toBe(t.failed);
+    }
+    const [off, on] = report.stages.map((s) => Object.fromEntries(s.tenants!.map((t) => [t.tenant, t])));
+    expect(off.noisy.rejected429).toBe(0);
+    expect(on.noisy.rejected429).toBeGreaterThan(10);
+    expect(on.noisy.droppedReasons).toEqual({ 'rejected-saturated': on.noisy.rejected429 - 1, other: 1 });
+    expect(on.quiet.ttftMs.p90).toBeLessThan(off.quiet.ttftMs.p90);
+    const md = toMarkdown(report);
+    expect(md).toContain('| stage | strategy | tenant | requests | ok | 429 | dropped reason | other errors | TTFT p50 | TTFT p90 | goodput req/s |');
+    expect(md).toMatch(new RegExp(`\\| tenants \\| flow control on \\| noisy \\| ${on.noisy.requests} \\| ${on.noisy.completed} \\| ${on.noisy.rejected429} \\| rejected-saturated × ${on.noisy.rejected429 - 1}, other × 1 \\|`));
+  });
+
+  it('draws TTFT and outcome by tenant per strategy, each strategy\'s TTFT over time by tenant, and a tenant table', () => {
+    const html = toHtml(report, { runs });
+    const stage = section(html, 'stage-0');
+    const titles = svgs(stage).map((s) => /<title>([^<]*)<\/title>/.exec(s)![1]);
+    expect(titles).toEqual(
+      expect.arrayContaining(['TTFT by tenant — tenants', 'Outcome by tenant — tenants', 'TTFT over time by tenant — flow control off · tenants', 'TTFT over time by tenant — flow control on · tenants']),
+    );
+    const outcome = svgs(stage).find((s) => s.includes('aria-label="Outcome by tenant — tenants"'))!;
+    for (const g of ['quiet ok', 'quiet 429', 'quiet other errors', 'noisy ok', 'noisy 429', 'noisy other errors']) expect(outcome).toContain(`>${g}</text>`);
+    const on = report.stages[1].tenants!.find((t) => t.tenant === 'noisy')!;
+    expect(outcome).toContain(`<title>flow control on · noisy 429: ${on.rejected429}</title>`);
+    const ttft = svgs(stage).find((s) => s.includes('aria-label="TTFT by tenant — tenants"'))!;
+    for (const g of ['quiet p50', 'quiet p90', 'noisy p50', 'noisy p90']) expect(ttft).toContain(`>${g}</text>`);
+    expect(stage).toContain('<caption>Per tenant, tenants');
+    expect(stage).toContain('<td>rejected-saturated × ' + (on.rejected429 - 1) + ', other × 1</td>');
+    // A run without tenants has none of this.
+    const plain = toHtml(buildReport([recordedRun('llm-epp', [{ rate: 10, n: 40, ttft: 40 }])]));
+    expect(plain).not.toContain('by tenant');
+    expect(toCsv(buildReport([recordedRun('llm-epp', [{ rate: 10, n: 40, ttft: 40 }])]))).not.toContain('quiet');
+  });
+
+  it("adds each tenant's columns to the CSV", () => {
+    const lines = toCsv(report).trimEnd().split('\n');
+    const head = lines[0].split(',');
+    for (const t of ['quiet', 'noisy']) for (const h of ['requests', 'ok', '429', 'other errors', 'TTFT p50 ms', 'TTFT p90 ms', 'goodput req/s']) expect(head).toContain(`${t} ${h}`);
+    const row = lines[2].split(',');
+    const noisy = report.stages[1].tenants!.find((t) => t.tenant === 'noisy')!;
+    expect(Number(row[head.indexOf('noisy 429')])).toBe(noisy.rejected429);
+    expect(Number(row[head.indexOf('noisy TTFT p90 ms')])).toBe(noisy.ttftMs.p90);
+  });
+
+  it('keeps a bounded number of tenants and dropped reasons apart', () => {
+    const run = recordedRun('x', [{ rate: 10, n: 60, ttft: 40 }]);
+    run.stages[0].records.forEach((r, i) => Object.assign(r, { tenant: `t${i % 20}`, ok: false, status: 429, droppedReason: `reason-${i}` }));
+    const ts = buildReport([run]).stages[0].tenants!;
+    expect(ts).toHaveLength(17);
+    expect(ts.map((t) => t.tenant)).toContain('other tenants');
+    for (const t of ts) expect(Object.keys(t.droppedReasons).length).toBeLessThanOrEqual(9);
+    const all = ts.find((t) => t.tenant === 'other tenants')!;
+    expect(all.requests).toBe(45 - ts.filter((t) => t !== all).reduce((a, t) => a + t.requests, 0));
+    expect(all.requests).toBeGreaterThan(0);
   });
 });
 

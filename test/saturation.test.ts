@@ -139,9 +139,12 @@ describe('bench/config', () => {
     const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
     expect(files.length).toBeGreaterThan(0);
     const { pool } = makePool([{}]);
+    const { flowControlOf } = await import('../src/flowcontrol/config.ts');
     for (const f of files) {
-      const c = loadConfig(parseConfigText(readFileSync(new URL(f, dir), 'utf8'), f), createRegistry(), { pool, log, metrics: undefined, random: Math.random }, f);
+      // bench:flow-control passes --allow-experimental-plugins (its priority-holdback-policy is alpha).
+      const c = loadConfig(parseConfigText(readFileSync(new URL(f, dir), 'utf8'), f), createRegistry(), { pool, log, metrics: undefined, random: Math.random, allowExperimental: true }, f);
       expect(c.profiles.size, f).toBe(1);
+      expect(() => flowControlOf(c, f), f).not.toThrow();
     }
   });
 });

@@ -213,7 +213,7 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
   },
   'flow-control': {
     description:
-      'headline workload with the flowControl feature gate off, then on (GAIE\'s default scorers; a saturation detector the pool never reaches, so nothing waits): what the gate costs a request that goes straight through',
+      'headline workload with the flowControl feature gate off, on, on, off (GAIE\'s default scorers; a saturation detector the pool never reaches, so nothing waits): what the gate costs a request that goes straight through',
     async run(c) {
       const { pods, pick } = headlineWorkload(c);
       const phases: Phase[] = [];
@@ -224,15 +224,22 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
       const gated = DEFAULT_CONFIG.replace('- type: single-profile-handler\n', `- type: single-profile-handler\n${detector}`);
       const withGate = `--config-text=${gated}featureGates: [flowControl]\nflowControl:\n  saturationDetector: {pluginRef: never-saturated}\n`;
       const withoutGate = `--config-text=${gated}flowControl:\n  saturationDetector: {pluginRef: never-saturated}\n`;
-      for (const [label, args] of [['gate off', [withoutGate]], ['gate on', [withGate]]] as const) {
-        await withProcesses(pods, [...args], async (_f, epp, echo) => {
+      // Off, on, on, off (the second pair in reverse order), so a drift over the run weighs on both alike.
+      const runs = [
+        ['gate off', withoutGate],
+        ['gate on', withGate],
+        ['gate on, 2nd', withGate],
+        ['gate off, 2nd', withoutGate],
+      ] as const;
+      for (const [label, arg] of runs) {
+        await withProcesses(pods, [arg], async (_f, epp, echo) => {
           const targets = label === 'gate off' ? ([['echo', echo], ['epp', epp]] as const) : ([['epp', epp]] as const);
           for (const [t, child] of targets) {
             const tag = (p: Phase) => (t === 'epp' ? { ...p, name: `${p.name}, ${label}` } : p);
             phases.push(tag(await measure('saturation', t, child, (l) => l.closedLoop(64, c.durationMs, pick), 'closed loop, 64 streams')));
             for (const rate of c.rates) phases.push(tag(await measure(`${rate} req/s`, t, child, (l) => l.openLoop(rate, c.durationMs, pick), `open loop ${rate}/s`)));
           }
-          if (label === 'gate on') {
+          if (label.startsWith('gate on')) {
             const [queued, outcomes] = await Promise.all([eppMetric(epp.info.metricsPort, 'llm_d_epp_flow_control_queue_size'), eppMetric(epp.info.metricsPort, 'llm_d_epp_flow_control_requests_total')]);
             log(`  flow control: ${outcomes} requests decided (first outcome series), queue size ${Number.isNaN(queued) ? 'never set: nothing ever waited' : queued}`);
           }

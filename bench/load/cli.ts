@@ -18,7 +18,7 @@ import { buildReport, writeReports, type SLO } from './report.ts';
 import type { RunResult, StageSpec } from './runner.ts';
 import { terminalReport } from './terminal.ts';
 import { verdicts } from './verdict.ts';
-import { makeWorkload, type WorkloadKind, type WorkloadOptions } from './workloads.ts';
+import { checkTenants, makeWorkload, parseTenant, type WorkloadKind, type WorkloadOptions } from './workloads.ts';
 
 export const HELP = `Usage: npm run load -- --url [NAME=]URL [--url ...] [options]
 
@@ -26,7 +26,7 @@ Target and load
   --url [NAME=]URL        OpenAI-compatible base URL; repeat to compare strategies (NAME is the label).
                           Each gets the same request sequence, and a fair start: see Fair comparisons
   --strategy NAME         label when a single --url has no NAME (default "default")
-  --workload KIND         shared-prefix | multi-turn | no-sharing | trace (default shared-prefix)
+  --workload KIND         shared-prefix | multi-turn | no-sharing | trace | tenants (default shared-prefix)
   --rates LIST            open-loop stages, req/s, e.g. 2,4,8
   --concurrency LIST      closed-loop stages (in-flight requests); 0 = open loop (default 0)
   --duration D            measured time per stage, e.g. 20s, 500ms, 2m (default 20s; trace: until it ends)
@@ -44,6 +44,11 @@ Workload parameters (tokens are 4 characters)
   multi-turn:    --conversations 32 --turns 5 --system-tokens 1000 --conversations-per-system-prompt 1 --user-tokens 100 --output-tokens 200 --think-time 0ms
   no-sharing:    --prompt-tokens 7200 --output-tokens 1000
   trace:         --trace FILE.jsonl --speed 1 --block-tokens 512
+  tenants:       --tenant NAME,rate=R[,objective=O][,burst=R@FROM-TO][,kind=no-sharing|shared-prefix] (repeat;
+                 each its own Poisson arrivals, its requests with x-llm-d-inference-fairness-id: NAME and
+                 x-llm-d-inference-objective: O; the burst window counts from the stage's start, warm-up
+                 included), shaped by the no-sharing / shared-prefix flags above; one stage of --duration,
+                 reported per tenant too (requests, ok, 429 and the x-llm-d-request-dropped-reason, TTFT, goodput)
 
 Fair comparisons (several --url)
   --reset-between MODE     auto | on | off (default auto). Before each strategy's run, POST /sim/reset
@@ -132,6 +137,7 @@ const OPTIONS = {
   trace: { type: 'string' },
   speed: { type: 'string' },
   'block-tokens': { type: 'string' },
+  tenant: { type: 'string', multiple: true },
   'slo-ttft': { type: 'string' },
   'slo-tpot': { type: 'string' },
   'slo-e2e': { type: 'string' },
@@ -208,7 +214,8 @@ export function planFromArgs(argv: string[]): CliPlan | 'help' {
   }
   if (new Set(targets.map((t) => t[0])).size !== targets.length) throw new Error('each --url needs a distinct NAME= when several are given');
   const kind = v.workload as WorkloadKind;
-  if (!['shared-prefix', 'multi-turn', 'no-sharing', 'trace'].includes(kind)) throw new Error(`unknown --workload ${kind}`);
+  if (!['shared-prefix', 'multi-turn', 'no-sharing', 'trace', 'tenants'].includes(kind)) throw new Error(`unknown --workload ${kind}`);
+  if (v.tenant && kind !== 'tenants') throw new Error('--tenant goes with --workload tenants');
   const int = (s: string | undefined) => (s === undefined ? undefined : Number(s));
   const seed = Number(v.seed);
   const common = { model: v.model, seed, ignoreEos: v['ignore-eos'] !== 'false' };
@@ -236,6 +243,20 @@ export function planFromArgs(argv: string[]): CliPlan | 'help' {
     };
   } else if (kind === 'no-sharing') {
     workloadOptions = { ...common, promptTokens: int(v['prompt-tokens']), outputTokens: int(v['output-tokens']) };
+  } else if (kind === 'tenants') {
+    if (!v.tenant?.length) throw new Error('--workload tenants needs --tenant NAME,rate=R[,objective=O][,burst=R@FROM-TO] (repeat for each tenant)');
+    const tenants = v.tenant.map(parseTenant);
+    checkTenants(tenants);
+    workloadOptions = {
+      ...common,
+      tenants,
+      promptTokens: int(v['prompt-tokens']),
+      groups: int(v.groups),
+      promptsPerGroup: int(v['prompts-per-group']),
+      systemTokens: int(v['system-tokens']),
+      questionTokens: int(v['question-tokens']),
+      outputTokens: int(v['output-tokens']),
+    };
   } else {
     if (!v.trace) throw new Error('--workload trace needs --trace FILE');
     workloadOptions = { ...common, file: v.trace, speed: v.speed ? Number(v.speed) : undefined, blockTokens: int(v['block-tokens']) };
@@ -252,7 +273,7 @@ export function planFromArgs(argv: string[]): CliPlan | 'help' {
   const base: StageSpec = { warmupMs };
   if (durationMs !== undefined) base.durationMs = durationMs;
   if (maxRequests !== undefined) base.maxRequests = maxRequests;
-  if (kind === 'trace') stages.push({ ...base, name: 'trace' });
+  if (kind === 'trace' || kind === 'tenants') stages.push({ ...base, name: kind });
   else if (conc.length) for (const c of conc) stages.push({ ...base, concurrency: c });
   else if (rates.length) for (const r of rates) stages.push({ ...base, rate: r });
   else throw new Error('give --rates (open loop) or --concurrency > 0 (closed loop)');

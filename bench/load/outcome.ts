@@ -35,3 +35,22 @@ export function parseErrorRate(v: string | undefined): number | undefined {
   if (t === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`--max-error-rate must be a fraction 0..1 or a percentage (5%), got "${v}"`);
   return n;
 }
+
+/**
+ * A command's plan from its arguments, or its exit status: EXIT_OK after printing `help` (the plan
+ * was 'help'), EXIT_USAGE after a one-line error (the arguments were wrong).
+ */
+export function planOrExit<P>(parse: (argv: string[]) => P | 'help', argv: string[], help: string): P | number {
+  let plan: P | 'help';
+  try {
+    plan = parse(argv);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\nRun with --help for the options.\n`);
+    return EXIT_USAGE;
+  }
+  if (plan === 'help') {
+    process.stdout.write(help);
+    return EXIT_OK;
+  }
+  return plan;
+}

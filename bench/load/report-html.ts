@@ -9,7 +9,7 @@
 // the full table, and the machine, versions, command and configuration.
 import { percentile } from '../lib/stats.ts';
 import type { StageHealth } from './health.ts';
-import type { Report, StageReport } from './report.ts';
+import type { Report, StageReport, TenantFigures } from './report.ts';
 import type { RequestRecord, RunResult, StageResult } from './runner.ts';
 
 export interface HtmlOptions {
@@ -233,6 +233,8 @@ export interface BarChart {
   series: Array<{ name: string; color?: string; values: Array<number | undefined> }>;
   /** Values are fractions of 1, shown as percentages on a 0–100 % axis. */
   percent?: boolean;
+  /** Decimals of the values in tooltips (default: fewer as they grow); 0 for counts. */
+  digits?: number;
   desc?: string;
   height?: number;
 }
@@ -274,7 +276,7 @@ export function barChart(c: BarChart): string {
         return;
       }
       const y = ys.at(v);
-      const label = c.percent ? pct(v) : num(v);
+      const label = c.percent ? pct(v) : num(v, c.digits);
       out.push(`<rect x="${(x + 1).toFixed(1)}" y="${Math.min(y, y0).toFixed(1)}" width="${Math.max(1, barW - 2).toFixed(1)}" height="${Math.abs(y0 - y).toFixed(1)}" fill="${s.color}"><title>${esc(s.name)} · ${esc(g)}: ${esc(label)}</title></rect>`);
       if (barW >= 26) out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(y - 3).toFixed(1)}" text-anchor="middle" class="v">${esc(c.percent ? `${(v * 100).toFixed(0)}%` : tickLabel(+v.toPrecision(3)))}</text>`);
     });
@@ -459,11 +461,42 @@ function csvField(v: number | string | undefined): string {
   return /[",\n\r]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
 }
 
-/** The full table as CSV: one row per strategy and stage, latencies in ms, fractions of 1. */
+/** Counted dropped reasons as "rejected-saturated × 12, …"; "–" when none. */
+export function reasonsText(reasons: Record<string, number>): string {
+  const e = Object.entries(reasons).sort((a, b) => b[1] - a[1]);
+  return e.length ? e.map(([k, n]) => `${k} × ${n}`).join(', ') : '–';
+}
+
+/** Every tenant of a report, in the order they first appear. */
+export function reportTenants(r: Report): string[] {
+  const seen: string[] = [];
+  for (const s of r.stages) for (const t of s.tenants ?? []) if (!seen.includes(t.tenant)) seen.push(t.tenant);
+  return seen;
+}
+
+/** The figures of one tenant the CSV carries in columns of its own. */
+const TENANT_COLUMNS: Array<[string, (t: TenantFigures) => number]> = [
+  ['requests', (t) => t.requests],
+  ['ok', (t) => t.completed],
+  ['429', (t) => t.rejected429],
+  ['other errors', (t) => t.otherErrors],
+  ['TTFT p50 ms', (t) => t.ttftMs.p50],
+  ['TTFT p90 ms', (t) => t.ttftMs.p90],
+  ['goodput req/s', (t) => t.goodput.requestsPerS],
+];
+
+/** The full table as CSV: one row per strategy and stage, latencies in ms, fractions of 1; a multi-tenant run adds each tenant's columns. */
 export function toCsv(r: Report): string {
-  const head = ['strategy', 'stage', 'stage index', 'x', ...COLUMNS.map((c) => c.head)];
+  const tenants = reportTenants(r);
+  const head = ['strategy', 'stage', 'stage index', 'x', ...COLUMNS.map((c) => c.head), ...tenants.flatMap((t) => TENANT_COLUMNS.map(([h]) => `${t} ${h}`))];
   const lines = [head.map(csvField).join(',')];
-  for (const s of r.stages) lines.push([s.strategy, s.name, s.stage, s.x, ...COLUMNS.map((c) => c.value(s))].map(csvField).join(','));
+  for (const s of r.stages) {
+    const own = tenants.flatMap((name) => {
+      const t = s.tenants?.find((x) => x.tenant === name);
+      return TENANT_COLUMNS.map(([, f]) => (t ? f(t) : undefined));
+    });
+    lines.push([s.strategy, s.name, s.stage, s.x, ...COLUMNS.map((c) => c.value(s)), ...own].map(csvField).join(','));
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -689,6 +722,7 @@ function perStage(c: Ctx, key: string): string {
       );
     }
   }
+  const tenants = tenantSection(c, key, stages, withRuns, charts);
   const healthLines = stages
     .map((s) => [s, healthOf(s)] as const)
     .filter(([, h]) => h)
@@ -702,7 +736,71 @@ ${healthLines.length ? `<ul class="health">${healthLines.join('')}</ul>` : ''}
 ${withRuns.length ? '' : '<p class="note">No request records were given, so the CDFs and the time series are not drawn.</p>'}
 <div class="charts">
 ${charts.join('\n')}
-</div></section>`;
+</div>${tenants}</section>`;
+}
+
+/**
+ * A multi-tenant stage: each tenant's TTFT (p50, p90) and outcome (ok, 429, other errors) per strategy,
+ * each strategy's TTFT over time by tenant (from the records), pushed onto `charts`; returns the tenant table.
+ */
+function tenantSection(c: Ctx, key: string, stages: StageReport[], withRuns: Array<{ s: StageReport; st: StageResult }>, charts: string[]): string {
+  const names: string[] = [];
+  for (const s of stages) for (const t of s.tenants ?? []) if (!names.includes(t.tenant)) names.push(t.tenant);
+  if (names.length === 0) return '';
+  const of = (s: StageReport, name: string) => s.tenants?.find((t) => t.tenant === name);
+  const bars = (title: string, yLabel: string, parts: Array<[string, (t: TenantFigures) => number]>, unit: string, digits?: number) =>
+    barChart({
+      title: `${title} — ${key}`,
+      digits,
+      groups: names.flatMap((n) => parts.map(([p]) => `${n} ${p}`)),
+      groupLabel: 'tenant',
+      yLabel,
+      series: stages.map((s) => ({
+        name: s.strategy,
+        color: c.color.get(s.strategy),
+        values: names.flatMap((n) => parts.map(([, f]) => {
+          const t = of(s, n);
+          return t ? f(t) : undefined;
+        })),
+      })),
+      desc: stages.map((s) => `${s.strategy}: ${names.map((n) => `${n} ${parts.map(([p, f]) => { const t = of(s, n); return `${p} ${t ? num(f(t), digits) : '–'}${unit}`; }).join(', ')}`).join('; ')}`).join(' · '),
+    });
+  charts.push(
+    bars('TTFT by tenant', 'ms', [['p50', (t) => t.ttftMs.p50], ['p90', (t) => t.ttftMs.p90]], ' ms'),
+    bars('Outcome by tenant', 'requests', [['ok', (t) => t.completed], ['429', (t) => t.rejected429], ['other errors', (t) => t.otherErrors]], '', 0),
+  );
+  if (withRuns.length) {
+    const w = binWidth(Math.max(...withRuns.map(({ st }) => spanS(st))), 60);
+    for (const { s, st } of withRuns) {
+      const series = names.map((n, i) => ({ name: n, color: COLORS[(i + 3) % COLORS.length], points: overTime(st, (x) => (x.ok && x.tenant === n ? x.ttftMs : undefined), w) }));
+      const warm = (st.measuredStartMs - st.startMs) / 1000;
+      charts.push(
+        lineChart({
+          title: `TTFT over time by tenant — ${s.strategy} · ${key}`,
+          x: { label: `seconds since the stage started (median per ${w} s)` },
+          y: { label: 'TTFT (ms)' },
+          series,
+          bands: warm > 0 ? [{ from: 0, to: warm, label: 'warm-up' }] : [],
+          // Room for a long strategy name in the title.
+          width: Math.min(900, Math.max(440, 120 + 7.5 * (s.strategy.length + key.length + 30))),
+          desc: `Median TTFT of each tenant's completed requests per time bin, ${s.strategy}; ${names.map((n) => `${n}: ${of(s, n)?.completed ?? 0} completed`).join(', ')}.`,
+        }),
+      );
+    }
+  }
+  const rows = stages.flatMap((s) =>
+    (s.tenants ?? []).map(
+      (t) =>
+        `<tr><th scope="row">${esc(s.strategy)}</th><td>${esc(t.tenant)}</td><td>${num(t.requests, 0)}</td><td>${num(t.completed, 0)}</td><td>${num(t.rejected429, 0)}</td><td>${esc(reasonsText(t.droppedReasons))}</td><td>${num(t.otherErrors, 0)}</td><td>${num(t.ttftMs.p50)}</td><td>${num(t.ttftMs.p90)}</td><td>${num(t.goodput.requestsPerS)} (${pct(t.goodput.fraction)})</td></tr>`,
+    ),
+  );
+  return `<div class="scroll"><table class="full tenants">
+<caption>Per tenant, ${esc(key)} (latencies in ms of the completed requests; goodput over the stage's window)</caption>
+<thead><tr><th scope="col">strategy</th><th scope="col">tenant</th><th scope="col">requests</th><th scope="col">ok</th><th scope="col">429</th><th scope="col">dropped reason</th><th scope="col">other errors</th><th scope="col">TTFT p50</th><th scope="col">TTFT p90</th><th scope="col">goodput req/s</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table></div>`;
 }
 
 /** A self-contained HTML page: verdict, health banners, charts, the full table and the run's environment. */

@@ -10,7 +10,7 @@ import { round, summarize, type Summary } from '../lib/stats.ts';
 import type { PodCacheCounters, RequestRecord, RunResult, StageResult } from './runner.ts';
 import type { Environment } from './environment.ts';
 import { assessHealth, type HealthThresholds, type StageHealth } from './health.ts';
-import { toCsv, toHtml } from './report-html.ts';
+import { reasonsText, toCsv, toHtml } from './report-html.ts';
 
 export { barChart, lineChart, svgLineChart, toCsv, toHtml, type Series } from './report-html.ts';
 
@@ -92,6 +92,26 @@ export interface StageReport {
   aborted: number;
   /** Could the machine keep up? Figures, verdict, reasons and advice (health.ts). */
   health: StageHealth;
+  /** Multi-tenant workloads: the figures of each tenant's requests (goodput over the stage's window, so they add up). */
+  tenants?: TenantFigures[];
+}
+
+/** One tenant's requests in a stage. */
+export interface TenantFigures {
+  tenant: string;
+  requests: number;
+  completed: number;
+  failed: number;
+  /** Answered 429: shed (flow control, or the saturation admission of sheddable requests). */
+  rejected429: number;
+  /** Failed otherwise (other statuses, timeouts, broken streams). */
+  otherErrors: number;
+  /** x-llm-d-request-dropped-reason of the requests not served, counted. */
+  droppedReasons: Record<string, number>;
+  requestThroughput: number;
+  ttftMs: Summary;
+  e2eMs: Summary;
+  goodput: { requestsPerS: number; fraction: number; met: number };
 }
 
 export interface Report {
@@ -196,6 +216,57 @@ export function errorKind(e: unknown): string {
   return m ? m[0] : s.slice(0, 60);
 }
 
+/** Distinct tenants kept apart in a report (the workload allows as many); more are counted together. */
+const TENANT_KEYS = 16;
+/** Distinct dropped reasons kept apart per tenant; more are counted as "other". */
+const REASON_KEYS = 8;
+export const OTHER_TENANTS = 'other tenants';
+
+/** Count `key` in `into`, at most `max` distinct keys; past that under `other`. */
+function countBounded(into: Record<string, number>, key: string, max: number, other: string): void {
+  const k = key in into || Object.keys(into).length < max ? key : other;
+  into[k] = (into[k] ?? 0) + 1;
+}
+
+/** Each tenant's figures, tenants in the order of their first arrival (then by name); undefined when no record has a tenant. */
+export function tenantFigures(rs: readonly RequestRecord[], slo: SLO, windowS: number): TenantFigures[] | undefined {
+  const by = new Map<string, RequestRecord[]>();
+  for (const r of rs) {
+    if (r.tenant === undefined) continue;
+    const key = by.has(r.tenant) || by.size < TENANT_KEYS ? r.tenant : OTHER_TENANTS;
+    const list = by.get(key);
+    if (list) list.push(r);
+    else by.set(key, [r]);
+  }
+  if (by.size === 0) return undefined;
+  const first = (list: readonly RequestRecord[]) => list.reduce((m, r) => Math.min(m, r.intendedMs), Infinity);
+  const order = [...by].sort((a, b) => first(a[1]) - first(b[1]) || a[0].localeCompare(b[0]));
+  return order.map(([tenant, list]) => {
+    const ok = list.filter((r) => r.ok);
+    const droppedReasons: Record<string, number> = {};
+    let rejected429 = 0;
+    for (const r of list) {
+      if (r.ok) continue;
+      if (r.status === 429) rejected429++;
+      if (r.droppedReason !== undefined) countBounded(droppedReasons, r.droppedReason, REASON_KEYS, 'other');
+    }
+    const g = goodput(list, slo, windowS);
+    return {
+      tenant,
+      requests: list.length,
+      completed: ok.length,
+      failed: list.length - ok.length,
+      rejected429,
+      otherErrors: list.length - ok.length - rejected429,
+      droppedReasons,
+      requestThroughput: round(ok.length / windowS),
+      ttftMs: rounded(summarize(ok.flatMap((r) => (r.ttftMs === undefined ? [] : [r.ttftMs])))),
+      e2eMs: rounded(summarize(ok.map((r) => r.e2eMs))),
+      goodput: { met: g.met, requestsPerS: round(g.requestsPerS), fraction: round(g.fraction, 4) },
+    };
+  });
+}
+
 /** Metrics of one stage of one run. */
 export function stageReport(strategy: string, st: StageResult, opts: ReportOptions = {}): StageReport {
   const slo = opts.slo ?? DEFAULT_SLO;
@@ -277,6 +348,8 @@ export function stageReport(strategy: string, st: StageResult, opts: ReportOptio
     rep.prefixCacheHitRate = h;
   }
   if (cachedPrompt > 0) rep.cachedTokenRate = round(cached / cachedPrompt, 4);
+  const tenants = tenantFigures(rs, slo, windowS);
+  if (tenants) rep.tenants = tenants;
   return rep;
 }
 
@@ -351,6 +424,21 @@ const MD_COLUMNS: Array<[string, (s: StageReport) => string]> = [
   ['health', (s) => (s.health.reliable ? 'ok' : '**unreliable**')],
 ];
 
+/** The per-tenant table (Markdown lines), empty when no stage has tenants. */
+export function tenantTable(r: Report): string[] {
+  if (!r.stages.some((s) => s.tenants)) return [];
+  const lines = ['| stage | strategy | tenant | requests | ok | 429 | dropped reason | other errors | TTFT p50 | TTFT p90 | goodput req/s |', '|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|'];
+  for (const key of stageKeys(r)) {
+    for (const strat of r.strategies) {
+      const s = r.stages.find((x) => x.name === key && x.strategy === strat);
+      for (const t of s?.tenants ?? []) {
+        lines.push(`| ${key} | ${strat} | ${t.tenant} | ${t.requests} | ${t.completed} | ${t.rejected429} | ${reasonsText(t.droppedReasons)} | ${t.otherErrors} | ${fmt(t.ttftMs.p50)} | ${fmt(t.ttftMs.p90)} | ${fmt(t.goodput.requestsPerS)} (${pct(t.goodput.fraction)}) |`);
+      }
+    }
+  }
+  return lines;
+}
+
 function sloText(slo: SLO): string {
   const parts: string[] = [];
   if (slo.ttftMs !== undefined) parts.push(`TTFT ≤ ${slo.ttftMs} ms`);
@@ -376,6 +464,8 @@ export function toMarkdown(r: Report): string {
       lines.push(`| ${key} | ${strat} | ${MD_COLUMNS.map((c) => c[1](s)).join(' | ')} |`);
     }
   }
+  const tenants = tenantTable(r);
+  if (tenants.length) lines.push('', 'Per tenant (goodput over the stage\'s window, so the tenants add up to the stage):', '', ...tenants);
   const errs = r.stages.filter((s) => s.failed > 0);
   if (errs.length) {
     lines.push('', 'Errors:');

@@ -72,6 +72,8 @@ export interface RequestRecord {
   group?: number;
   session?: number;
   turn?: number;
+  /** Multi-tenant workloads: the tenant that sent it. */
+  tenant?: string;
   /** Intended and actual send times, ms since the run started. */
   intendedMs: number;
   startMs: number;
@@ -97,6 +99,8 @@ export interface RequestRecord {
   cachedTokens?: number;
   /** From response header x-sim-pod or x-llm-epp-endpoint. */
   pod?: string;
+  /** A request not served: the x-llm-d-request-dropped-reason header of the answer (bounded: boundedReason). */
+  droppedReason?: string;
 }
 
 export interface StageResult {
@@ -132,6 +136,16 @@ export interface RunResult {
 }
 
 const POD_HEADERS = ['x-sim-pod', 'x-llm-epp-endpoint'];
+/** Why llm-d Router (and llm-epp) did not serve a request: rejected-saturated, rejected-ttl-expired, … */
+export const DROPPED_REASON_HEADER = 'x-llm-d-request-dropped-reason';
+const REASON = /^[a-z0-9][a-z0-9-]{0,47}$/;
+
+/** A server's dropped-reason value as a report may keep it: a short lower-case token, anything else "other". */
+export function boundedReason(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (s === undefined) return undefined;
+  return REASON.test(s) ? s : 'other';
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -258,6 +272,7 @@ async function send(ctx: Ctx, item: WorkItem, stage: number, warmup: boolean, in
   if (item.group !== undefined) rec.group = item.group;
   if (item.session !== undefined) rec.session = item.session;
   if (item.turn !== undefined) rec.turn = item.turn;
+  if (item.tenant !== undefined) rec.tenant = item.tenant;
   ctx.inflight++;
   ctx.sent++;
   let text = '';
@@ -265,7 +280,7 @@ async function send(ctx: Ctx, item: WorkItem, stage: number, warmup: boolean, in
     const res = await request(ctx.url, {
       method: 'POST',
       dispatcher: ctx.dispatcher,
-      headers: ctx.headers,
+      headers: item.headers ? { ...ctx.headers, ...item.headers } : ctx.headers,
       body: JSON.stringify(item.body),
       signal: ctx.o.signal,
     });
@@ -278,6 +293,8 @@ async function send(ctx: Ctx, item: WorkItem, stage: number, warmup: boolean, in
       }
     }
     if (res.statusCode !== 200) {
+      const reason = boundedReason(res.headers[DROPPED_REASON_HEADER]);
+      if (reason !== undefined) rec.droppedReason = reason;
       const detail = (await res.body.text()).slice(0, 160).replace(/\s+/g, ' ');
       rec.error = `HTTP ${res.statusCode}${detail ? ': ' + detail : ''}`;
     } else {

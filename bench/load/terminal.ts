@@ -36,6 +36,9 @@ export function summaryBlock(s: StageReport): string {
   const cache = cacheFraction(s);
   rows.push(['Prompt tokens from cache', cache === undefined ? '–' : `${(cache * 100).toFixed(1)} %`]);
   rows.push(['Goodput (req/s)', `${num(s.goodput.requestsPerS, 2)} (${Number.isFinite(s.goodput.fraction) ? (s.goodput.fraction * 100).toFixed(0) : '–'} %)`]);
+  for (const t of s.tenants ?? []) {
+    rows.push([`Tenant ${t.tenant}`, `ok ${t.completed} / 429 ${t.rejected429} / other ${t.otherErrors}; TTFT p50/p90 ${msList(t.ttftMs.p50, t.ttftMs.p90)} ms; goodput ${num(t.goodput.requestsPerS, 2)} req/s`]);
+  }
   const errs = Object.entries(s.errors).sort((a, b) => b[1] - a[1]);
   if (errs.length) rows.push(['Errors', errs.slice(0, 3).map(([k, n]) => `${k} × ${n}`).join(', ')]);
   rows.push(['Health', s.health.reliable ? 'ok' : 'UNRELIABLE (see below)']);

@@ -7,9 +7,11 @@
 // (bench/sim/tokens.ts), so a prompt of N tokens is 4·N characters.
 import { readFileSync } from 'node:fs';
 import { mulberry32, shuffle } from '../../src/random.ts';
+import { FAIRNESS_HEADERS, OBJECTIVE_HEADERS } from '../../src/request-control/policy.ts';
+import { parseDuration } from '../../src/units.ts';
 import { CHARS_PER_TOKEN } from '../sim/tokens.ts';
 
-export type WorkloadKind = 'shared-prefix' | 'multi-turn' | 'no-sharing' | 'trace';
+export type WorkloadKind = 'shared-prefix' | 'multi-turn' | 'no-sharing' | 'trace' | 'tenants';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -39,6 +41,10 @@ export interface WorkItem {
   turn?: number;
   /** Trace replay: arrival time in seconds from the trace's first line (already divided by speed). */
   at?: number;
+  /** Multi-tenant: the tenant (its fairness id) that sends it. */
+  tenant?: string;
+  /** Request headers of this item, on top of the run's (the tenant's fairness id and objective). */
+  headers?: Record<string, string>;
 }
 
 /** A request source. The runner pulls items and reports completions. */
@@ -182,7 +188,26 @@ export interface TraceOptions extends CommonOptions {
   defaultOutput?: number;
 }
 
-export type WorkloadOptions = SharedPrefixOptions | MultiTurnOptions | NoSharingOptions | TraceOptions;
+/** One tenant of a multi-tenant workload. */
+export interface TenantSpec {
+  /** Its fairness id (x-llm-d-inference-fairness-id) and its label in reports: letters, digits, '.', '_', '-'. */
+  name: string;
+  /** The InferenceObjective it names (x-llm-d-inference-objective), which gives its priority; none: priority 0. */
+  objective?: string;
+  /** Poisson arrivals, req/s (0: only during the burst). */
+  rate: number;
+  /** Another rate during [fromS, toS) seconds from the stage's start (warm-up included). */
+  burst?: { rate: number; fromS: number; toS: number };
+  /** Its requests' shape (default no-sharing); the text is its own (seeded by its name). */
+  kind?: 'shared-prefix' | 'no-sharing';
+}
+
+/** Several tenants, each with its own arrival process and headers; the shape options apply to every tenant's requests. */
+export interface TenantsOptions extends SharedPrefixOptions, NoSharingOptions {
+  tenants: TenantSpec[];
+}
+
+export type WorkloadOptions = SharedPrefixOptions | MultiTurnOptions | NoSharingOptions | TraceOptions | TenantsOptions;
 
 // ---------------------------------------------------------------------------
 // shared-prefix
@@ -451,12 +476,136 @@ export function trace(o: TraceOptions): Workload {
 }
 
 // ---------------------------------------------------------------------------
+// tenants: several senders, each with its own rate (and burst), fairness id and objective
+
+/** Tenants in one workload at most: their names are report keys and columns. */
+export const MAX_TENANTS = 16;
+const TENANT_NAME = /^[A-Za-z0-9._-]{1,63}$/;
+/** The headers a tenant's requests carry: llm-d Router's own names (GAIE's are the fallback llm-epp reads too). */
+export const FAIRNESS_HEADER = FAIRNESS_HEADERS[0];
+export const OBJECTIVE_HEADER = OBJECTIVE_HEADERS[0];
+
+/** Check tenants: a bounded number of distinct, header-safe names, rates ≥ 0, a burst inside a window. */
+export function checkTenants(tenants: readonly TenantSpec[]): void {
+  if (tenants.length === 0) throw new Error('the tenants workload needs at least one tenant');
+  if (tenants.length > MAX_TENANTS) throw new Error(`at most ${MAX_TENANTS} tenants, got ${tenants.length}`);
+  const seen = new Set<string>();
+  for (const t of tenants) {
+    if (!TENANT_NAME.test(t.name)) throw new Error(`tenant name "${t.name}": 1-63 letters, digits, '.', '_' or '-'`);
+    if (seen.has(t.name)) throw new Error(`tenant "${t.name}" is given twice`);
+    seen.add(t.name);
+    if (t.objective !== undefined && !TENANT_NAME.test(t.objective)) throw new Error(`tenant "${t.name}": objective "${t.objective}": 1-63 letters, digits, '.', '_' or '-'`);
+    if (!(t.rate >= 0) || !Number.isFinite(t.rate)) throw new Error(`tenant "${t.name}": rate must be a number >= 0`);
+    const b = t.burst;
+    if (b && (!(b.rate >= 0) || !Number.isFinite(b.rate) || !(b.fromS >= 0) || !(b.toS > b.fromS))) throw new Error(`tenant "${t.name}": the burst needs a rate >= 0 and a window FROM-TO with TO > FROM >= 0`);
+    if (t.rate === 0 && !(b && b.rate > 0)) throw new Error(`tenant "${t.name}" never sends: give a rate or a burst`);
+  }
+}
+
+const seconds = (s: string, what: string): number => {
+  try {
+    return parseDuration(s.trim()) / 1000;
+  } catch {
+    throw new Error(`${what}: bad duration "${s}" (e.g. 5s, 1m)`);
+  }
+};
+
+/**
+ * A tenant from its command-line form: NAME,rate=R[,objective=O][,burst=R@FROM-TO][,kind=no-sharing|shared-prefix],
+ * e.g. "noisy,rate=2,objective=standard,burst=40@5s-25s".
+ */
+export function parseTenant(spec: string): TenantSpec {
+  const [name, ...rest] = spec.split(',').map((x) => x.trim());
+  const t: TenantSpec = { name: name ?? '', rate: NaN };
+  for (const kv of rest) {
+    const i = kv.indexOf('=');
+    const key = i > 0 ? kv.slice(0, i) : kv;
+    const value = i > 0 ? kv.slice(i + 1) : '';
+    if (key === 'rate') t.rate = Number(value);
+    else if (key === 'objective') t.objective = value;
+    else if (key === 'kind') {
+      if (value !== 'no-sharing' && value !== 'shared-prefix') throw new Error(`tenant "${t.name}": kind is no-sharing or shared-prefix, got "${value}"`);
+      t.kind = value;
+    } else if (key === 'burst') {
+      const m = /^([\d.]+)@([^-]+)-(.+)$/.exec(value);
+      if (!m) throw new Error(`tenant "${t.name}": burst is RATE@FROM-TO, e.g. 40@5s-25s, got "${value}"`);
+      t.burst = { rate: Number(m[1]), fromS: seconds(m[2], `tenant "${t.name}" burst`), toS: seconds(m[3], `tenant "${t.name}" burst`) };
+    } else throw new Error(`tenant "${t.name}": unknown setting "${key}" (rate, objective, burst, kind)`);
+  }
+  if (Number.isNaN(t.rate)) t.rate = t.burst ? 0 : NaN;
+  if (Number.isNaN(t.rate)) throw new Error(`tenant "${t.name}": give rate=R (req/s)`);
+  checkTenants([t]);
+  return t;
+}
+
+/** The tenant's rate at `t` seconds and when that rate next changes. */
+function rateAt(t: TenantSpec, at: number): { rate: number; until: number } {
+  const b = t.burst;
+  if (!b) return { rate: t.rate, until: Infinity };
+  if (at < b.fromS) return { rate: t.rate, until: b.fromS };
+  if (at < b.toS) return { rate: b.rate, until: b.toS };
+  return { rate: t.rate, until: Infinity };
+}
+
+/** The next arrival after `at` of a Poisson process whose rate is piecewise constant (exact: memoryless at each change). */
+export function nextArrival(t: TenantSpec, at: number, random: () => number): number {
+  let now = at;
+  for (;;) {
+    const { rate, until } = rateAt(t, now);
+    if (rate > 0) {
+      const next = now - Math.log(1 - random()) / rate;
+      if (next < until) return next;
+    }
+    if (until === Infinity) return Infinity;
+    now = until;
+  }
+}
+
+/**
+ * Several tenants at once, a timed workload (items carry `at`): each tenant a Poisson process of its
+ * own (seeded by its name, so another tenant's presence leaves its arrivals unchanged), its first
+ * request at 0, its requests with its fairness id and objective in the headers and in `tenant`.
+ */
+export function tenants(o: TenantsOptions): Workload {
+  checkTenants(o.tenants);
+  const seed = o.seed ?? 1;
+  const parts = o.tenants.map((t) => {
+    const own = { ...o, seed: hashSeed(`tenant/${seed}/${t.name}`) };
+    const inner = (t.kind ?? 'no-sharing') === 'shared-prefix' ? sharedPrefix(own) : noSharing(own);
+    const headers: Record<string, string> = { [FAIRNESS_HEADER]: t.name };
+    if (t.objective) headers[OBJECTIVE_HEADER] = t.objective;
+    const first = rateAt(t, 0).rate > 0 ? 0 : nextArrival(t, 0, () => 0);
+    return { t, inner, headers, random: rng(hashSeed(`tenant-arrivals/${seed}/${t.name}`)), at: first };
+  });
+  return {
+    kind: 'tenants',
+    timed: true,
+    next() {
+      let p = parts[0];
+      for (const q of parts) if (q.at < p.at) p = q;
+      if (p.at === Infinity) return undefined;
+      const item = p.inner.next();
+      const at = p.at;
+      p.at = nextArrival(p.t, at, p.random);
+      if (!item) {
+        p.at = Infinity;
+        return this.next();
+      }
+      return { ...item, id: `${p.t.name}/${item.id}`, at, tenant: p.t.name, headers: p.headers };
+    },
+    complete() {},
+    exhausted: () => parts.every((p) => p.at === Infinity),
+  };
+}
+
+// ---------------------------------------------------------------------------
 
 /** Build a workload by name. */
 export function makeWorkload(kind: 'shared-prefix', options?: SharedPrefixOptions): Workload;
 export function makeWorkload(kind: 'multi-turn', options?: MultiTurnOptions): Workload;
 export function makeWorkload(kind: 'no-sharing', options?: NoSharingOptions): Workload;
 export function makeWorkload(kind: 'trace', options: TraceOptions): Workload;
+export function makeWorkload(kind: 'tenants', options: TenantsOptions): Workload;
 export function makeWorkload(kind: WorkloadKind, options?: WorkloadOptions): Workload;
 export function makeWorkload(kind: WorkloadKind, options: WorkloadOptions = {}): Workload {
   switch (kind) {
@@ -468,7 +617,9 @@ export function makeWorkload(kind: WorkloadKind, options: WorkloadOptions = {}):
       return noSharing(options as NoSharingOptions);
     case 'trace':
       return trace(options as TraceOptions);
+    case 'tenants':
+      return tenants(options as TenantsOptions);
     default:
-      throw new Error(`unknown workload ${String(kind)} (shared-prefix, multi-turn, no-sharing, trace)`);
+      throw new Error(`unknown workload ${String(kind)} (shared-prefix, multi-turn, no-sharing, trace, tenants)`);
   }
 }
