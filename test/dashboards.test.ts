@@ -118,7 +118,7 @@ describe('npm run check:dashboards', () => {
     const [own, llmd] = DASHBOARDS;
     const ownRows = rowsOf(r, own.name);
     const llmdRows = rowsOf(r, llmd.name);
-    expect(ownRows.length).toBe(26);
+    expect(ownRows.length).toBe(29);
     expect(llmdRows.length).toBe(35);
     expect(ownRows.filter((x) => x.status !== 'OK').map((x) => `${x.panel}: ${x.note}`), r.text).toEqual([]);
     // Every panel of llm-d's, its flow-control row included (the scenario runs with flow control on).

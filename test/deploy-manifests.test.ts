@@ -10,6 +10,7 @@
 // test/helpers/k8s-tools.ts, no cluster and no network), so generated names,
 // patches, components, labels and images are exactly what `kubectl apply -k`
 // would send.
+import { FlowControlMetrics } from '../src/flowcontrol/metrics.ts';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -721,6 +722,9 @@ const README_METRICS = [
   'inference_extension_prefix_indexer_hit_ratio',
   'inference_extension_prefix_indexer_hit_bytes',
   'llm_epp_model_server_scrape_errors_total',
+  'llm_d_epp_flow_control_queue_size',
+  'llm_d_epp_flow_control_requests_total',
+  'llm_d_epp_flow_control_request_queue_duration_seconds',
 ];
 /** "plus … Node.js process metrics" (prom-client's defaults) that the dashboard uses. */
 const PROCESS_METRICS = ['process_resident_memory_bytes', 'process_cpu_seconds_total', 'nodejs_eventloop_lag_p99_seconds'];
@@ -771,6 +775,8 @@ describe('Grafana dashboard', () => {
 
   // What llm-epp actually registers, with the labels of each metric.
   const metrics = new EppMetrics(new Datastore(), { poolName: 'p', stalenessThresholdMs: 2000, version: 'test', processMetrics: true });
+  // Flow control's series, registered when its feature gate is on.
+  new FlowControlMetrics(metrics.registry, { poolName: 'p' });
   const registered = new Map<string, { type: string; labels: string[] }>();
   for (const m of metrics.registry.getMetricsAsArray()) {
     const any = m as unknown as { name: string; labelNames?: string[] };
