@@ -28,6 +28,7 @@ ${flowControl
 plugins:
 - {name: cd, type: concurrency-detector, parameters: {maxConcurrency: ${maxConcurrency}}}
 - {type: round-robin-fairness-policy}
+- {type: program-aware-fairness}
 - {type: queue-scorer}
 - {type: max-score-picker}
 schedulingProfiles:
@@ -242,6 +243,22 @@ describe('flow control on the request path', () => {
     const critical = app.director.handleRequest(incoming('critical', { 'x-llm-d-inference-objective': 'critical' })) as Promise<Routing>;
     await expect(critical).rejects.toThrow(/timed out in queue/);
     app.director.responseComplete(standard);
+  });
+
+  it('tells program-aware fairness the tokens each request used, read from its response', async () => {
+    const { app, client } = await start('defaultRequestTTL: 10s\npriorityBands:\n- {priority: 0, fairnessPolicyRef: program-aware-fairness}', { pods: 1 });
+    const res = await client.send({
+      path: '/v1/chat/completions',
+      headers: { 'x-llm-d-inference-fairness-id': 'agent-7' },
+      body: body(),
+      response: { chunks: ['{"id":"x","usage":{"prompt_tokens":100,"completion_tokens":10,"total_tokens":110}}'] },
+    });
+    expect(res.violations).toEqual([]);
+    // prompt + 2 × completion tokens (decayed by a 60 s half-life for the moment since).
+    await waitFor(() => app.flow!.stats().queued === 0);
+    const served = await metricValue(app, 'llm_d_epp_program_aware_attained_service_tokens', { program_id: 'agent-7' });
+    expect(served).toBeGreaterThan(119);
+    expect(served).toBeLessThanOrEqual(120);
   });
 
   it('keeps the legacy admission with the gate off: nothing queues, sheddable requests get 429 while saturated', async () => {
