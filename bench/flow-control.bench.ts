@@ -17,6 +17,15 @@
 //   npm run bench:flow-control
 //   npm run bench:flow-control -- --duration 30s --append-results
 //   npm run bench:flow-control -- --noisy noisy,rate=3,objective=standard,burst=60@5s-25s
+//
+// With --replicas N each llm-epp is N active-active replicas behind its gateway (which hands
+// each request's ext_proc stream to the next replica in turn), sharing state through a
+// redis-server the runner starts with --state-sync. --fleet-wide runs instead: N replicas
+// without sync, then N with --state-sync, both with flow control on, and judges the pods' own
+// running + waiting requests against the fleet's capacity (maxConcurrency × pods).
+//
+//   npm run bench:flow-control -- --replicas 2 --fleet-wide
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml, parseAllDocuments, stringify as stringifyYaml } from 'yaml';
@@ -25,7 +34,8 @@ import { parseQuantity } from '../src/flowcontrol/quantity.ts';
 import { parsePrometheusText } from '../src/metrics/prom-text.ts';
 import { startGatewayChild, startLlmEpp, startSimFleet } from './demo.ts';
 import { boolFlag, numFlag } from './lib/args.ts';
-import { ROOT, eppBenchArgs } from './lib/processes.ts';
+import { ROOT, eppBenchArgs, freePort, startRedisServer } from './lib/processes.ts';
+import { percentile } from './lib/stats.ts';
 import { killChildrenSync, stopChildren, type StartedChild } from './load/children.ts';
 import { parseDuration } from './load/cli.ts';
 import { describeEnvironment, shellQuote } from './load/environment.ts';
@@ -68,6 +78,17 @@ llm-epp and the fleet
   --sim-args "…"           extra bench/sim/fleet.ts flags; by default --max-num-seqs equals the config's
                            concurrency-detector maxConcurrency, --time-scale=5 --stream-interval=4
 
+Replicas
+  --replicas N             llm-epp replicas behind each gateway, which spreads the streams over them
+                           (default 1)
+  --state-sync             with --replicas ≥ 2: the replicas share state (--state-sync=redis://…)
+                           through a redis-server the runner starts and stops
+  --fleet-wide             with --replicas ≥ 2, instead of the three runs: N replicas without sync, then
+                           N with --state-sync, both with flow control on (the quiet-alone and
+                           flow-control-off runs are skipped); judges the pods' own running + waiting
+                           requests against the fleet's capacity, maxConcurrency × pods (needs the
+                           concurrency-detector). Needs redis-server on the PATH.
+
 Output
   --out PREFIX             report files (default bench/results/flow-control-<time>)
   --progress BOOL          progress bar (default: when stderr is a TTY)
@@ -89,6 +110,9 @@ const OPTIONS = {
   'objectives-file': { type: 'string', default: 'deploy/objectives/flow-control.yaml' },
   'epp-args': { type: 'string', default: '' },
   'sim-args': { type: 'string', default: '' },
+  replicas: { type: 'string', default: '1' },
+  'state-sync': { type: 'boolean' },
+  'fleet-wide': { type: 'boolean' },
   out: { type: 'string' },
   progress: { type: 'string' },
   'append-results': { type: 'boolean' },
@@ -173,6 +197,12 @@ export interface FlowControlPlan {
   objectivesFile: string;
   eppArgs: string[];
   simArgs: string[];
+  /** llm-epp replicas behind each gateway. */
+  replicas: number;
+  /** The replicas share state through the runner's redis-server. */
+  stateSync: boolean;
+  /** The fleet-wide scenario: N replicas without sync, then with, flow control on. */
+  fleetWide: boolean;
   out: string;
   progress?: boolean;
   appendResults: boolean;
@@ -190,6 +220,12 @@ export function flowControlPlanFromArgs(argv: string[]): FlowControlPlan | 'help
   const quiet = parseTenant(v.quiet);
   const noisy = parseTenant(v.noisy ?? `noisy,rate=3,objective=standard,burst=32@${warmupMs}ms-${warmupMs + durationMs}ms`);
   if (quiet.name === noisy.name) throw new Error(`--quiet and --noisy name the same tenant "${quiet.name}"`);
+  const replicas = numFlag('replicas', v.replicas, true, 1)!;
+  const stateSync = v['state-sync'] ?? false;
+  const fleetWide = v['fleet-wide'] ?? false;
+  if (stateSync && replicas < 2) throw new Error('--state-sync needs --replicas 2 or more');
+  if (fleetWide && replicas < 2) throw new Error('--fleet-wide needs --replicas 2 or more');
+  if (fleetWide && stateSync) throw new Error('--fleet-wide runs the replicas without and with --state-sync: leave --state-sync out');
   const plan: FlowControlPlan = {
     pods: numFlag('pods', v.pods, true, 1)!,
     warmupMs,
@@ -204,6 +240,9 @@ export function flowControlPlanFromArgs(argv: string[]): FlowControlPlan | 'help
     objectivesFile: v['objectives-file'],
     eppArgs: v['epp-args'].split(/\s+/).filter(Boolean),
     simArgs: v['sim-args'].split(/\s+/).filter(Boolean),
+    replicas,
+    stateSync,
+    fleetWide,
     out: v.out ?? `bench/results/flow-control-${new Date().toISOString().replace(/[:.]/g, '-')}`,
     appendResults: v['append-results'] ?? false,
     argv,
@@ -233,12 +272,23 @@ export function fleetArgs(plan: Pick<FlowControlPlan, 'simArgs'>, sc: Pick<Scena
 
 /** The largest queues seen. */
 export interface QueuePeaks {
-  /** llm_d_epp_flow_control_queue_size summed over flows, by priority, and over everything. */
+  /** llm_d_epp_flow_control_queue_size summed over flows (and over the replicas), by priority, and over everything. */
   eppByPriority: Record<string, number>;
   eppTotal: number;
   /** vllm:num_requests_waiting summed over the pods. */
   podsWaiting: number;
+  /** vllm:num_requests_running + vllm:num_requests_waiting summed over the pods: the requests the pods hold. */
+  podsInFlight: number;
+  /** Their p90 over the samples taken in the measured window (warm-up and drain excluded). */
+  podsInFlightP90: number;
   samples: number;
+}
+
+/** One sample of the pods' requests: ms on the run's clock, their running + waiting, how far apart the pods' pages answered (ms). */
+export interface PodSample {
+  atMs: number;
+  inFlight: number;
+  skewMs: number;
 }
 
 const QUEUE_SIZE = 'llm_d_epp_flow_control_queue_size';
@@ -257,40 +307,76 @@ export function eppQueue(text: string): { byPriority: Record<string, number>; to
   return { byPriority, total };
 }
 
-async function page(url: string): Promise<string | undefined> {
+/** A simulated pod's requests in one /metrics page: running and waiting. */
+export function podRequests(text: string): { running: number; waiting: number } {
+  return { running: sumCounter(text, ['vllm:num_requests_running']) ?? 0, waiting: sumCounter(text, ['vllm:num_requests_waiting']) ?? 0 };
+}
+
+async function page(url: string): Promise<{ text?: string; at: number }> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    return res.ok ? await res.text() : undefined;
+    const text = res.ok ? await res.text() : undefined;
+    return { text, at: performance.now() };
   } catch {
-    return undefined;
+    return { at: performance.now() };
   }
 }
 
-/** Sample the queues every 200 ms until stop(), which returns the peaks. */
-function watchQueues(eppMetricsUrl: string, podMetricsUrls: readonly string[]): { stop(): Promise<QueuePeaks> } {
-  const peaks: QueuePeaks = { eppByPriority: {}, eppTotal: 0, podsWaiting: 0, samples: 0 };
+/** The pods' in-flight peak over every sample and p90 over those taken in [fromMs, toMs). */
+export function podsInFlightFigures(samples: readonly PodSample[], fromMs: number, toMs: number): { peak: number; p90: number } {
+  const measured = Float64Array.from(samples.filter((s) => s.atMs >= fromMs && s.atMs < toMs).map((s) => s.inFlight)).sort();
+  return { peak: samples.reduce((m, s) => Math.max(m, s.inFlight), 0), p90: measured.length ? percentile(measured, 90) : 0 };
+}
+
+/**
+ * Sample every 200 ms, until stop(), llm-epp's queues (summed over its replicas' pages) and the
+ * pods' own queues and requests; stop() returns the peaks (the p90 over the run's measured window)
+ * and the pods' samples. Times on the clock of `t0`.
+ */
+function watchQueues(eppMetricsUrls: readonly string[], podMetricsUrls: readonly string[], t0: number): { stop(window: { fromMs: number; toMs: number }): Promise<{ peaks: QueuePeaks; pods: PodSample[] }> } {
+  const peaks: QueuePeaks = { eppByPriority: {}, eppTotal: 0, podsWaiting: 0, podsInFlight: 0, podsInFlightP90: 0, samples: 0 };
+  const pods: PodSample[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
       const started = performance.now();
-      const [epp, ...pods] = await Promise.all([page(eppMetricsUrl), ...podMetricsUrls.map(page)]);
-      if (epp !== undefined) {
-        const q = eppQueue(epp);
-        for (const [p, n] of Object.entries(q.byPriority)) peaks.eppByPriority[p] = Math.max(peaks.eppByPriority[p] ?? 0, n);
-        peaks.eppTotal = Math.max(peaks.eppTotal, q.total);
+      const [epps, podPages] = await Promise.all([Promise.all(eppMetricsUrls.map(page)), Promise.all(podMetricsUrls.map(page))]);
+      if (epps.every((e) => e.text !== undefined)) {
+        const byPriority: Record<string, number> = {};
+        let total = 0;
+        for (const e of epps) {
+          const q = eppQueue(e.text!);
+          for (const [p, n] of Object.entries(q.byPriority)) byPriority[p] = (byPriority[p] ?? 0) + n;
+          total += q.total;
+        }
+        for (const [p, n] of Object.entries(byPriority)) peaks.eppByPriority[p] = Math.max(peaks.eppByPriority[p] ?? 0, n);
+        peaks.eppTotal = Math.max(peaks.eppTotal, total);
         peaks.samples++;
       }
       let waiting = 0;
-      for (const t of pods) waiting += t === undefined ? 0 : (sumCounter(t, ['vllm:num_requests_waiting']) ?? 0);
+      let inFlight = 0;
+      for (const t of podPages) {
+        if (t.text === undefined) continue;
+        const r = podRequests(t.text);
+        waiting += r.waiting;
+        inFlight += r.running + r.waiting;
+      }
       peaks.podsWaiting = Math.max(peaks.podsWaiting, waiting);
+      if (podPages.every((t) => t.text !== undefined)) {
+        const at = podPages.map((t) => t.at);
+        pods.push({ atMs: Math.round(started - t0), inFlight, skewMs: Math.round((Math.max(...at) - Math.min(...at)) * 10) / 10 });
+      }
       await new Promise((r) => setTimeout(r, Math.max(0, SAMPLE_MS - (performance.now() - started))));
     }
   })();
   return {
-    async stop() {
+    async stop(window) {
       running = false;
       await loop;
-      return peaks;
+      const f = podsInFlightFigures(pods, window.fromMs, window.toMs);
+      peaks.podsInFlight = f.peak;
+      peaks.podsInFlightP90 = f.p90;
+      return { peaks, pods };
     },
   };
 }
@@ -387,32 +473,187 @@ export function criterionLine(c: Criterion): string {
 }
 
 // ---------------------------------------------------------------------------
+// --fleet-wide: the pods' requests against the fleet's capacity, N replicas without and with sync
+
+/** A --fleet-wide run's label (the report's strategy). */
+export function fleetRunLabel(replicas: number, sync: boolean): string {
+  return `${replicas} replicas, ${sync ? '--state-sync' : 'no sync'} (flow control on)`;
+}
+
+/**
+ * How far past the capacity a sample may read before it counts as an overshoot: the pods' pages
+ * are asked for together but answer at different moments (PodSample.skewMs), and a request that
+ * ended on a pod read early and the one dispatched in its place to a pod read later are both
+ * counted: at most one such double count per pod read before the last.
+ */
+export const samplingTolerance = (pods: number): number => Math.max(0, pods - 1);
+
+/** One --fleet-wide run's figures. */
+export interface FleetRow {
+  run: string;
+  sync: boolean;
+  /** The pods' running + waiting: peak over every sample, p90 over the measured window. */
+  peak: number;
+  p90: number;
+  /** maxConcurrency × pods. */
+  capacity: number;
+  samples: number;
+  /** Samples above the capacity, and the longest stretch of them (ms, from its first sample to the next one at or under it). */
+  overSamples: number;
+  longestOverMs: number;
+  /** The pods' pages' answer spread, median and max (ms). */
+  skewP50Ms: number;
+  skewMaxMs: number;
+  quietTtftP90Ms?: number;
+  noisy429: number;
+  noisyRequests: number;
+  goodputRps?: number;
+}
+
+/** The longest stretch of samples above `capacity`, ms from its first sample to the next sample at or under it (or the last sample). */
+export function longestOver(samples: readonly PodSample[], capacity: number): number {
+  let longest = 0;
+  let from: number | undefined;
+  for (const s of samples) {
+    if (s.inFlight > capacity) from ??= s.atMs;
+    else if (from !== undefined) {
+      longest = Math.max(longest, s.atMs - from);
+      from = undefined;
+    }
+  }
+  if (from !== undefined && samples.length) longest = Math.max(longest, samples[samples.length - 1].atMs - from);
+  return longest;
+}
+
+/** A --fleet-wide run's row, from the report and its samples. */
+export function fleetRow(r: Report, run: { label: string; sync: boolean; peaks: QueuePeaks; pods: readonly PodSample[] }, o: { quiet: string; noisy: string; capacity: number }): FleetRow {
+  const stage = r.stages.find((s) => s.strategy === run.label);
+  const tenant = (name: string) => stage?.tenants?.find((t) => t.tenant === name);
+  const q = tenant(o.quiet);
+  const n = tenant(o.noisy);
+  const skews = Float64Array.from(run.pods.map((p) => p.skewMs)).sort();
+  const row: FleetRow = {
+    run: run.label,
+    sync: run.sync,
+    peak: run.peaks.podsInFlight,
+    p90: run.peaks.podsInFlightP90,
+    capacity: o.capacity,
+    samples: run.pods.length,
+    overSamples: run.pods.filter((p) => p.inFlight > o.capacity).length,
+    longestOverMs: longestOver(run.pods, o.capacity),
+    skewP50Ms: skews.length ? percentile(skews, 50) : 0,
+    skewMaxMs: skews.length ? skews[skews.length - 1] : 0,
+    noisy429: n?.rejected429 ?? 0,
+    noisyRequests: n?.requests ?? 0,
+  };
+  if (q && q.completed > 0) row.quietTtftP90Ms = q.ttftMs.p90;
+  if (stage?.goodput) row.goodputRps = stage.goodput.requestsPerS;
+  return row;
+}
+
+/** The fleet-wide verdict: with sync the pods' peak stays within capacity + tolerance; without, it goes past it. */
+export function fleetWideCriteria(rows: readonly FleetRow[], o: { replicas: number; maxConcurrency: number; pods: number }): Criterion[] {
+  const capacity = o.maxConcurrency * o.pods;
+  const tol = samplingTolerance(o.pods);
+  const limit = `the fleet's capacity ${capacity} (maxConcurrency ${o.maxConcurrency} × ${o.pods} pods; tolerance +${tol} for the sampling moment)`;
+  const over = (r: FleetRow) => `above ${capacity} in ${r.overSamples} of ${r.samples} samples, the longest stretch ≤ ${(r.longestOverMs / 1000).toFixed(1)} s`;
+  const sync = rows.find((r) => r.sync);
+  const noSync = rows.find((r) => !r.sync);
+  return [
+    !sync || sync.samples === 0
+      ? { name: 'sync holds capacity', met: undefined, text: `${o.replicas} replicas with --state-sync: no samples of the pods` }
+      : {
+          name: 'sync holds capacity',
+          met: sync.peak <= capacity + tol,
+          text: `${o.replicas} replicas with --state-sync: the pods held at most ${sync.peak} requests (p90 ${sync.p90}) against ${limit}; ${over(sync)} (criterion: peak ≤ ${capacity + tol})`,
+        },
+    !noSync || noSync.samples === 0
+      ? { name: 'no sync exceeds capacity', met: undefined, text: `${o.replicas} replicas without sync: no samples of the pods` }
+      : {
+          name: 'no sync exceeds capacity',
+          met: noSync.peak > capacity + tol,
+          text: `${o.replicas} replicas without sync: the pods held at most ${noSync.peak} requests (p90 ${noSync.p90}) against ${limit}; ${over(noSync)} (criterion: peak > ${capacity + tol}, each replica admitting up to the capacity on its own)`,
+        },
+  ];
+}
+
+/** The fleet-wide runs as a Markdown table. */
+export function fleetTable(rows: readonly FleetRow[], o: { quiet: string; noisy: string }): string[] {
+  return [
+    `| run | pods' running + waiting, peak | p90 | fleet capacity | samples above it | longest stretch | ${o.quiet} p90 TTFT | ${o.noisy} 429s | goodput req/s | pods' pages' spread p50 / max |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.run} | ${r.peak} | ${r.p90} | ${r.capacity} | ${r.overSamples} of ${r.samples} | ${(r.longestOverMs / 1000).toFixed(1)} s | ${r.quietTtftP90Ms === undefined ? '–' : formatMs(r.quietTtftP90Ms)} | ${r.noisy429} of ${r.noisyRequests} | ${r.goodputRps === undefined ? '–' : r.goodputRps.toFixed(2)} | ${r.skewP50Ms} / ${r.skewMaxMs} ms |`,
+    ),
+  ];
+}
+
+// ---------------------------------------------------------------------------
 // The run
 
 export interface FlowControlResult {
   report: Report;
   criteria: Criterion[];
+  /** --fleet-wide: each run's figures. */
+  fleet?: FleetRow[];
   files?: { json: string; md: string; html: string; csv: string };
   interrupted: boolean;
   seconds: number;
 }
 
+/** One gateway and the llm-epp replicas behind it. */
+interface PathSpec {
+  key: string;
+  name: string;
+  gate: 'on' | 'off';
+  sync: boolean;
+}
+
 interface RunSpec {
   label: string;
   tenants: TenantSpec[];
-  gate: 'on' | 'off';
+  path: string;
+  sync: boolean;
 }
 
-/** Start the fleet and the two llm-epps with their gateways, run (a), (b), (c), judge and write the reports. */
+/** The gateways and runs of a plan: (a), (b), (c) or, with --fleet-wide, N replicas without then with sync. */
+function layout(plan: Pick<FlowControlPlan, 'replicas' | 'stateSync' | 'fleetWide' | 'quiet' | 'noisy'>): { paths: PathSpec[]; runs: RunSpec[] } {
+  const both = [plan.quiet, plan.noisy];
+  if (plan.fleetWide) {
+    const paths = [false, true].map((sync) => ({ key: sync ? 'sync' : 'no-sync', name: `llm-epp ${sync ? 'with --state-sync' : 'without sync'}`, gate: 'on' as const, sync }));
+    return { paths, runs: paths.map((p) => ({ label: fleetRunLabel(plan.replicas, p.sync), tenants: both, path: p.key, sync: p.sync })) };
+  }
+  const paths = (['off', 'on'] as const).map((gate) => ({ key: gate, name: `llm-epp flow control ${gate}`, gate, sync: plan.stateSync }));
+  return {
+    paths,
+    runs: [
+      { label: RUN_LABELS.alone, tenants: [plan.quiet], path: 'on', sync: plan.stateSync },
+      { label: RUN_LABELS.off, tenants: both, path: 'off', sync: plan.stateSync },
+      { label: RUN_LABELS.on, tenants: both, path: 'on', sync: plan.stateSync },
+    ],
+  };
+}
+
+/** The report's title. */
+function titleOf(plan: Pick<FlowControlPlan, 'replicas' | 'stateSync' | 'fleetWide' | 'pods'>): string {
+  if (plan.fleetWide) return `Flow control across ${plan.replicas} active-active llm-epp replicas: the pods' requests against the fleet's capacity, without and with --state-sync, ${plan.pods} simulated pods`;
+  const replicas = plan.replicas > 1 ? `, ${plan.replicas} llm-epp replicas${plan.stateSync ? ' with --state-sync' : ' without sync'}` : '';
+  return `Flow control off vs on: a quiet tenant and a noisy one, ${plan.pods} simulated pods${replicas}`;
+}
+
+/** Start the fleet, the llm-epps (each its replicas) with their gateways, run (a), (b), (c) or the fleet-wide pair, judge and write the reports. */
 export async function runFlowControl(plan: FlowControlPlan, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), signal?: AbortSignal): Promise<FlowControlResult> {
   const t0 = performance.now();
   const configText = readFileSync(new URL(plan.configFile, `file://${ROOT}`), 'utf8');
   const sc = scenarioConfig(configText, plan.configFile);
+  if (plan.fleetWide && sc.maxConcurrency === undefined) throw new Error(`--fleet-wide judges the pods against maxConcurrency × pods: ${plan.configFile} must use the concurrency-detector (concurrencyMode requests) as its saturation detector`);
   const priorities = objectivePriorities(readFileSync(new URL(plan.objectivesFile, `file://${ROOT}`), 'utf8'));
   for (const t of [plan.quiet, plan.noisy]) {
     if (t.objective !== undefined && !priorities.has(t.objective)) throw new Error(`tenant "${t.name}" names objective "${t.objective}", which ${plan.objectivesFile} does not define`);
   }
   const simArgs = fleetArgs(plan, sc);
+  const { paths: pathSpecs, runs: specs } = layout(plan);
   const scenario = {
     pods: plan.pods,
     warmupMs: plan.warmupMs,
@@ -425,86 +666,147 @@ export async function runFlowControl(plan: FlowControlPlan, log: (s: string) => 
     eppArgs: plan.eppArgs,
     configFile: plan.configFile,
     objectivesFile: plan.objectivesFile,
+    replicas: plan.replicas,
+    stateSync: plan.stateSync,
+    fleetWide: plan.fleetWide,
   };
   const environment = describeEnvironment({ scenario, llmEppConfig: configText }, ['node', 'bench/flow-control.bench.ts', ...plan.argv]);
   const children: StartedChild[] = [];
   const monitor = new HealthMonitor();
-  const onExit = () => killChildrenSync(children);
+  let redis: ChildProcess | undefined;
+  const onExit = () => {
+    killChildrenSync(children);
+    redis?.kill('SIGKILL');
+  };
   process.once('exit', onExit);
   const stopped = () => signal?.aborted ?? false;
   const runs: RunResult[] = [];
-  const queues: { off?: QueuePeaks; on?: QueuePeaks } = {};
+  const queues: Record<string, QueuePeaks> = {};
+  const podSamples: Record<string, PodSample[]> = {};
   let podNames: string[] = [];
   try {
+    let redisUrl: string | undefined;
+    if (pathSpecs.some((p) => p.sync)) {
+      const port = await freePort('127.0.0.1');
+      redis = await startRedisServer(port);
+      redisUrl = `redis://127.0.0.1:${port}`;
+      log(`redis-server on 127.0.0.1:${port} (--state-sync)`);
+    }
     const fleet = await startSimFleet({ pods: plan.pods, simArgs }, [], children, monitor);
     podNames = fleet.podNames;
     const urls = fleet.endpoints.split(',');
     log(`fleet: ${plan.pods} simulated pods on ${urls[0]}…  (${simArgs.join(' ')})`);
     const common = ['--allow-experimental-plugins', `--objectives-file=${plan.objectivesFile}`, ...plan.eppArgs];
-    const paths = new Map<'on' | 'off', { url: string; metrics: string }>();
-    for (const gate of ['off', 'on'] as const) {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const paths = new Map<string, { url: string; metrics: string[] }>();
+    for (const p of pathSpecs) {
       if (stopped()) break;
-      const name = `llm-epp flow control ${gate}`;
-      const epp = await startLlmEpp(name, eppBenchArgs(fleet.endpoints, [`--config-text=${gate === 'on' ? sc.onText : sc.offText}`, ...common]), children, monitor, plan.pods);
-      const gw = await startGatewayChild(`the gateway to ${name} (bench/gateway/gateway.ts)`, ['--strategy=epp', `--epp=127.0.0.1:${epp.info.port}`], children, monitor, `gateway ${gate}`);
-      paths.set(gate, { url: `http://127.0.0.1:${gw.info.port}`, metrics: `http://127.0.0.1:${epp.info.metricsPort}/metrics` });
-      log(`${name}: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}, gateway on :${gw.info.port}`);
+      // A stream of its own per gateway's replicas: they share state with each other only.
+      const sync = p.sync && redisUrl ? [`--state-sync=${redisUrl}?key=llm-epp:bench:flow-control:${stamp}:${p.key}`] : [];
+      const args = eppBenchArgs(fleet.endpoints, [`--config-text=${p.gate === 'on' ? sc.onText : sc.offText}`, ...common, ...sync]);
+      const addresses: string[] = [];
+      const metrics: string[] = [];
+      for (let r = 0; r < plan.replicas && !stopped(); r++) {
+        const name = plan.replicas > 1 ? `${p.name} replica ${r + 1}` : p.name;
+        const epp = await startLlmEpp(name, args, children, monitor, plan.pods);
+        addresses.push(`127.0.0.1:${epp.info.port}`);
+        metrics.push(`http://127.0.0.1:${epp.info.metricsPort}/metrics`);
+        log(`${name}: ext_proc on 127.0.0.1:${epp.info.port}, metrics on :${epp.info.metricsPort}`);
+      }
+      if (stopped()) break;
+      // The gateway hands each request's ext_proc stream to the next replica in turn.
+      const gw = await startGatewayChild(`the gateway to ${p.name} (bench/gateway/gateway.ts)`, ['--strategy=epp', `--epp=${addresses.join(',')}`], children, monitor, `gateway ${p.key}`);
+      paths.set(p.key, { url: `http://127.0.0.1:${gw.info.port}`, metrics });
+      log(`the gateway to ${p.name} on :${gw.info.port}`);
     }
-    if (!stopped()) await Promise.all([...paths.values()].map((p) => preflight(p.url, { model: 'sim-model' })));
+    // One request per replica's turn through every gateway: a broken path fails here, with its reason.
+    if (!stopped()) {
+      await Promise.all(
+        [...paths.values()].map(async (p) => {
+          for (let i = 0; i < plan.replicas; i++) await preflight(p.url, { model: 'sim-model' });
+        }),
+      );
+    }
+    if (plan.fleetWide) log(`--fleet-wide: the quiet-alone and flow-control-off runs are skipped; both runs with flow control on, capacity ${sc.maxConcurrency! * plan.pods} (maxConcurrency ${sc.maxConcurrency} × ${plan.pods} pods)`);
     const podUrls = urls.map((u) => `http://${u}`);
-    const specs: RunSpec[] = [
-      { label: RUN_LABELS.alone, tenants: [plan.quiet], gate: 'on' },
-      { label: RUN_LABELS.off, tenants: [plan.quiet, plan.noisy], gate: 'off' },
-      { label: RUN_LABELS.on, tenants: [plan.quiet, plan.noisy], gate: 'on' },
-    ];
     const stage = { name: 'tenants', durationMs: plan.durationMs, warmupMs: plan.warmupMs };
     for (const r of specs) {
       if (stopped()) break;
       const failed = await resetPods(podUrls);
       if (failed.length) throw new Error(`could not reset the simulated pods: ${failed.map((f) => `${f.pod} ${f.why}`).join(', ')}`);
       log(`\n▶ ${r.label}: ${r.tenants.map((t) => t.name).join(' + ')} × ${plan.durationMs / 1000} s (warm-up ${plan.warmupMs / 1000} s)`);
-      const path = paths.get(r.gate)!;
-      const watch = watchQueues(path.metrics, podUrls.map((u) => `${u}/metrics`));
+      const path = paths.get(r.path)!;
+      const runT0 = performance.now();
+      const watch = watchQueues(path.metrics, podUrls.map((u) => `${u}/metrics`), runT0);
+      let run: RunResult | undefined;
       try {
-        runs.push(
-          await runStages({
-            url: path.url,
-            strategy: r.label,
-            workload: tenants({ tenants: r.tenants, seed: plan.seed, promptTokens: plan.promptTokens, outputTokens: plan.outputTokens }),
-            stages: [stage],
-            seed: plan.seed,
-            timeoutMs: 300_000,
-            progress: plan.progress,
-            health: monitor,
-            signal,
-          }),
-        );
+        run = await runStages({
+          url: path.url,
+          strategy: r.label,
+          workload: tenants({ tenants: r.tenants, seed: plan.seed, promptTokens: plan.promptTokens, outputTokens: plan.outputTokens }),
+          stages: [stage],
+          seed: plan.seed,
+          timeoutMs: 300_000,
+          progress: plan.progress,
+          health: monitor,
+          signal,
+          t0: runT0,
+        });
+        runs.push(run);
       } finally {
-        const peaks = await watch.stop();
-        if (r.label !== RUN_LABELS.alone) queues[r.gate] = peaks;
+        const st = run?.stages[0];
+        const { peaks, pods } = await watch.stop(st ? { fromMs: st.measuredStartMs, toMs: st.arrivalsEndMs } : { fromMs: plan.warmupMs, toMs: plan.warmupMs + plan.durationMs });
+        if (r.label !== RUN_LABELS.alone) queues[r.path] = peaks;
+        podSamples[r.path] = pods;
       }
     }
   } finally {
     monitor.close();
     await stopChildren(children);
+    redis?.kill('SIGKILL');
     process.off('exit', onExit);
   }
+  const capacity = sc.maxConcurrency === undefined ? undefined : sc.maxConcurrency * plan.pods;
   const report = buildReport(runs, {
     slo: plan.slo,
     pods: podNames,
-    title: `Flow control off vs on: a quiet tenant and a noisy one, ${plan.pods} simulated pods`,
-    meta: { queuePeaks: queues, bandLimits: Object.fromEntries(sc.bandLimits) },
+    title: titleOf(plan),
+    meta: {
+      queuePeaks: queues,
+      bandLimits: Object.fromEntries(sc.bandLimits),
+      replicas: plan.replicas,
+      stateSync: plan.stateSync,
+      ...(capacity === undefined ? {} : { capacity }),
+      ...(plan.fleetWide ? { podSamples } : {}),
+    },
     thresholds: plan.thresholds,
     environment,
     partial: stopped(),
   });
-  const criteria = flowControlCriteria(report, { quiet: plan.quiet.name, noisy: plan.noisy.name, queues, config: sc });
+  const fleet = plan.fleetWide
+    ? specs.filter((r) => queues[r.path]).map((r) => fleetRow(report, { label: r.label, sync: r.sync, peaks: queues[r.path], pods: podSamples[r.path] }, { quiet: plan.quiet.name, noisy: plan.noisy.name, capacity: capacity! }))
+    : undefined;
+  if (fleet) report.meta = { ...report.meta, fleet };
+  const criteria = fleet
+    ? fleetWideCriteria(fleet, { replicas: plan.replicas, maxConcurrency: sc.maxConcurrency!, pods: plan.pods })
+    : flowControlCriteria(report, { quiet: plan.quiet.name, noisy: plan.noisy.name, queues, config: sc });
   report.verdict = criteria.map(criterionLine);
   const unreliable = report.stages.filter((s) => !s.health.reliable).map((s) => s.strategy);
   if (unreliable.length) report.verdict.push(`UNRELIABLE: the machine could not keep up during ${unreliable.join(', ')} (see the report)`);
   const result: FlowControlResult = { report, criteria, interrupted: stopped(), seconds: (performance.now() - t0) / 1000 };
+  if (fleet) result.fleet = fleet;
   if (report.stages.length) result.files = writeReports(report, plan.out, runs);
   return result;
+}
+
+/** What the --fleet-wide table means. */
+export const FLEET_NOTE =
+  "--fleet-wide: the quiet-alone and flow-control-off runs are skipped; both runs have flow control on. The pods' running + waiting is vllm:num_requests_running + vllm:num_requests_waiting summed over the simulated pods' /metrics, sampled every 200 ms: the peak over the whole run, the p90 over the measured window; the stretch above capacity runs from its first sample to the next one at or under it. The pods' pages are asked for together but answer apart (the spread column): a request ended on a pod read early and the one dispatched in its place to a pod read later are both counted, so a sample may read up to pods − 1 above the truth; that is the tolerance.";
+
+/** The tenants' names, as the report's scenario lists them (quiet first). */
+function fleetNames(rep: Report): { quiet: string; noisy: string } {
+  const t = (rep.config as { scenario?: { tenants?: Array<{ name: string }> } } | undefined)?.scenario?.tenants ?? [];
+  return { quiet: t[0]?.name ?? 'quiet', noisy: t[1]?.name ?? 'noisy' };
 }
 
 /** The section --append-results adds to bench/RESULTS.md. */
@@ -515,14 +817,17 @@ export function resultsSection(r: FlowControlResult, command: string): string {
   const machine = m ? `${m.cpus} × ${m.model}, ${Math.round(m.memoryGiB)} GiB, load average ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')} at the start; Node ${rep.versions?.node}` : 'unknown';
   // The tables (per stage, per tenant) and the errors; the verdict, machine and command are said once, here.
   const md = toMarkdown({ ...rep, verdict: undefined, command: undefined, machine: undefined, versions: undefined }).replace(/^## .*\n\n/, '');
+  const fleet = r.fleet ? ['', ...fleetTable(r.fleet, fleetNames(rep)), '', FLEET_NOTE] : [];
+  const who = ((rep.meta?.replicas as number | undefined) ?? 1) > 1 ? "fleet, every llm-epp replica, the gateways, redis-server (with --state-sync) and the load generator" : 'fleet, both llm-epps, both gateways and the load generator';
   return [
     `## ${rep.title} — ${when} UTC (\`npm run bench:flow-control\`)`,
     '',
     ...r.criteria.map((c) => `- ${criterionLine(c)}`),
+    ...fleet,
     '',
     md.trimEnd(),
     '',
-    `Command: \`${command}\` (${r.seconds.toFixed(0)} s). Machine: ${machine}; fleet, both llm-epps, both gateways and the load generator on the same machine. Report: \`${r.files?.json ?? '–'}\`.`,
+    `Command: \`${command}\` (${r.seconds.toFixed(0)} s). Machine: ${machine}; ${who} on the same machine. Report: \`${r.files?.json ?? '–'}\`.`,
     '',
   ].join('\n');
 }
@@ -541,6 +846,7 @@ export async function flowControlMain(argv: string[]): Promise<number> {
     interrupt.dispose();
   }
   process.stdout.write('\n' + terminalReport(r.report) + '\n' + tenantTable(r.report).join('\n') + '\n');
+  if (r.fleet) process.stdout.write('\n' + fleetTable(r.fleet, { quiet: plan.quiet.name, noisy: plan.noisy.name }).join('\n') + '\n\n' + FLEET_NOTE + '\n');
   const command = `npm run bench:flow-control${plan.argv.length ? ' -- ' + plan.argv.map(shellQuote).join(' ') : ''}`;
   if (plan.appendResults && r.files && !r.interrupted) appendFileSync(`${ROOT}bench/RESULTS.md`, '\n' + resultsSection(r, command));
   if (r.files) process.stderr.write(`\nwrote ${r.files.json}, ${r.files.md}, ${r.files.html}, ${r.files.csv} in ${r.seconds.toFixed(0)} s\n`);

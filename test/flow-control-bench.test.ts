@@ -11,12 +11,20 @@ import {
   criterionLine,
   eppQueue,
   fleetArgs,
+  fleetRunLabel,
+  fleetWideCriteria,
   flowControlCriteria,
   flowControlPlanFromArgs,
+  longestOver,
   objectivePriorities,
+  podRequests,
+  podsInFlightFigures,
   resultsSection,
   runFlowControl,
+  samplingTolerance,
   scenarioConfig,
+  type FleetRow,
+  type FlowControlPlan,
   type QueuePeaks,
 } from '../bench/flow-control.bench.ts';
 import { buildReport } from '../bench/load/report.ts';
@@ -60,6 +68,16 @@ describe('bench:flow-control: its inputs', () => {
     expect(plan).toMatchObject({ pods: 3, warmupMs: 2000, durationMs: 10_000, slo: { ttftMs: 2000, tpotMs: 100 }, configFile: 'bench/config/flow-control.yaml' });
     expect(() => flowControlPlanFromArgs(['--noisy', 'quiet,rate=9'])).toThrow(/same tenant "quiet"/);
     expect(flowControlPlanFromArgs(['--help'])).toBe('help');
+    expect(plan).toMatchObject({ replicas: 1, stateSync: false, fleetWide: false });
+  });
+
+  it('plans replicas with and without --state-sync, and the fleet-wide pair; refuses sync or fleet-wide on one replica', () => {
+    expect(flowControlPlanFromArgs(['--replicas', '2', '--state-sync'])).toMatchObject({ replicas: 2, stateSync: true, fleetWide: false });
+    expect(flowControlPlanFromArgs(['--replicas', '3', '--fleet-wide'])).toMatchObject({ replicas: 3, stateSync: false, fleetWide: true });
+    expect(() => flowControlPlanFromArgs(['--state-sync'])).toThrow(/--state-sync needs --replicas 2 or more/);
+    expect(() => flowControlPlanFromArgs(['--fleet-wide', '--replicas', '1'])).toThrow(/--fleet-wide needs --replicas 2 or more/);
+    expect(() => flowControlPlanFromArgs(['--fleet-wide', '--replicas', '2', '--state-sync'])).toThrow(/leave --state-sync out/);
+    expect(() => flowControlPlanFromArgs(['--replicas', '0'])).toThrow(/--replicas must be an integer >= 1/);
   });
 
   it("reads llm-epp's flow-control queue by priority from its /metrics", () => {
@@ -72,6 +90,20 @@ describe('bench:flow-control: its inputs', () => {
     ].join('\n');
     expect(eppQueue(page)).toEqual({ byPriority: { '0': 15, '100': 1 }, total: 16 });
     expect(eppQueue('# nothing\n')).toEqual({ byPriority: {}, total: 0 });
+  });
+
+  it("reads a pod's running and waiting requests, and their peak, p90 and longest stretch above a capacity", () => {
+    expect(podRequests('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="m"} 8\nvllm:num_requests_waiting{model_name="m"} 3\n')).toEqual({ running: 8, waiting: 3 });
+    expect(podRequests('# nothing\n')).toEqual({ running: 0, waiting: 0 });
+    const samples = [10, 12, 17, 18, 12, 16, 20, 21, 22, 9].map((inFlight, i) => ({ atMs: i * 200, inFlight, skewMs: 1 }));
+    // Peak over every sample; p90 over [400, 1800): 17 18 12 16 20 21 22 → nearest rank 7 of 7.
+    expect(podsInFlightFigures(samples, 400, 1800)).toEqual({ peak: 22, p90: 22 });
+    expect(podsInFlightFigures(samples, 0, 1000)).toEqual({ peak: 22, p90: 18 });
+    expect(podsInFlightFigures([], 0, 1000)).toEqual({ peak: 0, p90: 0 });
+    // Above 16: 400–800 (the next sample at or under it at 800), then 1200–1800.
+    expect(longestOver(samples, 16)).toBe(600);
+    expect(longestOver(samples.slice(0, 9), 16)).toBe(400);
+    expect(longestOver(samples, 30)).toBe(0);
   });
 });
 
@@ -99,7 +131,7 @@ function run(strategy: string, o: { quietTtft: number; noisy?: { n: number; shed
   return { strategy, url: 'http://x', workload: 'tenants', startedAt: '', stages: [{ index: 0, name: 'tenants', spec: {}, arrival: 'trace', startMs: 0, measuredStartMs: 0, arrivalsEndMs: 1000, endMs: 4000, records }] };
 }
 
-const peaks = (byPriority: Record<string, number>, podsWaiting = 0): QueuePeaks => ({ eppByPriority: byPriority, eppTotal: Object.values(byPriority).reduce((a, b) => a + b, 0), podsWaiting, samples: 20 });
+const peaks = (byPriority: Record<string, number>, podsWaiting = 0): QueuePeaks => ({ eppByPriority: byPriority, eppTotal: Object.values(byPriority).reduce((a, b) => a + b, 0), podsWaiting, podsInFlight: 0, podsInFlightP90: 0, samples: 20 });
 const config = { bandLimits: new Map([[100, 5000], [0, 16]]), defaultBandLimit: 5000, totalLimit: 0 };
 
 describe('bench:flow-control: the verdict', () => {
@@ -139,21 +171,67 @@ describe('bench:flow-control: the verdict', () => {
   });
 });
 
+const row = (sync: boolean, peak: number, o: Partial<FleetRow> = {}): FleetRow => ({
+  run: fleetRunLabel(2, sync),
+  sync,
+  peak,
+  p90: peak - 1,
+  capacity: 16,
+  samples: 50,
+  overSamples: 0,
+  longestOverMs: 0,
+  skewP50Ms: 1,
+  skewMaxMs: 5,
+  noisy429: 10,
+  noisyRequests: 100,
+  ...o,
+});
+
+describe('bench:flow-control --fleet-wide: the verdict', () => {
+  it('passes when the pods stay within capacity + tolerance with sync and go past it without', () => {
+    expect(samplingTolerance(2)).toBe(1);
+    expect(samplingTolerance(1)).toBe(0);
+    const c = fleetWideCriteria([row(false, 26, { overSamples: 30, longestOverMs: 6800 }), row(true, 17, { overSamples: 2, longestOverMs: 200 })], { replicas: 2, maxConcurrency: 8, pods: 2 });
+    expect(c.map((x) => [x.name, x.met])).toEqual([
+      ['sync holds capacity', true],
+      ['no sync exceeds capacity', true],
+    ]);
+    expect(criterionLine(c[0])).toBe(
+      "PASS: 2 replicas with --state-sync: the pods held at most 17 requests (p90 16) against the fleet's capacity 16 (maxConcurrency 8 × 2 pods; tolerance +1 for the sampling moment); above 16 in 2 of 50 samples, the longest stretch ≤ 0.2 s (criterion: peak ≤ 17)",
+    );
+  });
+
+  it('fails an overshoot with sync, no overshoot without, and says when a run is missing', () => {
+    const c = fleetWideCriteria([row(false, 17), row(true, 18)], { replicas: 2, maxConcurrency: 8, pods: 2 });
+    expect(c.map((x) => x.met)).toEqual([false, false]);
+    const missing = fleetWideCriteria([row(false, 30)], { replicas: 2, maxConcurrency: 8, pods: 2 });
+    expect(missing.map((x) => x.met)).toEqual([undefined, true]);
+    expect(criterionLine(missing[0])).toBe('NO DATA: 2 replicas with --state-sync: no samples of the pods');
+  });
+});
+
+/** A very short run's plan (2 s measured, a fleet at time scale 1), reports in a fresh temporary folder, with `extra` flags. */
+function shortPlan(extra: string[]): FlowControlPlan {
+  const dir = mkdtempSync(join(tmpdir(), 'llm-epp-flow-control-'));
+  const plan = flowControlPlanFromArgs([
+    '--warmup', '500ms',
+    '--duration', '2s',
+    '--quiet', 'quiet,rate=3,objective=critical',
+    '--noisy', 'noisy,rate=2,objective=standard,burst=40@500ms-2500ms',
+    '--output-tokens', '4',
+    '--prompt-tokens', '64',
+    '--sim-args=--time-scale=1',
+    '--progress', 'false',
+    '--out', join(dir, 'fc'),
+    ...extra,
+  ]);
+  if (plan === 'help') throw new Error('help');
+  return plan;
+}
+
 describe('bench:flow-control: a very short real run', () => {
   it('starts the fleet, llm-epp off and on, runs the three runs and writes the report with its tenants and verdict', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'llm-epp-flow-control-'));
-    const plan = flowControlPlanFromArgs([
-      '--warmup', '500ms',
-      '--duration', '2s',
-      '--quiet', 'quiet,rate=3,objective=critical',
-      '--noisy', 'noisy,rate=2,objective=standard,burst=40@500ms-2500ms',
-      '--output-tokens', '4',
-      '--prompt-tokens', '64',
-      '--sim-args=--time-scale=1',
-      '--progress', 'false',
-      '--out', join(dir, 'fc'),
-    ]);
-    if (plan === 'help') throw new Error('help');
+    const plan = shortPlan([]);
     const r = await runFlowControl(plan, () => {});
     expect(r.interrupted).toBe(false);
     const rep = r.report;
@@ -174,5 +252,56 @@ describe('bench:flow-control: a very short real run', () => {
     expect(section).toMatch(/^## Flow control off vs on: a quiet tenant and a noisy one, 2 simulated pods — \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
     expect(section).toContain('| tenants | flow control on | noisy |');
     expect(section).toContain('Command: `npm run bench:flow-control -- --duration 2s`');
+  }, 120_000);
+
+  it('runs the three runs through 2 replicas behind each gateway sharing state through a redis-server', async () => {
+    const logs: string[] = [];
+    const plan = shortPlan(['--replicas', '2', '--state-sync']);
+    const r = await runFlowControl(plan, (l) => logs.push(l));
+    expect(r.interrupted).toBe(false);
+    // Two replicas per gateway (off and on), each told the runner's redis-server.
+    expect(logs.filter((l) => /^llm-epp flow control (off|on) replica [12]: ext_proc/.test(l))).toHaveLength(4);
+    expect(logs.some((l) => /^redis-server on 127\.0\.0\.1:\d+ \(--state-sync\)$/.test(l))).toBe(true);
+    const rep = r.report;
+    expect(rep.title).toBe('Flow control off vs on: a quiet tenant and a noisy one, 2 simulated pods, 2 llm-epp replicas with --state-sync');
+    expect(rep.strategies).toEqual([RUN_LABELS.alone, RUN_LABELS.off, RUN_LABELS.on]);
+    expect(rep.stages.map((s) => s.tenants?.map((t) => t.tenant).sort())).toEqual([['quiet'], ['noisy', 'quiet'], ['noisy', 'quiet']]);
+    expect(r.criteria.map((c) => c.name)).toEqual(['quiet p90 TTFT on', 'quiet p90 TTFT off', 'noisy shed, queue bounded', 'goodput']);
+    expect(r.fleet).toBeUndefined();
+    const meta = rep.meta as { replicas: number; stateSync: boolean; capacity: number; queuePeaks: { on?: QueuePeaks; off?: QueuePeaks } };
+    expect(meta).toMatchObject({ replicas: 2, stateSync: true, capacity: 16 });
+    expect(meta.queuePeaks.on!.samples).toBeGreaterThan(0);
+    expect(meta.queuePeaks.on!.podsInFlight).toBeGreaterThanOrEqual(meta.queuePeaks.on!.podsInFlightP90);
+    const config = rep.config as { scenario: { replicas: number; stateSync: boolean } };
+    expect(config.scenario).toMatchObject({ replicas: 2, stateSync: true });
+    for (const f of Object.values(r.files!)) expect(existsSync(f)).toBe(true);
+    const section = resultsSection(r, 'npm run bench:flow-control -- --replicas 2 --state-sync');
+    expect(section).toContain('every llm-epp replica, the gateways, redis-server (with --state-sync)');
+  }, 120_000);
+
+  it('--fleet-wide: 2 replicas without, then with --state-sync, flow control on; a row and a verdict each', async () => {
+    const plan = shortPlan(['--replicas', '2', '--fleet-wide']);
+    const r = await runFlowControl(plan, () => {});
+    expect(r.interrupted).toBe(false);
+    expect(r.report.strategies).toEqual([fleetRunLabel(2, false), fleetRunLabel(2, true)]);
+    expect(r.criteria.map((c) => c.name)).toEqual(['sync holds capacity', 'no sync exceeds capacity']);
+    expect(r.report.verdict!.slice(0, 2)).toEqual(r.criteria.map(criterionLine));
+    expect(r.fleet!.map((f) => [f.run, f.sync, f.capacity])).toEqual([
+      [fleetRunLabel(2, false), false, 16],
+      [fleetRunLabel(2, true), true, 16],
+    ]);
+    for (const f of r.fleet!) {
+      expect(f.samples).toBeGreaterThan(0);
+      expect(f.peak).toBeGreaterThanOrEqual(f.p90);
+      expect(f.overSamples).toBeLessThanOrEqual(f.samples);
+      expect(f.noisyRequests).toBeGreaterThan(0);
+    }
+    const meta = r.report.meta as { podSamples: Record<string, unknown[]>; fleet: FleetRow[] };
+    expect(Object.keys(meta.podSamples).sort()).toEqual(['no-sync', 'sync']);
+    expect(meta.fleet).toEqual(r.fleet);
+    const section = resultsSection(r, 'npm run bench:flow-control -- --replicas 2 --fleet-wide');
+    expect(section).toMatch(/^## Flow control across 2 active-active llm-epp replicas: the pods' requests against the fleet's capacity, without and with --state-sync, 2 simulated pods — /);
+    expect(section).toContain(`| ${fleetRunLabel(2, true)} | ${r.fleet![1].peak} | ${r.fleet![1].p90} | 16 |`);
+    expect(section).toContain('the quiet-alone and flow-control-off runs are skipped');
   }, 120_000);
 });
