@@ -5,7 +5,8 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { PriorityHoldbackPolicy } from '../src/flowcontrol/policies/priority-holdback.ts';
-import { ProbabilisticAdmitter, isAdmitter } from '../src/flowcontrol/policies/probabilistic-admitter.ts';
+import { ProbabilisticAdmitter } from '../src/flowcontrol/policies/probabilistic-admitter.ts';
+import { isAdmitter } from '../src/scheduling/framework.ts';
 import { MAX_PROGRAMS, ProgramAwareFairness, type ProgramAwareParams } from '../src/flowcontrol/policies/program-aware.ts';
 import { RoundRobinFairnessPolicy } from '../src/flowcontrol/policies/round-robin.ts';
 import { MAX_SLO_MS, ttftSloMs } from '../src/flowcontrol/policies/slo-deadline.ts';

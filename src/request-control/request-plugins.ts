@@ -7,10 +7,12 @@
 // request — and timed into inference_extension_plugin_duration_seconds.
 import type { Endpoint } from '../pool/endpoint.ts';
 import {
+  isAdmitter,
   isAsyncDataProducer,
   isPreRequest,
   isResponseComplete,
   isResponseReceived,
+  type Admitter,
   type AsyncDataProducer,
   type CycleState,
   type DataProducer,
@@ -24,7 +26,6 @@ import {
 import type { PluginTimer } from '../scheduling/plugin-timer.ts';
 import { producerOrder } from '../scheduling/producer-order.ts';
 import { isInflightLoadProducer, type InflightLoadProducer } from '../scheduling/producers/inflight-load.ts';
-import { isAdmitter, type Admitter } from '../flowcontrol/policies/probabilistic-admitter.ts';
 
 export class RequestPlugins {
   readonly #producers: DataProducer[];

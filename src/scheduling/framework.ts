@@ -162,6 +162,15 @@ export interface ResponseReceived extends Plugin {
   responseReceived(state: CycleState, served: Endpoint): [string, string][];
 }
 
+/**
+ * Admission after the producers, before scheduling (llm-d's AdmitRequest,
+ * e.g. probabilistic-admitter): a reason to refuse the request, or undefined
+ * to admit it.
+ */
+export interface Admitter extends Plugin {
+  admit(priority: number, candidates: readonly Endpoint[]): string | undefined;
+}
+
 /** The routed request finished (response complete, cancelled or failed). */
 export interface ResponseComplete extends Plugin {
   responseComplete(state: CycleState, served: Endpoint): void;
@@ -220,6 +229,9 @@ export function isDataProducer(p: Plugin): p is DataProducer {
 }
 export function isAsyncDataProducer(p: Plugin): p is AsyncDataProducer {
   return isDataProducer(p) && typeof (p as AsyncDataProducer).prepare === 'function';
+}
+export function isAdmitter(p: Plugin): p is Admitter {
+  return typeof (p as Admitter).admit === 'function';
 }
 export function isPreRequest(p: Plugin): p is PreRequest {
   return typeof (p as PreRequest).preRequest === 'function';

@@ -7,7 +7,7 @@
 // are always admitted.
 import type { Endpoint } from '../../pool/endpoint.ts';
 import { definePlugin } from '../../scheduling/registry.ts';
-import type { Plugin } from '../../scheduling/framework.ts';
+import type { Admitter } from '../../scheduling/framework.ts';
 
 export const PROBABILISTIC_ADMITTER = 'probabilistic-admitter';
 
@@ -16,15 +16,6 @@ export interface ProbabilisticAdmitterParams {
   kvCacheUtilThreshold: number;
   power: number;
   k: number;
-}
-
-/** A request-control admission plugin: a reason to refuse the request, or undefined to admit it. */
-export interface Admitter extends Plugin {
-  admit(priority: number, candidates: readonly Endpoint[]): string | undefined;
-}
-
-export function isAdmitter(p: Plugin): p is Admitter {
-  return typeof (p as Admitter).admit === 'function';
 }
 
 export class ProbabilisticAdmitter implements Admitter {
