@@ -238,6 +238,19 @@ describe('flow control on the request path', () => {
     app.director.responseComplete(routed);
   });
 
+  it('an evicted request\'s ext_proc stream ends with 429 and x-llm-d-request-dropped-reason: evicted', async () => {
+    const { app, client } = await start('defaultRequestTTL: 10s\nenableEviction: true');
+    // Routed, then held open: its response has not started.
+    const sheddable = client.send({ path: '/v1/chat/completions', headers: { 'x-llm-d-inference-objective': 'batch' }, body: body(), awaitImmediate: true });
+    await waitFor(() => app.datastore.list()[0].inFlight === 1);
+    const critical = app.director.handleRequest(incoming('critical', { 'x-llm-d-inference-objective': 'critical' })) as Promise<Routing>;
+    const res = await sheddable;
+    expect(res.immediate?.status).toBe(429);
+    expect(res.immediate?.headers.get(DROPPED)).toBe('evicted');
+    expect(JSON.parse(res.immediate!.body).error.message).toBe('request evicted by flow control');
+    app.director.responseComplete(await critical);
+  });
+
   it('never evicts a request of priority >= 0', async () => {
     const { app } = await start('defaultRequestTTL: 200ms\nenableEviction: true');
     const standard = (await app.director.handleRequest(incoming('std'))) as Routing;

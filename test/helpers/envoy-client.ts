@@ -32,6 +32,12 @@ export interface EnvoyRequest {
   cancelAfterChunks?: number;
   /** Cancel the stream when this aborts (a client gone while its request waits). */
   cancel?: AbortSignal;
+  /**
+   * After the request is routed, keep the stream open without sending a
+   * response and wait for the EPP's next message, an ImmediateResponse (a
+   * routed request the EPP ends itself, e.g. flow control's eviction).
+   */
+  awaitImmediate?: boolean;
   /** Send header values in `value` (Envoy with send_header_raw_value off) instead of raw_value. */
   useValue?: boolean;
   /**
@@ -231,6 +237,11 @@ export class EnvoyClient {
         }
       }
 
+      if (req.awaitImmediate && !result.immediate) {
+        const m = await inbox.next(deadline);
+        if (!this.#takeImmediate(m, result)) result.violations.push(`expected an immediate response, got ${Object.keys(m).join(',')}`);
+        return this.#finish(call, inbox, result, deadline);
+      }
       if (req.response) await this.#response(call, inbox, req.response, mode, result, deadline);
     } catch (err) {
       result.violations.push(`client: ${(err as Error).message}`);
