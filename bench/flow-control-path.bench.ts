@@ -12,14 +12,14 @@
 import { appendFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { flowControlOf } from '../src/flowcontrol/config.ts';
-import { FlowController } from '../src/flowcontrol/controller.ts';
-import { poolGate } from '../src/flowcontrol/gate.ts';
-import { FlowControlMetrics } from '../src/flowcontrol/metrics.ts';
+import type { FlowController } from '../src/flowcontrol/controller.ts';
+import { startFlowControl } from '../src/app.ts';
 import { createRegistry } from '../src/builtin-plugins.ts';
 import { createLogger } from '../src/log.ts';
 import { EppMetrics } from '../src/observability/metrics.ts';
 import { Datastore } from '../src/pool/datastore.ts';
 import { Director, type Routing } from '../src/request-control/director.ts';
+import { RequestPolicy } from '../src/request-control/policy.ts';
 import { RequestPlugins } from '../src/request-control/request-plugins.ts';
 import { DEFAULT_CONFIG, loadConfig, parseConfigText } from '../src/scheduling/config.ts';
 import { PipelineScheduler } from '../src/scheduling/pipeline.ts';
@@ -55,11 +55,8 @@ function setup(gate: boolean): Setup {
   const scheduler = new PipelineScheduler(config, log, metrics);
   const plugins = new RequestPlugins(config.plugins.values(), scheduler.timer, config.saturationDetector);
   const settings = flowControlOf(config, 'bench');
-  let flow: FlowController | undefined;
-  if (settings) {
-    const fcMetrics = new FlowControlMetrics(metrics.registry, { poolName: 'bench', fairnessLabel: (id) => metrics.fairnessLabel(id), modelLabel: (m) => metrics.modelLabel(m) });
-    flow = new FlowController(settings, { gate: poolGate(pool, config.saturationDetector, { stalenessMs: STALE_MS, staleEndpoints: (d, n) => fcMetrics.recordStaleEndpoints(d, n) }), metrics: fcMetrics, log });
-  }
+  // Wired as llm-epp wires it (src/app.ts).
+  const flow = settings ? startFlowControl(settings, config.saturationDetector, pool, new RequestPolicy(), metrics, 'bench', STALE_MS, 50, log).controller : undefined;
   const director = new Director({
     pool,
     scheduler,

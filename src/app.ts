@@ -141,7 +141,7 @@ export async function buildScheduler(
       })),
       profileHandler: config.profileHandler.name,
       saturationDetector: config.saturationDetector.name,
-      flowControl: config.flowControlSettings ? [...config.flowControlSettings.bands.keys()].sort((a, b) => b - a).map((p) => `band ${p}`) : 'off',
+      flowControl: config.flowControlSettings ? 'on' : 'off',
     },
     'scheduling config loaded',
   );
@@ -663,7 +663,7 @@ function hostPort(host: string, port: number): string {
  * (`detector` over the whole pool), its metrics on llm-epp's registry, woken
  * when the pool changes; the InferenceObjectives' priorities keep their bands.
  */
-function startFlowControl(
+export function startFlowControl(
   config: FlowControlConfig,
   detector: SaturationDetector,
   datastore: Datastore,
@@ -675,9 +675,8 @@ function startFlowControl(
   log: Logger,
 ): { controller: FlowController; inFlight: InFlightRequests | undefined } {
   const fcMetrics = new FlowControlMetrics(metrics.registry, { poolName, fairnessLabel: (id) => metrics.fairnessLabel(id), modelLabel: (m) => metrics.modelLabel(m) });
-  // The utilization detector's own staleness threshold says which endpoints count as stale.
-  const detectorStaleness = (detector as { params?: { metricsStalenessThresholdMs?: unknown } }).params?.metricsStalenessThresholdMs;
-  const stalenessMs = typeof detectorStaleness === 'number' ? detectorStaleness : defaultStalenessMs;
+  // A detector with its own staleness threshold (the utilization detector's) says which endpoints count as stale.
+  const stalenessMs = detector.stalenessMs ?? defaultStalenessMs;
   const gate = poolGate(datastore, detector, { stalenessMs, staleEndpoints: (d, n) => fcMetrics.recordStaleEndpoints(d, n) });
   const inFlight = config.enableEviction ? new InFlightRequests() : undefined;
   const controller = new FlowController(config, {

@@ -201,6 +201,14 @@ const FAMILY_GAPS: Record<string, string> = {
   'plugin data scope': 'llm-epp plugins read request data through declared StateKeys, checked at config load; there is no run-time scope to violate',
 };
 
+/** When a family llm-epp emits is there. */
+const FAMILY_NOTES: Record<string, string> = {
+  'ext_proc streams': 'with --enable-grpc-stream-metrics',
+  'in-flight load': 'with an inflight-load-producer in the config',
+  'flow control': 'with the flowControl feature gate',
+  'program-aware fairness': 'with a program-aware-fairness policy',
+};
+
 function metricRows(s: Surface): Row[] {
   const m = new EppMetrics(new Datastore(), { poolName: 'p', stalenessThresholdMs: 1000, version: 'v', processMetrics: false, streamMetrics: true });
   // Registered when flow control starts, and by a program-aware-fairness plugin.
@@ -211,7 +219,7 @@ function metricRows(s: Surface): Row[] {
   for (const { family, names } of s.metricFamilies) {
     const have = names.filter((n) => registered.has(`llm_d_epp_${n}`));
     const item = `${family}: ${names.map((n) => '`' + n + '`').join(', ')}`;
-    if (have.length === names.length) rows.push({ item, status: 'same', note: family === 'ext_proc streams' ? 'with --enable-grpc-stream-metrics' : family === 'in-flight load' ? 'with an inflight-load-producer in the config' : family === 'flow control' ? 'with the flowControl feature gate' : family === 'program-aware fairness' ? 'with a program-aware-fairness policy' : '' });
+    if (have.length === names.length) rows.push({ item, status: 'same', note: FAMILY_NOTES[family] ?? '' });
     else if (have.length === 0) {
       const why = FAMILY_GAPS[family];
       if (!why) throw new Error(`metric family "${family}" is not emitted by llm-epp and has no reason in FAMILY_GAPS`);

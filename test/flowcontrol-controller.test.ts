@@ -251,8 +251,7 @@ describe('queue-wait budgets', () => {
     await vi.advanceTimersByTimeAsync(1);
     const o = await p;
     expect(o).toBe(EVICTED_TTL);
-    expect([o.status, o.reason, o.outcome]).toEqual([429, 'rejected-ttl-expired', 'EvictedTTL']);
-    expect(outcomeError(o)!.status).toBe(429);
+    expect([outcomeError(o)!.status, o.reason, o.outcome]).toEqual([429, 'rejected-ttl-expired', 'EvictedTTL']);
     expect(h.fc.stats().queued).toBe(0);
   });
 
@@ -291,7 +290,7 @@ describe('queue-wait budgets', () => {
     await vi.advanceTimersByTimeAsync(2 * MIN - 10 * SEC);
     const o = await p;
     expect(o).toBe(EVICTED_NO_ENDPOINTS);
-    expect([o.status, o.reason]).toEqual([503, 'rejected-no-endpoints']);
+    expect([outcomeError(o)!.status, o.reason]).toEqual([503, 'rejected-no-endpoints']);
   });
 
   it('scale from zero: requests wait in the empty pool and dispatch when endpoints appear; the budget restarts then', async () => {
@@ -340,7 +339,7 @@ describe('capacity', () => {
     h.enqueue(h.req('b'));
     const o = h.enqueue(h.req('c'));
     expect(o).toBe(REJECTED_CAPACITY);
-    expect([REJECTED_CAPACITY.status, REJECTED_CAPACITY.reason]).toEqual([429, 'rejected-saturated']);
+    expect([outcomeError(REJECTED_CAPACITY)!.status, REJECTED_CAPACITY.reason]).toEqual([429, 'rejected-saturated']);
     expect(h.rec.ids('RejectedCapacity')).toEqual(['c']);
   });
 
@@ -359,7 +358,7 @@ describe('capacity', () => {
     h.enqueue(h.req('a'));
     const o = h.enqueue(h.req('b'));
     expect(o).toBe(REJECTED_NO_ENDPOINTS);
-    expect([REJECTED_NO_ENDPOINTS.status, REJECTED_NO_ENDPOINTS.reason]).toEqual([503, 'rejected-no-endpoints']);
+    expect([outcomeError(REJECTED_NO_ENDPOINTS)!.status, REJECTED_NO_ENDPOINTS.reason]).toEqual([503, 'rejected-no-endpoints']);
   });
 
   it('overall limits: a higher-priority request displaces the lowest band\'s last-served request; equal priority is shed', async () => {
@@ -373,7 +372,7 @@ describe('capacity', () => {
     expect(h.fc.stats().queued).toBe(3);
     expect(h.enqueue(h.req('high', { priority: 10 }))).toBeInstanceOf(Promise);
     expect(await low2).toBe(EVICTED_DISPLACED);
-    expect([EVICTED_DISPLACED.status, EVICTED_DISPLACED.outcome]).toEqual([429, 'EvictedOther']);
+    expect([outcomeError(EVICTED_DISPLACED)!.status, EVICTED_DISPLACED.outcome]).toEqual([429, 'EvictedOther']);
     expect(h.fc.stats().queued).toBe(3);
     // Another -1 request cannot displace its own band: shed.
     expect(h.enqueue(h.req('low3', { priority: -1 }))).toBe(REJECTED_CAPACITY);
@@ -415,7 +414,7 @@ describe('cancellation and shutdown', () => {
     expect(h.rec.queuedNow).toBe(1);
     const o = await p;
     expect(o).toBe(EVICTED_CANCELLED);
-    expect([o.status, o.reason]).toEqual([503, 'rejected-context-cancelled']);
+    expect([outcomeError(o)!.status, o.reason]).toEqual([503, 'rejected-context-cancelled']);
     expect(h.rec.ids('EvictedContextCancelled')).toEqual(['a']);
     h.gate.saturation = 0;
     h.fc.dispatchNow();
@@ -449,7 +448,7 @@ describe('cancellation and shutdown', () => {
     h.fc.shutdown();
     const all = await Promise.all(ps);
     expect(all.every((o) => o === EVICTED_SHUTTING_DOWN)).toBe(true);
-    expect([EVICTED_SHUTTING_DOWN.status, EVICTED_SHUTTING_DOWN.reason]).toEqual([503, 'rejected-shutting-down']);
+    expect([outcomeError(EVICTED_SHUTTING_DOWN)!.status, EVICTED_SHUTTING_DOWN.reason]).toEqual([503, 'rejected-shutting-down']);
     expect(h.fc.stats().queued).toBe(0);
     expect(h.enqueue(h.req('d'))).toBe(REJECTED_SHUTTING_DOWN);
     expect(vi.getTimerCount()).toBe(0);

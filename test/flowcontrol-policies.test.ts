@@ -61,11 +61,15 @@ describe('usage limit policies', () => {
 
   it('soft-reflective-ceiling-policy: every gated band opens on the same opportunity (one shared tick)', () => {
     const p = new SoftReflectiveCeilingPolicy();
+    let opened = 0;
     for (let i = 0; i < 20; i++) {
       const c = limits(p, 0.8, [3, 2, 1, 0]);
       const gated = c.slice(1).filter((_, j) => 1 - ((j + 1) * 0.8) / 3 <= 0.8);
       expect(new Set(gated).size).toBeLessThanOrEqual(1);
+      if (gated[0] === 1) opened++;
     }
+    // Period round(0.8 / 0.2) = 4: the gated bands open together on 5 of the 20 opportunities.
+    expect(opened).toBe(5);
   });
 });
 

@@ -2,7 +2,8 @@
 // decisions: unit rules, the Kubernetes feed, and rewrites through ext_proc.
 import { afterEach, describe, expect, it } from 'vitest';
 import { restoreModel, RequestPolicy, pickWeighted } from '../src/request-control/policy.ts';
-import { KubePolicySource, objectivesFor, rewritesFor } from '../src/request-control/k8s-policy-source.ts';
+import { KubePolicySource } from '../src/request-control/k8s-policy-source.ts';
+import { objectivesFor, rewritesFor } from '../src/request-control/policy-manifests.ts';
 import { createLogger } from '../src/log.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import { FakeKube, inferencePool, pod } from './helpers/fake-kube.ts';

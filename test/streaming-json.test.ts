@@ -110,9 +110,9 @@ describe('StreamingJsonReader', () => {
     expect(readInChunks(invalidShort, [3])).toBeUndefined();
   });
 
-  it('leaves a client string that looks like a marker alone', () => {
-    // The nonce is unknowable; a string of the marker's shape stays what it is.
-    const body = Buffer.from(JSON.stringify({ a: '\u0001llm-epp:0123456789abcdef01234567:0', p: 'q'.repeat(5000) }));
+  it('leaves a client string of the placeholder\'s shape alone (long strings are put back by path, not by text)', () => {
+    // The placeholder is "llm-epp:" and 32 hex digits, random per process; a client string of that shape stays.
+    const body = Buffer.from(JSON.stringify({ a: 'llm-epp:' + '0123456789abcdef'.repeat(2), b: ['llm-epp:' + 'f'.repeat(32)], p: 'q'.repeat(5000) }));
     expect(readInChunks(body, [50, 3000])?.value).toEqual(JSON.parse(body.toString('utf8')));
   });
 
@@ -190,5 +190,30 @@ describe('StreamingJsonReader', () => {
       expect(streamed.routingParts.length, `chunk size ${size}`).toBeGreaterThan(1);
       expect(blockHashes(streamed.routingParts, 'm', undefined, 64, 8192), `chunk size ${size}`).toEqual(want);
     }
+  });
+});
+
+describe('BodyBuffer: the reader on the request path', () => {
+  it('reads a body of several chunks as it arrives, keeps the chunks as received, and counts them until release', async () => {
+    const { BodyBuffer } = await import('../src/extproc/body-buffer.ts');
+    const budget = { used: 0, limit: 1 << 20 };
+    const buf = new BodyBuffer(budget, 1 << 20);
+    const text = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'é'.repeat(3000) }] });
+    const whole = Buffer.from(text);
+    const chunks = [whole.subarray(0, 1000), whole.subarray(1000, 3001), whole.subarray(3001)];
+    for (const c of chunks) buf.append(c);
+    const body = buf.take();
+    // Read ahead while it arrived (not parsed whole at the end).
+    expect(body.json?.value).toEqual(JSON.parse(text));
+    expect(body.chunks).toHaveLength(3);
+    body.chunks.forEach((c, i) => expect(c).toBe(chunks[i]));
+    expect(budget.used).toBe(whole.length);
+    buf.release();
+    expect(budget.used).toBe(0);
+    // One chunk: parsed whole later, nothing read ahead.
+    const one = new BodyBuffer(budget, 1 << 20);
+    one.append(whole);
+    expect(one.take().json).toBeUndefined();
+    one.release();
   });
 });

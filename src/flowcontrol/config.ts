@@ -4,8 +4,8 @@
 // defaults and checks, and the policy plugins each reference names. Every
 // error names the field.
 import type { Plugin } from '../scheduling/framework.ts';
-import { FLOW_CONTROL_FIELDS, flowControlSettingsSet, type LoadedConfig } from '../scheduling/config.ts';
-import { ConfigError } from '../scheduling/params.ts';
+import { FLOW_CONTROL_FIELDS, type LoadedConfig } from '../scheduling/config.ts';
+import { ConfigError, isMap, strictKeys } from '../scheduling/params.ts';
 import { FcfsOrderingPolicy, FCFS_ORDERING_POLICY } from './policies/fcfs.ts';
 import { GlobalStrictFairnessPolicy, GLOBAL_STRICT_FAIRNESS_POLICY } from './policies/global-strict.ts';
 import { StaticUsageLimitPolicy, STATIC_USAGE_LIMIT_POLICY } from './policies/static-usage-limit.ts';
@@ -55,16 +55,6 @@ export interface FlowControlConfig {
   readonly enableEviction: boolean;
   readonly flowGcMs: number;
   readonly bandGcMs: number;
-}
-
-function isMap(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function strictKeys(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) throw new ConfigError(`${where}: unknown field "${k}" (allowed: ${allowed.join(', ')})`);
-  }
 }
 
 function quantity(v: unknown, where: string): number {
@@ -205,8 +195,6 @@ export function parseFlowControl(section: unknown, plugins: ReadonlyMap<string, 
     bandGcMs: BAND_GC_MS,
   };
 }
-
-export { FLOW_CONTROL_FIELDS, flowControlSettingsSet };
 
 /**
  * The flow control a loaded config asks for: its flowControl section read

@@ -240,13 +240,6 @@ export class FlowController {
     if (this.#reclaim?.confirm(requestId, this.#now())) this.#armEvictionTimer();
   }
 
-  /** Forget idle flows and bands now (also done on a timer). */
-  collectGarbage(): void {
-    const now = this.#now();
-    this.#registry.collect(now);
-    this.#armGc(now);
-  }
-
   /** End every queued request (503, shutting down) and refuse new ones. Idempotent. */
   shutdown(): void {
     if (this.#closed) return;

@@ -53,16 +53,6 @@ export class IndexedHeap<T> {
     return item;
   }
 
-  /** Restore order after the element at `pos` changed its key. */
-  update(pos: number): void {
-    this.#fix(pos);
-  }
-
-  /** Re-sort everything after many keys changed (O(n)). */
-  rebuild(): void {
-    for (let i = (this.#items.length >> 1) - 1; i >= 0; i--) this.#down(i);
-  }
-
   /** Empty the heap, returning what it held. */
   drain(): T[] {
     const out = this.#items.splice(0);

@@ -75,6 +75,9 @@ export class FlowControlMetrics implements FlowControlObserver {
   readonly #model: (m: string) => string;
   /** By fairness label and priority. Bounded: one entry per live flow label (fairness ids are capped). */
   readonly #series = new Map<string, FlowSeries>();
+  /** The gauges' last values, set again only when they change. */
+  readonly #stale = new Map<string, number>();
+  #saturation = Number.NaN;
 
   constructor(registry: Registry, opts: FlowControlMetricsOptions) {
     this.#pool = opts.poolName;
@@ -141,6 +144,9 @@ export class FlowControlMetrics implements FlowControlObserver {
 
   /** Record the stale-endpoint count a saturation detector saw. */
   recordStaleEndpoints(detector: string, count: number): void {
+    // Read at every dispatch decision; the series changes far less often.
+    if (this.#stale.get(detector) === count) return;
+    this.#stale.set(detector, count);
     this.staleEndpoints.set({ detector }, count);
   }
 
@@ -154,21 +160,22 @@ export class FlowControlMetrics implements FlowControlObserver {
     };
   }
 
-  #remember(l: Record<FlowLabels, string>, outcome?: string): void {
-    if (l.fairness_id === OTHER) return;
-    const key = `${l.fairness_id}\0${l.priority}`;
+  /** Note the series a flow wrote (models: queue and duration series; outcome: duration series). */
+  #remember(fairness_id: string, priority: string, models: string | undefined, outcome?: string): void {
+    if (fairness_id === OTHER) return;
+    const key = `${fairness_id}\0${priority}`;
     let s = this.#series.get(key);
     if (!s) {
       s = { models: new Set(), outcomes: new Set() };
       this.#series.set(key, s);
     }
-    s.models.add(`${l.model_name}\0${l.target_model_name}`);
+    if (models !== undefined) s.models.add(models);
     if (outcome !== undefined) s.outcomes.add(outcome);
   }
 
   queued(req: FlowRequest): void {
     const l = this.#flowLabels(req);
-    this.#remember(l);
+    this.#remember(l.fairness_id, l.priority, `${l.model_name}\0${l.target_model_name}`);
     this.queueSize.inc(l);
     this.queueBytes.inc(l, req.byteSize);
   }
@@ -181,7 +188,7 @@ export class FlowControlMetrics implements FlowControlObserver {
 
   finished(req: FlowRequest, outcome: QueueOutcome, seconds: number): void {
     const l = this.#flowLabels(req);
-    this.#remember(l, outcome);
+    this.#remember(l.fairness_id, l.priority, `${l.model_name}\0${l.target_model_name}`, outcome);
     this.queueDuration.observe({ fairness_id: l.fairness_id, priority: l.priority, outcome, inference_pool: l.inference_pool, model_name: l.model_name, target_model_name: l.target_model_name }, seconds);
     this.requestsTotal.inc({ outcome, priority: l.priority, inference_pool: this.#pool });
   }
@@ -189,12 +196,7 @@ export class FlowControlMetrics implements FlowControlObserver {
   enqueued(req: FlowRequest, outcome: QueueOutcome | 'NotYetFinalized', seconds: number): void {
     const fairness_id = this.#fairness(req.fairnessId);
     const priority = String(req.priority);
-    if (fairness_id !== OTHER) {
-      const key = `${fairness_id}\0${priority}`;
-      const s = this.#series.get(key);
-      if (s) s.outcomes.add(outcome);
-      else this.#series.set(key, { models: new Set(), outcomes: new Set([outcome]) });
-    }
+    this.#remember(fairness_id, priority, undefined, outcome);
     this.enqueueDuration.observe({ fairness_id, priority, outcome }, seconds);
   }
 
@@ -203,6 +205,8 @@ export class FlowControlMetrics implements FlowControlObserver {
   }
 
   poolSaturation(saturation: number): void {
+    if (saturation === this.#saturation) return;
+    this.#saturation = saturation;
     this.poolSaturationGauge.set({ inference_pool: this.#pool }, saturation);
   }
 

@@ -11,38 +11,33 @@ function outcome(o: FlowOutcome): FlowOutcome {
   return Object.freeze(o);
 }
 
-export const DISPATCHED = outcome({ outcome: 'Dispatched', status: 200, code: undefined, reason: undefined, message: 'dispatched' });
+export const DISPATCHED = outcome({ outcome: 'Dispatched', code: undefined, reason: undefined, message: 'dispatched' });
 export const REJECTED_CAPACITY = outcome({
   outcome: 'RejectedCapacity',
-  status: 429,
   code: 'ResourceExhausted',
   reason: 'rejected-saturated',
   message: 'request rejected by flow control: queue at capacity',
 });
 export const REJECTED_NO_ENDPOINTS = outcome({
   outcome: 'RejectedNoEndpoints',
-  status: 503,
   code: 'ServiceUnavailable',
   reason: 'rejected-no-endpoints',
   message: 'no endpoints available: the flow control queue is at capacity and the pool has no endpoints',
 });
 export const REJECTED_SHUTTING_DOWN = outcome({
   outcome: 'RejectedOther',
-  status: 503,
   code: 'ServiceUnavailable',
   reason: 'rejected-shutting-down',
   message: 'flow controller shutting down',
 });
 export const REJECTED_CANCELLED = outcome({
   outcome: 'RejectedOther',
-  status: 503,
   code: 'ServiceUnavailable',
   reason: 'rejected-context-cancelled',
   message: 'client disconnected before the request entered flow control',
 });
 export const EVICTED_TTL = outcome({
   outcome: 'EvictedTTL',
-  status: 429,
   code: 'ResourceExhausted',
   reason: 'rejected-ttl-expired',
   message: 'request timed out in queue',
@@ -50,28 +45,24 @@ export const EVICTED_TTL = outcome({
 /** The queue-wait backstop ran out while the pool had no endpoints. */
 export const EVICTED_TTL_NO_ENDPOINTS = outcome({
   outcome: 'EvictedTTL',
-  status: 503,
   code: 'ServiceUnavailable',
   reason: 'rejected-no-endpoints',
   message: 'request timed out in queue and no endpoints are available',
 });
 export const EVICTED_NO_ENDPOINTS = outcome({
   outcome: 'EvictedNoEndpoints',
-  status: 503,
   code: 'ServiceUnavailable',
   reason: 'rejected-no-endpoints',
   message: 'request timed out in queue and no endpoints are available (noEndpointRequestTTL)',
 });
 export const EVICTED_CANCELLED = outcome({
   outcome: 'EvictedContextCancelled',
-  status: 503,
   code: 'ServiceUnavailable',
   reason: 'rejected-context-cancelled',
   message: 'client disconnected while the request was queued',
 });
 export const EVICTED_SHUTTING_DOWN = outcome({
   outcome: 'EvictedOther',
-  status: 503,
   code: 'ServiceUnavailable',
   reason: 'rejected-shutting-down',
   message: 'flow controller shutting down',
@@ -79,7 +70,6 @@ export const EVICTED_SHUTTING_DOWN = outcome({
 /** llm-epp: a queued request pushed out to make room (overall maxRequests/maxBytes) for a higher-priority one. */
 export const EVICTED_DISPLACED = outcome({
   outcome: 'EvictedOther',
-  status: 429,
   code: 'ResourceExhausted',
   reason: 'rejected-saturated',
   message: 'request displaced from the flow control queue by a higher-priority request',

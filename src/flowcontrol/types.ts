@@ -25,9 +25,7 @@ export type DroppedReason = 'rejected-saturated' | 'rejected-no-endpoints' | 're
 /** How a request left flow control, and how the host answers it. */
 export interface FlowOutcome {
   readonly outcome: QueueOutcome;
-  /** HTTP status for the client: 200 means dispatched (go on and schedule it). */
-  readonly status: 200 | 429 | 500 | 503;
-  /** llm-epp's error code for a request not dispatched. */
+  /** llm-epp's error code for a request not dispatched (its HTTP status: 429 or 503); undefined: dispatched. */
   readonly code: 'ResourceExhausted' | 'ServiceUnavailable' | 'Internal' | undefined;
   /** The x-llm-d-request-dropped-reason header value, for a request not dispatched. */
   readonly reason: DroppedReason | undefined;

@@ -210,6 +210,7 @@ export class StreamingJsonReader {
       // Opened and closed in this chunk: the whole literal at once.
       const literal = chunk.subarray(this.#openAt, close + 1);
       this.#mode = OUT;
+      // A key is also part of the skeleton; a long value string is kept apart.
       if (this.#isKey) this.#key(literal);
       if (!this.#isKey && literal.length - 2 >= LONG) this.#addString(JSON.parse(utf8(literal)) as string);
       else this.#addSkeleton(literal);
@@ -279,7 +280,7 @@ export class StreamingJsonReader {
 
   /** A long string read: kept with its path, a placeholder in the skeleton. */
   #addString(value: string): void {
-    const index = this.#strings.push(value) - 1;
+    this.#strings.push(value);
     this.#paths.push(this.#at.slice());
     this.#addSkeleton(PLACEHOLDER);
   }

@@ -301,7 +301,6 @@ export class Director {
   }
 
   #flowRouted(routing: Routing): Routing {
-    routing.flowControlled = true;
     const inFlight = this.#inFlight;
     if (inFlight) {
       const { requestId, priority } = routing.request;
@@ -398,7 +397,6 @@ export class Director {
       metrics,
       body,
       rewritten,
-      flowControlled: false,
       untrack: undefined,
       evicted: false,
       onEvict: undefined,
@@ -448,11 +446,12 @@ export class Director {
     const usage = routing.metrics.end(finished, routing.primary.key);
     routing.untrack?.();
     const flow = this.#flow;
-    if (flow && routing.flowControlled) {
+    // With flow control every routed request went through it: capacity freed (queued requests may
+    // go), and the tokens it used, for program-aware fairness.
+    if (flow) {
       if (routing.evicted) flow.evictionConfirmed(routing.request.requestId);
-      // Capacity freed (queued requests may go) and the tokens used, for program-aware fairness.
       flow.completed(routing.request.fairnessId, routing.request.priority, usage?.promptTokens, usage?.completionTokens);
-    } else flow?.wake();
+    }
   }
 }
 
@@ -508,8 +507,6 @@ export interface Routing {
   readonly body: RequestBody | undefined;
   /** The model was rewritten (the body changed, and responses get the client's name back). */
   readonly rewritten: boolean;
-  /** It went through flow control, which is told when it completes. */
-  flowControlled: boolean;
   /** Stop tracking it for in-flight eviction (flowControl.enableEviction). */
   untrack: (() => void) | undefined;
   /** Flow control evicted it (its stream is being ended with 429). */

@@ -10,14 +10,11 @@ import type { Logger } from '../log.ts';
 import { WatchedFile } from '../watched-file.ts';
 import { LEGACY_POLICY_GROUP, objectivesFor, POLICY_GROUP, rewritesFor, type Objective, type Rewrite } from './policy-manifests.ts';
 import type { ModelRewrite, ObjectiveSpec, RequestPolicy } from './policy.ts';
+import { isMap } from '../scheduling/params.ts';
 
 const KINDS = ['InferenceObjective', 'InferenceModelRewrite'];
 /** Objects read from one file (a bound: the file is also capped in bytes by --max-config-bytes). */
 const MAX_OBJECTS = 10_000;
-
-function isMap(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /**
  * The objectives and rewrites of `pool` in a manifests file's text (every

@@ -10,9 +10,6 @@ import { supervise, type Supervision } from '../pool/k8s-informer.ts';
 import type { RequestPolicy } from './policy.ts';
 import { LEGACY_POLICY_GROUP, objectivesFor, POLICY_GROUP, rewritesFor, type Objective, type Rewrite } from './policy-manifests.ts';
 
-// Re-exported for callers that read them from here.
-export { LEGACY_POLICY_GROUP, objectivesFor, POLICY_GROUP, rewritesFor };
-
 export const POLICY_VERSION = 'v1alpha2';
 
 /** Whether `kind` is served in group/version (API discovery); false when the group is not installed. */

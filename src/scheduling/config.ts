@@ -12,7 +12,7 @@ import { isDcgmExtractor } from './data-layer/dcgm-extractor.ts';
 import { isMetricsDataSource, type MetricsDataSource } from './data-layer/metrics-data-source.ts';
 import { ParserTable, isRequestParser, type RequestParser } from './parsers/request-parser.ts';
 import { isDataProducer, isFilter, isPicker, isProfileHandler, isSaturationDetector, isScorer, type StateKey, type Plugin, type PluginContext, type SaturationDetector, type SchedulerProfile, type WeightedScorer, type Filter, type Picker } from './framework.ts';
-import { ConfigError } from './params.ts';
+import { ConfigError, isMap, strictKeys } from './params.ts';
 import { producerOrder } from './producer-order.ts';
 import type { PipelineConfig } from './pipeline.ts';
 import type { PluginRegistry } from './registry.ts';
@@ -76,16 +76,6 @@ export function flowControlSettingsSet(section: unknown): string[] {
     if (k === 'saturationDetector' || k === 'enableEviction' || v === undefined || v === null || v === '') return false;
     return !(Array.isArray(v) && v.length === 0);
   });
-}
-
-function isMap(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function strictKeys(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) throw new ConfigError(`${where}: unknown field "${k}" (allowed: ${allowed.join(', ')})`);
-  }
 }
 
 /** Parse the YAML text of an EndpointPickerConfig. */

@@ -194,6 +194,8 @@ export interface SchedulerProfile {
  */
 export interface SaturationDetector extends Plugin {
   saturation(endpoints: readonly Endpoint[]): number;
+  /** Metrics older than this count the endpoint as saturated (its own threshold); absent: --metrics-staleness-threshold. */
+  readonly stalenessMs?: number;
 }
 
 /** What a plugin factory may use. */

@@ -117,3 +117,15 @@ export function configBytes(field: string, text: string): number {
     throw new ConfigError(`${field}: ${(e as Error).message}`);
   }
 }
+
+/** A YAML mapping (not null, not a list). */
+export function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Refuse a field `allowed` does not list, naming it and the allowed ones. */
+export function strictKeys(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw new ConfigError(`${where}: unknown field "${k}" (allowed: ${allowed.join(', ')})`);
+  }
+}

@@ -4,6 +4,7 @@
 // Ties: first come, first served.
 import { definePlugin } from '../../scheduling/registry.ts';
 import type { OrderingPolicy, QueuedRequest } from '../types.ts';
+import { firstCome } from './fcfs.ts';
 
 export const EDF_ORDERING_POLICY = 'edf-ordering-policy';
 
@@ -24,7 +25,7 @@ export class EdfOrderingPolicy implements OrderingPolicy {
     const da = deadline(a);
     const db = deadline(b);
     if (da !== db) return da < db;
-    return a.enqueuedAt !== b.enqueuedAt ? a.enqueuedAt < b.enqueuedAt : a.seq < b.seq;
+    return firstCome(a, b);
   }
 }
 

@@ -15,8 +15,13 @@ export class FcfsOrderingPolicy implements OrderingPolicy {
   }
 
   less(a: QueuedRequest, b: QueuedRequest): boolean {
-    return a.enqueuedAt !== b.enqueuedAt ? a.enqueuedAt < b.enqueuedAt : a.seq < b.seq;
+    return firstCome(a, b);
   }
+}
+
+/** `a` entered flow control before `b` (arrival order breaks ties): fcfs, and the other orderings' tie-break. */
+export function firstCome(a: QueuedRequest, b: QueuedRequest): boolean {
+  return a.enqueuedAt !== b.enqueuedAt ? a.enqueuedAt < b.enqueuedAt : a.seq < b.seq;
 }
 
 export const fcfsOrderingPolicy = definePlugin({

@@ -7,6 +7,7 @@
 // are always admitted.
 import type { Endpoint } from '../../pool/endpoint.ts';
 import { definePlugin } from '../../scheduling/registry.ts';
+import { endpointLoad } from '../../scheduling/saturation/utilization-detector.ts';
 import type { Admitter } from '../../scheduling/framework.ts';
 
 export const PROBABILISTIC_ADMITTER = 'probabilistic-admitter';
@@ -33,10 +34,7 @@ export class ProbabilisticAdmitter implements Admitter {
   saturation(candidates: readonly Endpoint[]): number {
     const { queueDepthThreshold: q, kvCacheUtilThreshold: kv } = this.params;
     let total = 0;
-    for (const ep of candidates) {
-      const m = ep.metrics;
-      total += m === undefined ? 1 : Math.max(m.waitingQueueSize / q, m.kvCacheUsage / kv);
-    }
+    for (const ep of candidates) total += endpointLoad(ep.metrics, q, kv);
     return total / candidates.length;
   }
 

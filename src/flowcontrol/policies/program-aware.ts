@@ -145,7 +145,7 @@ export class ProgramAwareFairness implements FairnessPolicy {
         service[i] = Number.NaN;
         continue;
       }
-      const s = this.#serviceOf(flows[i].fairnessId, now);
+      const s = this.service(flows[i].fairnessId, now);
       const w = Math.floor(now - head.enqueuedAt);
       service[i] = s;
       wait[i] = w;
@@ -227,11 +227,6 @@ export class ProgramAwareFairness implements FairnessPolicy {
   stop(): Promise<void> {
     this.#stopSweep();
     return Promise.resolve();
-  }
-
-  #serviceOf(id: string, now: number): number {
-    const p = this.#programs.get(id);
-    return p ? this.#decayed(p, now) : 0;
   }
 
   #decayed(p: Program, now: number): number {

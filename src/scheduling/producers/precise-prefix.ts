@@ -191,8 +191,10 @@ export class PrecisePrefixProducer implements PrefixMatchProducer, PreRequest {
     }
     // The approximate side index learns every pick, off the reply's critical path.
     const model = state.request.targetModel;
+    // Without tokens, produce() already hashed the prompt for the fallback index: reuse those.
+    const computed = state.get(TOKENIZED_PROMPT) ? undefined : r.hashes;
     setImmediate(() => {
-      const hashes = fallbackHashes(parsed.routingParts, model, parsed.cacheSalt);
+      const hashes = computed ?? fallbackHashes(parsed.routingParts, model, parsed.cacheSalt);
       for (const ep of chosen) {
         this.#fallback.ensureEndpoint(ep.key, FALLBACK_CAPACITY);
         this.#fallback.add(ep.key, hashes);

@@ -17,6 +17,11 @@ export interface UtilizationParams {
   headroom: number;
 }
 
+/** One endpoint's load: max(queue / queueDepthThreshold, kv / kvCacheUtilThreshold); without metrics, 1. */
+export function endpointLoad(m: Endpoint['metrics'], queueDepthThreshold: number, kvCacheUtilThreshold: number): number {
+  return m === undefined ? 1 : Math.max(m.waitingQueueSize / queueDepthThreshold, m.kvCacheUsage / kvCacheUtilThreshold);
+}
+
 export class UtilizationDetector implements SaturationDetector, Filter {
   readonly type = 'utilization-detector';
   readonly name: string;
@@ -29,6 +34,10 @@ export class UtilizationDetector implements SaturationDetector, Filter {
     this.#now = now;
   }
 
+  get stalenessMs(): number {
+    return this.params.metricsStalenessThresholdMs;
+  }
+
   #fresh(ep: Endpoint, now: number): boolean {
     return isFresh(ep, now, this.params.metricsStalenessThresholdMs);
   }
@@ -39,9 +48,7 @@ export class UtilizationDetector implements SaturationDetector, Filter {
     const now = this.#now();
     let sum = 0;
     for (const ep of endpoints) {
-      const m = ep.metrics;
-      if (m === undefined || !this.#fresh(ep, now)) sum += 1;
-      else sum += Math.max(m.waitingQueueSize / q, m.kvCacheUsage / kv);
+      sum += this.#fresh(ep, now) ? endpointLoad(ep.metrics, q, kv) : 1;
     }
     return sum / endpoints.length;
   }
