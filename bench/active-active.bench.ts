@@ -31,6 +31,8 @@ import { parseDuration } from './load/cli.ts';
 import { describeEnvironment } from './load/environment.ts';
 import { preflight } from './load/preflight.ts';
 import { onInterrupt } from './load/interrupt.ts';
+import { parsePrometheusText } from '../src/metrics/prom-text.ts';
+import { EXIT_INTERRUPTED, EXIT_OK } from './load/outcome.ts';
 import { HealthMonitor, promLagSource } from './load/probes.ts';
 import { buildReport, errorKind, stageReport, writeReports } from './load/report.ts';
 import { runStages, type RequestRecord, type RunResult, type StageResult } from './load/runner.ts';
@@ -250,17 +252,10 @@ export function failureBreakdown(records: readonly RequestRecord[], t: Pick<Kill
 
 /** The first sample of `name` (with `labels`, when given) in a Prometheus text. */
 export function promValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    let rest = line.slice(name.length);
-    if (rest[0] === '{') {
-      const end = rest.indexOf('}');
-      if (end < 0 || !want.every((w) => rest.slice(1, end).includes(w))) continue;
-      rest = rest.slice(end + 1);
-    } else if (rest[0] !== ' ' || want.length > 0) continue;
-    const n = Number(rest.trim().split(/\s+/)[0]);
-    if (Number.isFinite(n)) return n;
+  // The metrics parser llm-epp scrapes model servers with: labels compared exactly.
+  const want = Object.entries(labels);
+  for (const sample of parsePrometheusText(text, new Set([name])).get(name) ?? []) {
+    if (want.every(([k, v]) => sample.labels[k] === v)) return sample.value;
   }
   return undefined;
 }
@@ -669,7 +664,7 @@ async function killRestartMain(
   }
   if (interrupt.signal.aborted) {
     log('interrupted: no table');
-    return 130;
+    return EXIT_INTERRUPTED;
   }
   const md = killRestartMarkdown(results);
   const seconds = ((performance.now() - t0) / 1000).toFixed(0);
@@ -682,7 +677,7 @@ async function killRestartMain(
       `\n## Active-active replicas: one killed mid-run and restarted, with and without --state-sync — ${when} UTC\n\n${md}\n\nCommand: \`${command}\` (${seconds} s). Fleet, replicas, gateway, redis-server and load generator on the same machine.\n`,
     );
   }
-  return 0;
+  return EXIT_OK;
 }
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)));

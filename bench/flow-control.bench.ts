@@ -53,7 +53,7 @@ import { terminalReport } from './load/terminal.ts';
 import { formatMs } from './load/verdict.ts';
 import { parseTenant, tenants, type TenantSpec } from './load/workloads.ts';
 
-export const FLOW_CONTROL_HELP = `Usage: npm run bench:flow-control -- [options]
+const FLOW_CONTROL_HELP = `Usage: npm run bench:flow-control -- [options]
 
 Scenario
   --pods N                 simulated pods (default 2)
@@ -121,7 +121,7 @@ const OPTIONS = {
 } as const;
 
 /** The criterion of issue 15: the quiet tenant's p90 TTFT with flow control on at most this many times its value alone. */
-export const QUIET_P90_FACTOR = 1.5;
+const QUIET_P90_FACTOR = 1.5;
 
 /** What the runner reads from the flow-control config. */
 export interface ScenarioConfig {
@@ -396,7 +396,7 @@ export interface Criterion {
   text: string;
 }
 
-export interface VerdictInput {
+interface VerdictInput {
   quiet: string;
   noisy: string;
   /** Each run's queue peaks. */
@@ -526,7 +526,7 @@ export function longestOver(samples: readonly PodSample[], capacity: number): nu
 }
 
 /** A --fleet-wide run's row, from the report and its samples. */
-export function fleetRow(r: Report, run: { label: string; sync: boolean; peaks: QueuePeaks; pods: readonly PodSample[] }, o: { quiet: string; noisy: string; capacity: number }): FleetRow {
+function fleetRow(r: Report, run: { label: string; sync: boolean; peaks: QueuePeaks; pods: readonly PodSample[] }, o: { quiet: string; noisy: string; capacity: number }): FleetRow {
   const stage = r.stages.find((s) => s.strategy === run.label);
   const tenant = (name: string) => stage?.tenants?.find((t) => t.tenant === name);
   const q = tenant(o.quiet);
@@ -578,7 +578,7 @@ export function fleetWideCriteria(rows: readonly FleetRow[], o: { replicas: numb
 }
 
 /** The fleet-wide runs as a Markdown table. */
-export function fleetTable(rows: readonly FleetRow[], o: { quiet: string; noisy: string }): string[] {
+function fleetTable(rows: readonly FleetRow[], o: { quiet: string; noisy: string }): string[] {
   return [
     `| run | pods' running + waiting, peak | p90 | fleet capacity | samples above it | longest stretch | ${o.quiet} p90 TTFT | ${o.noisy} 429s | goodput req/s | pods' pages' spread p50 / max |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -800,7 +800,7 @@ export async function runFlowControl(plan: FlowControlPlan, log: (s: string) => 
 }
 
 /** What the --fleet-wide table means. */
-export const FLEET_NOTE =
+const FLEET_NOTE =
   "--fleet-wide: the quiet-alone and flow-control-off runs are skipped; both runs have flow control on. The pods' running + waiting is vllm:num_requests_running + vllm:num_requests_waiting summed over the simulated pods' /metrics, sampled every 200 ms: the peak over the whole run, the p90 over the measured window; the stretch above capacity runs from its first sample to the next one at or under it. The pods' pages are asked for together but answer apart (the spread column): a request ended on a pod read early and the one dispatched in its place to a pod read later are both counted, so a sample may read up to pods − 1 above the truth; that is the tolerance.";
 
 /** The tenants' names, as the report's scenario lists them (quiet first). */
@@ -832,7 +832,7 @@ export function resultsSection(r: FlowControlResult, command: string): string {
   ].join('\n');
 }
 
-export async function flowControlMain(argv: string[]): Promise<number> {
+async function flowControlMain(argv: string[]): Promise<number> {
   const plan = planOrExit(flowControlPlanFromArgs, argv, FLOW_CONTROL_HELP);
   if (typeof plan === 'number') return plan;
   const interrupt = onInterrupt((l) => process.stderr.write(l + '\n'));

@@ -165,6 +165,16 @@ describe('bench:flow-control: the verdict', () => {
     expect(criterionLine(c[0])).toMatch(/^FAIL: /);
     const bounded = flowControlCriteria(report, { quiet: 'quiet', noisy: 'noisy', queues: { on: peaks({ '0': 17 }) }, config: { ...config, bandLimits: new Map([[0, 20]]) } });
     expect(bounded[2].met).toBe(false); // still nothing shed
+    // Shed, but the queue went past its band's limit: the bound fails on its own.
+    const shedReport = buildReport([
+      run(RUN_LABELS.alone, { quietTtft: 100 }),
+      run(RUN_LABELS.off, { quietTtft: 120, noisy: { n: 100, shed: 0, ttft: 300 } }),
+      run(RUN_LABELS.on, { quietTtft: 110, noisy: { n: 100, shed: 10, ttft: 300 } }),
+    ]);
+    const unbounded = flowControlCriteria(shedReport, { quiet: 'quiet', noisy: 'noisy', queues: { on: peaks({ '0': 17 }) }, config: { ...config, bandLimits: new Map([[0, 16]]) } });
+    expect(unbounded[2].met).toBe(false);
+    const within = flowControlCriteria(shedReport, { quiet: 'quiet', noisy: 'noisy', queues: { on: peaks({ '0': 16 }) }, config: { ...config, bandLimits: new Map([[0, 16]]) } });
+    expect(within[2].met).toBe(true);
     const missing = flowControlCriteria(buildReport([run(RUN_LABELS.alone, { quietTtft: 100 })]), { quiet: 'quiet', noisy: 'noisy', queues: {}, config });
     expect(missing.map((x) => x.met)).toEqual([undefined, undefined, undefined, undefined]);
     expect(criterionLine(missing[3])).toBe('NO DATA: total goodput: a run is missing');
@@ -237,7 +247,6 @@ describe('bench:flow-control: a very short real run', () => {
     const rep = r.report;
     expect(rep.strategies).toEqual([RUN_LABELS.alone, RUN_LABELS.off, RUN_LABELS.on]);
     expect(rep.stages.map((s) => s.tenants?.map((t) => t.tenant).sort())).toEqual([['quiet'], ['noisy', 'quiet'], ['noisy', 'quiet']]);
-    for (const s of rep.stages) for (const t of s.tenants!) expect(t.rejected429 + t.otherErrors).toBe(t.failed);
     expect(r.criteria.map((c) => c.name)).toEqual(['quiet p90 TTFT on', 'quiet p90 TTFT off', 'noisy shed, queue bounded', 'goodput']);
     expect(rep.verdict!.slice(0, 4)).toEqual(r.criteria.map(criterionLine));
     const meta = rep.meta as { queuePeaks: { on?: QueuePeaks; off?: QueuePeaks } };

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
 import type { IncomingRequest, Routing } from '../src/request-control/director.ts';
-import { EppError } from '../src/errors.ts';
+import { DROPPED_REASON_HEADER, EppError } from '../src/errors.ts';
 import { FakePod } from './helpers/fake-pod.ts';
 import { startTestApp, waitFor } from './helpers/app-harness.ts';
 import type { EnvoyClient } from './helpers/envoy-client.ts';
 
-const DROPPED = 'x-llm-d-request-dropped-reason';
+const DROPPED = DROPPED_REASON_HEADER;
 
 function config(flowControl: string, maxConcurrency = 1, gate = true): string {
   return `apiVersion: llm-d.ai/v1alpha1

@@ -13,7 +13,8 @@ import { GatewayError, startGateway, type GatewayStats } from '../bench/gateway/
 import { continueResponse, header, immediateResponse, requestHeadersResponse, streamedBody, type ProcessingRequest, type ProcessingResponse } from '../src/extproc/messages.ts';
 import { decodeRequest, encodeResponse, externalProcessorService } from '../src/extproc/proto.ts';
 import { buildReport } from '../bench/load/report.ts';
-import { DROPPED_REASON_HEADER, runStages } from '../bench/load/runner.ts';
+import { runStages } from '../bench/load/runner.ts';
+import { DROPPED_REASON_HEADER } from '../src/errors.ts';
 import { FAIRNESS_HEADER, OBJECTIVE_HEADER, makeWorkload } from '../bench/load/workloads.ts';
 import { startTestApp } from './helpers/app-harness.ts';
 import { FakePod } from './helpers/fake-pod.ts';

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { startApp, type App } from '../../src/app.ts';
 import { parseFlags } from '../../src/flags.ts';
 import { createLogger } from '../../src/log.ts';
-import { DEFAULT_CONFIG } from '../../src/scheduling/config.ts';
+import { defaultConfigWithDetector } from '../lib/flow-config.ts';
 import { startGateway, type Gateway } from '../gateway/gateway.ts';
 import { startFleet, type Fleet } from '../sim/fleet.ts';
 
@@ -23,10 +23,7 @@ const SYSTEM = 'You answer questions about the inventory of a hardware store, br
 
 // GAIE's default scorers, with flow control on: one request in flight per endpoint saturates the
 // pool, so each round's five requests queue for a moment (flow control's panels get data).
-const FLOW_CONTROL_CONFIG = `${DEFAULT_CONFIG.replace('- type: single-profile-handler\n', '- type: single-profile-handler\n- {name: saturated-at-one, type: concurrency-detector, parameters: {maxConcurrency: 1}}\n')}featureGates: [flowControl]
-flowControl:
-  saturationDetector: {pluginRef: saturated-at-one}
-`;
+const FLOW_CONTROL_CONFIG = defaultConfigWithDetector('{name: saturated-at-one, type: concurrency-detector, parameters: {maxConcurrency: 1}}', 'saturated-at-one', true);
 
 export interface Scenario {
   readonly app: App;

@@ -10,9 +10,9 @@
 //   npm run bench:epp -- --duration 2s --no-append
 //   npm run bench:epp -- --help
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { DEFAULT_CONFIG } from '../../src/scheduling/config.ts';
 import { parseDuration } from '../../src/units.ts';
 import { parseFlags, runMain, UsageError } from '../lib/cli-flags.ts';
+import { defaultConfigWithDetector } from '../lib/flow-config.ts';
 import { runMeta } from '../lib/run-meta.ts';
 import { ROOT, cpuSeconds, eppMetric, json, rssMB, start, startEpp as startEppProcess, stop, waitReady, type Child } from '../lib/processes.ts';
 import { round, summarize, type Summary } from '../lib/stats.ts';
@@ -220,10 +220,9 @@ const SCENARIOS: Record<string, { description: string; run: (c: Ctx) => Promise<
       // The fake pods' queues drift up to 20 whatever the load, which GAIE's detector would read as
       // saturation: thresholds no pod reaches keep the gate open, so this measures the gate's cost
       // to a request that goes straight through (the staleness window is the --metrics-staleness-threshold default).
-      const detector = '- {name: never-saturated, type: utilization-detector, parameters: {queueDepthThreshold: 1000, kvCacheUtilThreshold: 100, metricsStalenessThreshold: 2s}}\n';
-      const gated = DEFAULT_CONFIG.replace('- type: single-profile-handler\n', `- type: single-profile-handler\n${detector}`);
-      const withGate = `--config-text=${gated}featureGates: [flowControl]\nflowControl:\n  saturationDetector: {pluginRef: never-saturated}\n`;
-      const withoutGate = `--config-text=${gated}flowControl:\n  saturationDetector: {pluginRef: never-saturated}\n`;
+      const detector = '{name: never-saturated, type: utilization-detector, parameters: {queueDepthThreshold: 1000, kvCacheUtilThreshold: 100, metricsStalenessThreshold: 2s}}';
+      const withGate = `--config-text=${defaultConfigWithDetector(detector, 'never-saturated', true)}`;
+      const withoutGate = `--config-text=${defaultConfigWithDetector(detector, 'never-saturated', false)}`;
       // Off, on, on, off (the second pair in reverse order), so a drift over the run weighs on both alike.
       const runs = [
         ['gate off', withoutGate],

@@ -220,7 +220,7 @@ export function errorKind(e: unknown): string {
 const TENANT_KEYS = 16;
 /** Distinct dropped reasons kept apart per tenant; more are counted as "other". */
 const REASON_KEYS = 8;
-export const OTHER_TENANTS = 'other tenants';
+const OTHER_TENANTS = 'other tenants';
 
 /** Count `key` in `into`, at most `max` distinct keys; past that under `other`. */
 function countBounded(into: Record<string, number>, key: string, max: number, other: string): void {
@@ -229,7 +229,7 @@ function countBounded(into: Record<string, number>, key: string, max: number, ot
 }
 
 /** Each tenant's figures, tenants in the order of their first arrival (then by name); undefined when no record has a tenant. */
-export function tenantFigures(rs: readonly RequestRecord[], slo: SLO, windowS: number): TenantFigures[] | undefined {
+function tenantFigures(rs: readonly RequestRecord[], slo: SLO, windowS: number): TenantFigures[] | undefined {
   const by = new Map<string, RequestRecord[]>();
   for (const r of rs) {
     if (r.tenant === undefined) continue;

@@ -6,6 +6,7 @@
 // chunk, status, the serving pod, and the client's own schedule delay (actual
 // send time minus intended), so a saturated client is visible.
 import { Agent, request } from 'undici';
+import { DROPPED_REASON_HEADER } from '../../src/errors.ts';
 import type { HealthFigures } from './health.ts';
 import type { WorkItem, Workload } from './workloads.ts';
 import { rng } from './workloads.ts';
@@ -137,11 +138,10 @@ export interface RunResult {
 
 const POD_HEADERS = ['x-sim-pod', 'x-llm-epp-endpoint'];
 /** Why llm-d Router (and llm-epp) did not serve a request: rejected-saturated, rejected-ttl-expired, … */
-export const DROPPED_REASON_HEADER = 'x-llm-d-request-dropped-reason';
 const REASON = /^[a-z0-9][a-z0-9-]{0,47}$/;
 
 /** A server's dropped-reason value as a report may keep it: a short lower-case token, anything else "other". */
-export function boundedReason(v: string | string[] | undefined): string | undefined {
+function boundedReason(v: string | string[] | undefined): string | undefined {
   const s = Array.isArray(v) ? v[0] : v;
   if (s === undefined) return undefined;
   return REASON.test(s) ? s : 'other';

@@ -479,7 +479,7 @@ export function trace(o: TraceOptions): Workload {
 // tenants: several senders, each with its own rate (and burst), fairness id and objective
 
 /** Tenants in one workload at most: their names are report keys and columns. */
-export const MAX_TENANTS = 16;
+const MAX_TENANTS = 16;
 const TENANT_NAME = /^[A-Za-z0-9._-]{1,63}$/;
 /** The headers a tenant's requests carry: llm-d Router's own names (GAIE's are the fallback llm-epp reads too). */
 export const FAIRNESS_HEADER = FAIRNESS_HEADERS[0];
